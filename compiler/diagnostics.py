@@ -1,0 +1,73 @@
+"""Source locations for user-facing errors.
+
+xDSL's parser does not record where each operation came from, so a verifier
+failure cannot point at the user's line. `LocatingParser` stamps every parsed
+operation with a `FileLineColLoc`, and `verify_located` turns the first
+verifier failure into `FILE:LINE:COL: error: MESSAGE`, as MLIR tools do.
+"""
+
+from __future__ import annotations
+
+from xdsl.context import Context
+from xdsl.dialects.builtin import FileLineColLoc, IntAttr, ModuleOp, StringAttr
+from xdsl.ir import Operation
+from xdsl.parser import Parser
+from xdsl.utils.exceptions import DiagnosticException, VerifyException
+
+
+class UserError(Exception):
+    """An error in the user's input: reported as one message, never a traceback."""
+
+
+class LocatingParser(Parser):
+    """A Parser that records the file, line and column of every operation."""
+
+    def __init__(self, ctx: Context, text: str, name: str = "<input>", line_offset: int = 0):
+        super().__init__(ctx, text, name)
+        self._text = text
+        self._name = name
+        self._line_offset = line_offset
+
+    def parse_operation(self) -> Operation:
+        start = self._current_token.span.start
+        op = super().parse_operation()
+        if not isinstance(op.location, FileLineColLoc):
+            line = self._text.count("\n", 0, start) + 1 + self._line_offset
+            col = start - (self._text.rfind("\n", 0, start) + 1) + 1
+            op.location = FileLineColLoc(StringAttr(self._name), IntAttr(line), IntAttr(col))
+        return op
+
+
+def location_of(op: Operation) -> str | None:
+    loc = op.location
+    if isinstance(loc, FileLineColLoc):
+        return f"{loc.filename.data}:{loc.line.data}:{loc.column.data}"
+    return None
+
+
+def first_failing_op(module: Operation) -> tuple[Operation, Exception] | None:
+    """The innermost operation whose own verifier fails, in program order."""
+    for op in module.walk():
+        try:
+            op.verify(verify_nested_ops=False)
+        except (VerifyException, DiagnosticException) as e:
+            return op, e
+    return None
+
+
+def verify_located(module: ModuleOp) -> None:
+    """Verify `module`; raise UserError("FILE:LINE:COL: error: ...") on failure."""
+    try:
+        module.verify()
+    except (VerifyException, DiagnosticException) as e:
+        found = first_failing_op(module)
+        op, err = found if found is not None else (module, e)
+        where = location_of(op)
+        message = str(err.args[0] if err.args else err)
+        prefix = f"{where}: " if where else f"in '{op.name}': "
+        raise UserError(f"{prefix}error: {message}") from None
+
+
+def parse_located(ctx: Context, text: str, name: str, line_offset: int = 0) -> ModuleOp:
+    """Parse (not verify) an MLIR module whose ops carry their source locations."""
+    return LocatingParser(ctx, text, name, line_offset).parse_module()

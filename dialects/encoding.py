@@ -1,0 +1,211 @@
+"""The public quantization API: encodings, block parameters, GPTQ configuration.
+
+It mirrors the quantization module of a well-known graph compiler
+(``QuantizationEncoding``, ``BlockParameters``, ``QuantizationConfig``) with
+two deliberate differences: ``QuantizationConfig`` validates its fields on
+construction, and asking GPTQ for block parameters raises an error that says
+why instead of a bare ``KeyError``.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+__all__ = [
+    "BlockParameters",
+    "GPTQ_BITS",
+    "GPTQ_CHECKPOINT_FORMATS",
+    "NoBlockParametersError",
+    "QuantizationConfig",
+    "QuantizationEncoding",
+    "check_checkpoint_format",
+    "zero_point_offset",
+]
+
+
+class NoBlockParametersError(ValueError, KeyError):
+    """Raised when an encoding has no fixed block layout (GPTQ).
+
+    It is a ValueError that names the reason, and also a KeyError so that code
+    written against the mirrored API (which raises a bare KeyError) still
+    catches it.
+    """
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+@dataclass(frozen=True)
+class BlockParameters:
+    """Shape of one encoded block: how many weights it holds and its size in bytes."""
+
+    elements_per_block: int
+    block_size: int
+    """Number of BYTES in one encoded block."""
+
+
+GPTQ_BITS = (2, 3, 4, 8)
+GPTQ_CHECKPOINT_FORMATS = ("gptq", "gptq_v2")
+
+
+@dataclass(frozen=True)
+class QuantizationConfig:
+    """Parameters of a GPTQ-style quantization.
+
+    ``group_size`` is -1 (one group spanning all of K) or a positive number of
+    input features sharing one scale and zero point. Whether it divides K is
+    checked where K is known (the dialect verifier, the checkpoint loader).
+    How stored zero points are read (checkpoint_format "gptq", the v1
+    format where the stored zero is one less than the real one, or
+    "gptq_v2") belongs to the checkpoint, not to this config: it travels
+    beside it (the dialect's #quant.gptq attribute, the runtime's
+    ``checkpoint_format=`` keyword).
+    """
+
+    quant_method: str
+    bits: int
+    group_size: int
+    desc_act: bool = False
+    sym: bool = False
+
+    def __post_init__(self) -> None:
+        if self.quant_method != "gptq":
+            raise ValueError(
+                f"QuantizationConfig.quant_method must be 'gptq', got {self.quant_method!r}"
+            )
+        if type(self.bits) is not int or self.bits not in GPTQ_BITS:
+            raise ValueError(
+                f"QuantizationConfig.bits must be one of {list(GPTQ_BITS)}, got {self.bits!r}"
+            )
+        if type(self.group_size) is not int or not (
+            self.group_size == -1 or self.group_size > 0
+        ):
+            raise ValueError(
+                "QuantizationConfig.group_size must be -1 or a positive integer, "
+                f"got {self.group_size!r}"
+            )
+        for field_name in ("desc_act", "sym"):
+            if not isinstance(getattr(self, field_name), bool):
+                raise ValueError(
+                    f"QuantizationConfig.{field_name} must be a bool (True or False), "
+                    f"got {getattr(self, field_name)!r}"
+                )
+
+    def num_groups(self, in_features: int) -> int:
+        """Number of scale/zero groups along K; checks that group_size divides K."""
+        if in_features <= 0:
+            raise ValueError(f"GPTQ in_features (K) must be positive, got {in_features}")
+        if self.group_size == -1:
+            return 1
+        if in_features % self.group_size:
+            raise ValueError(
+                f"GPTQ group_size {self.group_size} does not divide in_features (K) "
+                f"{in_features}: expected K to be a multiple of group_size"
+            )
+        return in_features // self.group_size
+
+    def effective_group_size(self, in_features: int) -> int:
+        """The group length along K (K itself when group_size is -1)."""
+        return in_features if self.group_size == -1 else self.group_size
+
+
+def check_checkpoint_format(checkpoint_format: str) -> str:
+    """Validate a GPTQ zero-point format name and return it."""
+    if checkpoint_format not in GPTQ_CHECKPOINT_FORMATS:
+        raise ValueError(
+            f"GPTQ checkpoint_format must be one of {list(GPTQ_CHECKPOINT_FORMATS)}, "
+            f"got {checkpoint_format!r}"
+        )
+    return checkpoint_format
+
+
+def zero_point_offset(checkpoint_format: str) -> int:
+    """What to add to a stored GPTQ zero point to get the real one."""
+    return 1 if check_checkpoint_format(checkpoint_format) == "gptq" else 0
+
+
+# (elements per block, bytes per block) of each GGUF block format, as ggml
+# defines them (GGML_QUANT_SIZES in gguf-py).
+_GGUF_BLOCKS: dict[str, BlockParameters] = {
+    "Q4_0": BlockParameters(32, 18),
+    "Q4_K": BlockParameters(256, 144),
+    "Q5_K": BlockParameters(256, 176),
+    "Q6_K": BlockParameters(256, 210),
+    "Q8_0": BlockParameters(32, 34),
+    "Q5_0": BlockParameters(32, 22),
+    "Q4_1": BlockParameters(32, 20),
+    "Q5_1": BlockParameters(32, 24),
+    "Q2_K": BlockParameters(256, 84),
+    "Q3_K": BlockParameters(256, 110),
+}
+
+
+class QuantizationEncoding(enum.Enum):
+    """A packed weight format.
+
+    The first five members are the contract of SPEC section 1; further GGUF
+    block formats follow them.
+    """
+
+    Q4_0 = "Q4_0"
+    Q4_K = "Q4_K"
+    Q5_K = "Q5_K"
+    Q6_K = "Q6_K"
+    GPTQ = "GPTQ"
+    Q8_0 = "Q8_0"
+    Q5_0 = "Q5_0"
+    Q4_1 = "Q4_1"
+    Q5_1 = "Q5_1"
+    Q2_K = "Q2_K"
+    Q3_K = "Q3_K"
+
+    @property
+    def block_parameters(self) -> BlockParameters:
+        params = _GGUF_BLOCKS.get(self.value)
+        if params is None:
+            raise NoBlockParametersError(
+                f"{self.value} has no fixed block parameters: its packed layout "
+                "depends on its QuantizationConfig (bits, group_size)"
+            )
+        return params
+
+    @property
+    def elements_per_block(self) -> int:
+        return self.block_parameters.elements_per_block
+
+    @property
+    def block_size(self) -> int:
+        """Bytes per encoded block."""
+        return self.block_parameters.block_size
+
+    @property
+    def is_gguf(self) -> bool:
+        return self.value in _GGUF_BLOCKS
+
+    # `name` is overridden to the lower-case spelling used in IR and files
+    # ("q4_k"); str() keeps the enum default ("QuantizationEncoding.Q4_K").
+    @property
+    def name(self) -> str:  # type: ignore[override]
+        return self.value.lower()
+
+    @classmethod
+    def parse(cls, text: str) -> QuantizationEncoding:
+        """Look an encoding up by name, in any case ("q4_k", "Q4_K")."""
+        try:
+            return cls(text.upper())
+        except ValueError:
+            names = ", ".join(e.name for e in cls)
+            raise ValueError(
+                f"unknown quantization encoding {text!r}: expected one of {names}"
+            ) from None
+
+    def packed_row_bytes(self, in_features: int) -> int:
+        """Bytes of one packed row of K logical weights (GGUF encodings)."""
+        epb = self.elements_per_block
+        if in_features % epb:
+            raise ValueError(
+                f"{self.name} packs rows in blocks of {epb} weights: K={in_features} "
+                f"is not a multiple of {epb}"
+            )
+        return in_features // epb * self.block_size

@@ -1,0 +1,247 @@
+"""The `qnn` dialect: the float graph ops around quantized matmuls.
+
+Graphs need a few float ops beside `quant.qmatmul`: a float matmul for
+unquantized weights, and elementwise add/mul (bias, residual, scaling). Each
+op has a value form on tensors and a destination-passing form on memrefs
+(`outs(%buffer)`), which bufferization produces.
+
+```mlir
+%h = qnn.matmul %x, %w : (tensor<?x4096xf32>, tensor<4096x1024xf32>) -> tensor<?x1024xf32>
+%y = qnn.add %h, %bias : (tensor<?x1024xf32>, tensor<1024xf32>) -> tensor<?x1024xf32>
+```
+
+Elementwise ops broadcast like numpy, restricted to what graphs need: the
+lower-rank operand's shape must equal the trailing dimensions of the other
+(dimensions of size 1 broadcast), and the result has the larger shape.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from xdsl.dialects.builtin import DYNAMIC_INDEX, Float32Type, MemRefType, TensorType
+from xdsl.ir import Attribute, Dialect, Operation, SSAValue
+from xdsl.irdl import (
+    IRDLOperation,
+    irdl_op_definition,
+    operand_def,
+    opt_operand_def,
+    opt_result_def,
+    traits_def,
+)
+from xdsl.parser import Parser
+from xdsl.printer import Printer
+from xdsl.traits import EffectInstance, MemoryEffect, MemoryEffectKind
+from xdsl.utils.exceptions import VerifyException
+
+ShapedType = TensorType | MemRefType
+
+
+def _fmt(shape: Sequence[int]) -> str:
+    return "[" + ", ".join("?" if d == DYNAMIC_INDEX else str(d) for d in shape) + "]"
+
+
+def _compatible(a: int, b: int) -> bool:
+    return a == b or a == DYNAMIC_INDEX or b == DYNAMIC_INDEX
+
+
+def broadcast_shape(what: str, a: Sequence[int], b: Sequence[int]) -> tuple[int, ...]:
+    """The result shape of an elementwise op, or a VerifyException naming the mismatch."""
+    big, small = (a, b) if len(a) >= len(b) else (b, a)
+    lead = len(big) - len(small)
+    out = list(big[:lead])
+    for i, (x, y) in enumerate(zip(big[lead:], small)):
+        if y == 1 and x != 1:
+            out.append(x)
+        elif x == 1 and y != 1:
+            if len(a) != len(b):
+                raise VerifyException(
+                    f"{what}: cannot broadcast {_fmt(a)} with {_fmt(b)}: dimension "
+                    f"{lead + i} of the larger operand is 1"
+                )
+            out.append(y)
+        elif _compatible(x, y):
+            out.append(x if x != DYNAMIC_INDEX else y)
+        else:
+            raise VerifyException(
+                f"{what}: cannot broadcast {_fmt(a)} with {_fmt(b)}: trailing "
+                f"dimensions must be equal or 1"
+            )
+    return tuple(out)
+
+
+class _WritesOut(MemoryEffect):
+    @classmethod
+    def get_effects(cls, op: Operation) -> set[EffectInstance]:
+        effects = {EffectInstance(MemoryEffectKind.READ, o) for o in op.operands}
+        out = getattr(op, "out", None)
+        if out is not None:
+            effects.add(EffectInstance(MemoryEffectKind.WRITE, out))
+        return effects
+
+
+class _BinaryGraphOp(IRDLOperation):
+    """`OP %a, %b [outs(%o)] [attrs] : (types) -> types` on f32 tensors or memrefs."""
+
+    lhs = operand_def(TensorType | MemRefType)
+    rhs = operand_def(TensorType | MemRefType)
+    out = opt_operand_def(MemRefType)
+    result = opt_result_def(TensorType)
+
+    traits = traits_def(_WritesOut())
+
+    def __init__(
+        self,
+        lhs: SSAValue | Operation,
+        rhs: SSAValue | Operation,
+        result_type: Attribute | None = None,
+        out: SSAValue | Operation | None = None,
+    ):
+        super().__init__(
+            operands=[lhs, rhs, [out] if out is not None else []],
+            result_types=[[result_type] if result_type is not None else []],
+        )
+
+    @classmethod
+    def parse(cls, parser: Parser) -> _BinaryGraphOp:
+        lhs = parser.parse_unresolved_operand()
+        parser.parse_punctuation(",")
+        rhs = parser.parse_unresolved_operand()
+        out = None
+        if parser.parse_optional_keyword("outs") is not None:
+            parser.parse_punctuation("(")
+            out = parser.parse_unresolved_operand()
+            parser.parse_punctuation(")")
+        attrs = parser.parse_optional_attr_dict()
+        parser.parse_punctuation(":")
+        pos = parser.pos
+        ftype = parser.parse_function_type()
+        unresolved = [lhs, rhs] + ([out] if out is not None else [])
+        if len(ftype.inputs.data) != len(unresolved):
+            parser.raise_error(
+                f"{len(unresolved)} operands but {len(ftype.inputs.data)} operand types", pos
+            )
+        values = parser.resolve_operands(unresolved, ftype.inputs.data, pos)
+        if len(ftype.outputs.data) > 1:
+            parser.raise_error("expected at most one result type", pos)
+        result = ftype.outputs.data[0] if ftype.outputs.data else None
+        op = cls(values[0], values[1], result, values[2] if out is not None else None)
+        op.attributes.update(attrs)
+        return op
+
+    def print(self, printer: Printer) -> None:
+        printer.print_string(" ")
+        printer.print_operand(self.lhs)
+        printer.print_string(", ")
+        printer.print_operand(self.rhs)
+        if self.out is not None:
+            printer.print_string(" outs(")
+            printer.print_operand(self.out)
+            printer.print_string(")")
+        printer.print_op_attributes(self.attributes)
+        printer.print_string(" : ")
+        printer.print_function_type(
+            [o.type for o in self.operands], [r.type for r in self.results]
+        )
+
+    def _types(self) -> tuple[ShapedType, ShapedType, ShapedType]:
+        what = self.name
+        ins = [self.lhs, self.rhs]
+        if self.out is not None:
+            if self.result is not None:
+                raise VerifyException(f"{what}: has both a result and an outs() buffer")
+            if not all(isinstance(v.type, MemRefType) for v in ins):
+                raise VerifyException(
+                    f"{what}: the outs() form works on memrefs: every operand must be a memref"
+                )
+            rt = self.out.type
+        else:
+            if self.result is None:
+                raise VerifyException(f"{what}: needs a tensor result or an outs() memref")
+            if not all(isinstance(v.type, TensorType) for v in ins):
+                raise VerifyException(
+                    f"{what}: the value form works on tensors: every operand must be a tensor"
+                )
+            rt = self.result.type
+        for name, t in (("lhs", self.lhs.type), ("rhs", self.rhs.type), ("result", rt)):
+            assert isinstance(t, ShapedType)
+            if not isinstance(t.element_type, Float32Type):
+                raise VerifyException(
+                    f"{what}: {name} must have element type f32, got {t.element_type}"
+                )
+        return self.lhs.type, self.rhs.type, rt  # type: ignore[return-value]
+
+
+class _ElementwiseOp(_BinaryGraphOp):
+    def verify_(self) -> None:
+        a, b, r = self._types()
+        expected = broadcast_shape(self.name, a.get_shape(), b.get_shape())
+        got = r.get_shape()
+        if len(got) != len(expected) or not all(
+            _compatible(x, y) for x, y in zip(got, expected)
+        ):
+            raise VerifyException(
+                f"{self.name}: result shape {_fmt(got)} does not match the broadcast "
+                f"shape {_fmt(expected)} of the operands"
+            )
+
+
+@irdl_op_definition
+class AddOp(_ElementwiseOp):
+    """Elementwise sum with trailing broadcasting.
+
+    ```mlir
+    %y = qnn.add %h, %bias : (tensor<?x1024xf32>, tensor<1024xf32>) -> tensor<?x1024xf32>
+    ```
+    """
+
+    name = "qnn.add"
+
+
+@irdl_op_definition
+class MulOp(_ElementwiseOp):
+    """Elementwise product with trailing broadcasting.
+
+    ```mlir
+    %y = qnn.mul %a, %b : (tensor<8x16xf32>, tensor<8x16xf32>) -> tensor<8x16xf32>
+    ```
+    """
+
+    name = "qnn.mul"
+
+
+@irdl_op_definition
+class MatmulOp(_BinaryGraphOp):
+    """Float matmul `x @ w`: x is [..., K], w is [K, N], the result [..., N].
+
+    ```mlir
+    %y = qnn.matmul %x, %w : (tensor<?x4096xf32>, tensor<4096x1024xf32>) -> tensor<?x1024xf32>
+    ```
+    """
+
+    name = "qnn.matmul"
+
+    def verify_(self) -> None:
+        x, w, r = self._types()
+        xs, ws, rs = x.get_shape(), w.get_shape(), r.get_shape()
+        what = self.name
+        if len(xs) < 1:
+            raise VerifyException(f"{what}: x must be [..., K], got a scalar")
+        if len(ws) != 2:
+            raise VerifyException(f"{what}: w must be [K, N], got {_fmt(ws)}")
+        if xs[-1] == DYNAMIC_INDEX or ws[0] == DYNAMIC_INDEX:
+            raise VerifyException(f"{what}: K must be static, got x {_fmt(xs)} and w {_fmt(ws)}")
+        if xs[-1] != ws[0]:
+            raise VerifyException(
+                f"{what}: x is [..., {xs[-1]}] but w is [{ws[0]}, N]: K must match"
+            )
+        expected = (*xs[:-1], ws[1])
+        if len(rs) != len(expected) or not all(
+            _compatible(a, b) for a, b in zip(rs, expected)
+        ):
+            raise VerifyException(
+                f"{what}: result shape {_fmt(rs)} does not match the expected {_fmt(expected)}"
+            )
+
+
+Qnn = Dialect("qnn", [MatmulOp, AddOp, MulOp], [])

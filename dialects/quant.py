@@ -1,0 +1,786 @@
+"""The `quant` dialect: packed weights and the ops that consume them.
+
+A graph file is self-describing: each `quant.weight` names its weight, gives
+its logical [N, K] shape and its encoding, and the ops that read packed bytes
+(`quant.dequantize`, `quant.qmatmul`) carry the encoding too, so every
+consumer can be checked against the layout of its operand.
+
+```mlir
+func.func @linear(%x: tensor<?x4096xf32>) -> tensor<?x4096xf32> {
+  %w = quant.weight "linear.weight" #quant.encoding<q4_k> [4096, 4096] : tensor<4096x2304xui8>
+  %y = quant.qmatmul #quant.encoding<q4_k> %x, %w : (tensor<?x4096xf32>, tensor<4096x2304xui8>) -> tensor<?x4096xf32>
+  func.return %y : tensor<?x4096xf32>
+}
+```
+
+Packed GGUF bytes are `ui8` (or signless `i8`) tensors [N, K / elements_per_block *
+block_size]; GPTQ weights are four tensors (qweight, qzeros, scales, g_idx)
+whose shapes follow from the `#quant.gptq` configuration. The consuming ops
+also have a destination-passing form on memrefs (`outs(%buffer)`, no result),
+which bufferization produces.
+
+This module also re-exports the Python API of SPEC section 1
+(QuantizationEncoding, BlockParameters, QuantizationConfig, Weight, DType,
+DeviceRef).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import ClassVar
+
+from xdsl.dialects.builtin import (
+    DYNAMIC_INDEX,
+    BoolAttr,
+    DenseArrayBase,
+    Float16Type,
+    Float32Type,
+    IntAttr,
+    IntegerType,
+    MemRefType,
+    Signedness,
+    StringAttr,
+    TensorType,
+    i64,
+)
+from xdsl.dialects.utils import EnumAttribute
+from xdsl.ir import Attribute, Dialect, Operation, ParametrizedAttribute, SSAValue
+from xdsl.irdl import (
+    AttrSizedOperandSegments,
+    IRDLOperation,
+    irdl_attr_definition,
+    irdl_op_definition,
+    operand_def,
+    opt_operand_def,
+    opt_prop_def,
+    opt_result_def,
+    param_def,
+    prop_def,
+    traits_def,
+    var_operand_def,
+    var_result_def,
+)
+from xdsl.parser import AttrParser, Parser
+from xdsl.printer import Printer
+from xdsl.traits import EffectInstance, MemoryEffect, MemoryEffectKind, Pure
+from xdsl.utils.exceptions import VerifyException
+from xdsl.utils.str_enum import StrEnum
+
+from quantir.dialects.encoding import (
+    GPTQ_BITS,
+    GPTQ_CHECKPOINT_FORMATS,
+    BlockParameters,
+    NoBlockParametersError,
+    QuantizationConfig,
+    QuantizationEncoding,
+)
+from quantir.dialects.weight import DeviceRef, DType, Weight
+
+__all__ = [
+    "BlockParameters",
+    "DType",
+    "DequantizeOp",
+    "DeviceRef",
+    "EncodingAttr",
+    "GPTQConfigAttr",
+    "NoBlockParametersError",
+    "QMatmulOp",
+    "Quant",
+    "QuantizationConfig",
+    "QuantizationEncoding",
+    "Weight",
+    "WeightOp",
+]
+
+# --------------------------------------------------------------------------
+# Attributes
+# --------------------------------------------------------------------------
+
+EncodingKind = StrEnum("EncodingKind", {e.value: e.name for e in QuantizationEncoding})
+"""The lower-case encoding names as an xDSL StrEnum ("q4_0", "q4_k", ...)."""
+
+
+@irdl_attr_definition
+class EncodingAttr(EnumAttribute[EncodingKind]):
+    """The packed format of a weight: `#quant.encoding<q4_k>`."""
+
+    name = "quant.encoding"
+
+    @classmethod
+    def parse_parameter(cls, parser: AttrParser) -> EncodingKind:
+        with parser.in_angle_brackets():
+            return super().parse_parameter(parser)
+
+    def print_parameter(self, printer: Printer) -> None:
+        with printer.in_angle_brackets():
+            super().print_parameter(printer)
+
+    @staticmethod
+    def get(encoding: QuantizationEncoding | str) -> EncodingAttr:
+        if isinstance(encoding, str):
+            encoding = QuantizationEncoding.parse(encoding)
+        return EncodingAttr(EncodingKind(encoding.name))
+
+    @property
+    def encoding(self) -> QuantizationEncoding:
+        return QuantizationEncoding.parse(self.data.value)
+
+
+@irdl_attr_definition
+class GPTQConfigAttr(ParametrizedAttribute):
+    """GPTQ quantization parameters and how the checkpoint stores zero points.
+
+    `#quant.gptq<bits = 4, group_size = 128, desc_act = false, sym = true, format = gptq>`
+
+    `format` is `gptq` (v1: the real zero point is the stored one plus 1) or
+    `gptq_v2` (the stored zero point is the real one).
+    """
+
+    name = "quant.gptq"
+
+    bits: IntAttr = param_def()
+    group_size: IntAttr = param_def()
+    desc_act: BoolAttr = param_def()
+    sym: BoolAttr = param_def()
+    checkpoint_format: StringAttr = param_def()
+
+    @staticmethod
+    def get(config: QuantizationConfig, checkpoint_format: str = "gptq") -> GPTQConfigAttr:
+        return GPTQConfigAttr(
+            IntAttr(config.bits),
+            IntAttr(config.group_size),
+            BoolAttr.from_bool(config.desc_act),
+            BoolAttr.from_bool(config.sym),
+            StringAttr(checkpoint_format),
+        )
+
+    @property
+    def config(self) -> QuantizationConfig:
+        return QuantizationConfig(
+            "gptq",
+            self.bits.data,
+            self.group_size.data,
+            bool(self.desc_act.value.data),
+            bool(self.sym.value.data),
+        )
+
+    def verify(self) -> None:
+        if self.bits.data not in GPTQ_BITS:
+            raise VerifyException(
+                f"#quant.gptq bits must be one of {list(GPTQ_BITS)}, got {self.bits.data}"
+            )
+        if not (self.group_size.data == -1 or self.group_size.data > 0):
+            raise VerifyException(
+                f"#quant.gptq group_size must be -1 or positive, got {self.group_size.data}"
+            )
+        if self.checkpoint_format.data not in GPTQ_CHECKPOINT_FORMATS:
+            raise VerifyException(
+                "#quant.gptq format must be one of "
+                f"{', '.join(GPTQ_CHECKPOINT_FORMATS)}, got {self.checkpoint_format.data}"
+            )
+
+    _FIELDS: ClassVar[tuple[str, ...]] = ("bits", "group_size", "desc_act", "sym", "format")
+
+    @classmethod
+    def parse_parameters(cls, parser: AttrParser) -> Sequence[Attribute]:
+        values: dict[str, object] = {}
+
+        def parse_field() -> None:
+            pos = parser.pos
+            key = parser.parse_identifier()
+            if key not in cls._FIELDS:
+                parser.raise_error(
+                    f"unknown #quant.gptq field '{key}', expected one of {', '.join(cls._FIELDS)}",
+                    pos,
+                )
+            if key in values:
+                parser.raise_error(f"#quant.gptq field '{key}' given twice", pos)
+            parser.parse_punctuation("=")
+            if key in ("bits", "group_size"):
+                values[key] = parser.parse_integer(allow_boolean=False)
+            elif key in ("desc_act", "sym"):
+                values[key] = parser.parse_boolean()
+            else:
+                values[key] = parser.parse_identifier()
+
+        parser.parse_comma_separated_list(parser.Delimiter.ANGLE, parse_field)
+        missing = [k for k in cls._FIELDS if k not in values and k != "format"]
+        if missing:
+            parser.raise_error(f"#quant.gptq is missing field(s): {', '.join(missing)}")
+        return (
+            IntAttr(values["bits"]),
+            IntAttr(values["group_size"]),
+            BoolAttr.from_bool(values["desc_act"]),
+            BoolAttr.from_bool(values["sym"]),
+            StringAttr(values.get("format", "gptq")),
+        )
+
+    def print_parameters(self, printer: Printer) -> None:
+        printer.print_string(
+            f"<bits = {self.bits.data}, group_size = {self.group_size.data}, "
+            f"desc_act = {str(bool(self.desc_act.value.data)).lower()}, "
+            f"sym = {str(bool(self.sym.value.data)).lower()}, "
+            f"format = {self.checkpoint_format.data}>"
+        )
+
+
+# --------------------------------------------------------------------------
+# Shape checking shared by the ops
+# --------------------------------------------------------------------------
+
+ShapedType = TensorType | MemRefType
+
+
+def _fmt_shape(shape: Sequence[int]) -> str:
+    return "x".join("?" if d == DYNAMIC_INDEX else str(d) for d in shape) or "scalar"
+
+
+def _compatible(a: int, b: int) -> bool:
+    return a == b or a == DYNAMIC_INDEX or b == DYNAMIC_INDEX
+
+
+def _is_byte(t: Attribute) -> bool:
+    return isinstance(t, IntegerType) and t.width.data == 8 and t.signedness.data in (
+        Signedness.SIGNLESS,
+        Signedness.UNSIGNED,
+    )
+
+
+def _is_i32(t: Attribute) -> bool:
+    return isinstance(t, IntegerType) and t.width.data == 32 and t.signedness.data in (
+        Signedness.SIGNLESS,
+        Signedness.SIGNED,
+    )
+
+
+def packed_operand_names(encoding: QuantizationEncoding) -> tuple[str, ...]:
+    """What each packed operand of an encoding is."""
+    if encoding is QuantizationEncoding.GPTQ:
+        return ("qweight", "qzeros", "scales", "g_idx")
+    return ("packed bytes",)
+
+
+def verify_packed_operands(
+    what: str,
+    encoding: QuantizationEncoding,
+    config: GPTQConfigAttr | None,
+    packed: Sequence[Attribute],
+    n: int,
+    k: int,
+) -> None:
+    """Check packed operand types against an [N, K] logical weight.
+
+    `n` may be DYNAMIC_INDEX; `k` must be static. Raises VerifyException with a
+    message that names the operand and what was expected.
+    """
+    names = packed_operand_names(encoding)
+    if encoding is QuantizationEncoding.GPTQ:
+        if config is None:
+            raise VerifyException(
+                f"{what}: GPTQ needs a #quant.gptq config (bits, group_size, desc_act, sym)"
+            )
+    elif config is not None:
+        raise VerifyException(f"{what}: #quant.gptq config given for {encoding.name}, GPTQ only")
+    if len(packed) != len(names):
+        raise VerifyException(
+            f"{what}: {encoding.name} takes {len(names)} packed operand(s) "
+            f"({', '.join(names)}), got {len(packed)}"
+        )
+    for name, t in zip(names, packed):
+        if not isinstance(t, ShapedType):
+            raise VerifyException(f"{what}: {name} must be a tensor or memref, got {t}")
+    if k == DYNAMIC_INDEX:
+        raise VerifyException(f"{what}: K (the reduction dimension) must be static")
+
+    if encoding.is_gguf:
+        (t,) = packed
+        assert isinstance(t, ShapedType)
+        epb, bs = encoding.elements_per_block, encoding.block_size
+        if not _is_byte(t.element_type):
+            raise VerifyException(
+                f"{what}: {encoding.name} packed bytes must have element type ui8 (or i8), "
+                f"got {t.element_type}"
+            )
+        if k % epb:
+            raise VerifyException(
+                f"{what}: {encoding.name} packs K in blocks of {epb} weights, "
+                f"K={k} is not a multiple of {epb}"
+            )
+        expected = (n, k // epb * bs)
+        shape = tuple(t.get_shape())
+        if len(shape) != 2 or not all(_compatible(a, b) for a, b in zip(shape, expected)):
+            raise VerifyException(
+                f"{what}: {encoding.name} packed bytes for a {_fmt_shape((n, k))} weight "
+                f"must be {_fmt_shape(expected)} ({k // epb} blocks of {bs} bytes per row), "
+                f"got {_fmt_shape(shape)}"
+            )
+        return
+
+    assert config is not None
+    cfg = config.config
+    bits = cfg.bits
+    if (k * bits) % 32:
+        raise VerifyException(
+            f"{what}: GPTQ {bits}-bit packs K into 32-bit words, K={k} times {bits} "
+            "is not a multiple of 32"
+        )
+    if cfg.group_size != -1 and k % cfg.group_size:
+        raise VerifyException(
+            f"{what}: GPTQ group_size {cfg.group_size} does not divide K={k}"
+        )
+    groups = 1 if cfg.group_size == -1 else k // cfg.group_size
+    if n != DYNAMIC_INDEX and (n * bits) % 32:
+        raise VerifyException(
+            f"{what}: GPTQ {bits}-bit packs zero points along N into 32-bit words, "
+            f"N={n} times {bits} is not a multiple of 32"
+        )
+    zn = DYNAMIC_INDEX if n == DYNAMIC_INDEX else n * bits // 32
+    expected_shapes = {
+        "qweight": (k * bits // 32, n),
+        "qzeros": (groups, zn),
+        "scales": (groups, n),
+        "g_idx": (k,),
+    }
+    for name, t in zip(names, packed):
+        assert isinstance(t, ShapedType)
+        elem_ok = isinstance(t.element_type, Float16Type) if name == "scales" else _is_i32(
+            t.element_type
+        )
+        if not elem_ok:
+            want = "f16" if name == "scales" else "i32"
+            raise VerifyException(
+                f"{what}: GPTQ {name} must have element type {want}, got {t.element_type}"
+            )
+        shape = tuple(t.get_shape())
+        exp = expected_shapes[name]
+        if len(shape) != len(exp) or not all(_compatible(a, b) for a, b in zip(shape, exp)):
+            raise VerifyException(
+                f"{what}: GPTQ {name} for a {_fmt_shape((n, k))} weight with bits={bits}, "
+                f"group_size={cfg.group_size} must be {_fmt_shape(exp)}, got {_fmt_shape(shape)}"
+            )
+    if isinstance(packed[0], ShapedType) and isinstance(packed[2], ShapedType):
+        qn, sn = packed[0].get_shape()[1], packed[2].get_shape()[1]
+        if not _compatible(qn, sn):
+            raise VerifyException(
+                f"{what}: GPTQ qweight has N={qn} columns but scales has N={sn}"
+            )
+
+
+def _check_f32(what: str, name: str, t: Attribute) -> ShapedType:
+    if not isinstance(t, ShapedType):
+        raise VerifyException(f"{what}: {name} must be a tensor or memref, got {t}")
+    if not isinstance(t.element_type, Float32Type):
+        raise VerifyException(f"{what}: {name} must have element type f32, got {t.element_type}")
+    return t
+
+
+def _n_of(encoding: QuantizationEncoding, packed: Sequence[Attribute]) -> int:
+    """The N (rows) a set of packed operands describes, or DYNAMIC_INDEX."""
+    if not packed or not isinstance(packed[0], ShapedType) or not packed[0].get_shape():
+        return DYNAMIC_INDEX
+    shape = packed[0].get_shape()
+    if encoding is QuantizationEncoding.GPTQ:
+        return shape[1] if len(shape) == 2 else DYNAMIC_INDEX
+    return shape[0]
+
+
+class _DestinationStyle:
+    """Syntax and checks shared by ops that return a tensor or write an `outs` memref.
+
+    `OP #quant.encoding<e> [config #quant.gptq<...>] %a, %b [outs(%o)] [attrs] : (types) -> types`
+    """
+
+    @classmethod
+    def _parse_encoded(cls, parser: Parser):  # -> the op
+        pos = parser.pos
+        enc = parser.parse_attribute()
+        if not isinstance(enc, EncodingAttr):
+            parser.raise_error(f"expected a #quant.encoding attribute, got {enc}", pos)
+        config = None
+        if parser.parse_optional_keyword("config") is not None:
+            pos = parser.pos
+            config = parser.parse_attribute()
+            if not isinstance(config, GPTQConfigAttr):
+                parser.raise_error(f"expected a #quant.gptq attribute, got {config}", pos)
+        operands = parser.parse_comma_separated_list(
+            parser.Delimiter.NONE, parser.parse_unresolved_operand
+        )
+        out = None
+        if parser.parse_optional_keyword("outs") is not None:
+            parser.parse_punctuation("(")
+            out = parser.parse_unresolved_operand()
+            parser.parse_punctuation(")")
+        attrs = parser.parse_optional_attr_dict()
+        parser.parse_punctuation(":")
+        pos = parser.pos
+        ftype = parser.parse_function_type()
+        all_unresolved = operands + ([out] if out is not None else [])
+        if len(ftype.inputs.data) != len(all_unresolved):
+            parser.raise_error(
+                f"{len(all_unresolved)} operands but {len(ftype.inputs.data)} operand types",
+                pos,
+            )
+        values = parser.resolve_operands(all_unresolved, ftype.inputs.data, pos)
+        out_value = values.pop() if out is not None else None
+        results = list(ftype.outputs.data)
+        if len(results) > 1:
+            parser.raise_error("expected at most one result type", pos)
+        op = cls._from_parsed(  # type: ignore[attr-defined]
+            enc.encoding, values, results[0] if results else None, out_value, config
+        )
+        op.attributes.update(attrs)
+        return op
+
+    def _print_encoded(self, printer: Printer) -> None:
+        op: IRDLOperation = self  # type: ignore[assignment]
+        out: SSAValue | None = op.out  # type: ignore[attr-defined]
+        printer.print_string(" ")
+        printer.print_attribute(op.encoding)  # type: ignore[attr-defined]
+        if op.config is not None:  # type: ignore[attr-defined]
+            printer.print_string(" config ")
+            printer.print_attribute(op.config)  # type: ignore[attr-defined]
+        printer.print_string(" ")
+        ins = [o for o in op.operands if o is not out]
+        printer.print_list(ins, printer.print_operand)
+        if out is not None:
+            printer.print_string(" outs(")
+            printer.print_operand(out)
+            printer.print_string(")")
+        printer.print_op_attributes(op.attributes)
+        printer.print_string(" : ")
+        printer.print_function_type(
+            [o.type for o in op.operands], [r.type for r in op.results]
+        )
+
+    def _result_type(self, op: IRDLOperation, what: str) -> ShapedType:
+        out: SSAValue | None = op.out  # type: ignore[attr-defined]
+        res = op.result  # type: ignore[attr-defined]
+        operands = [o for o in op.operands if o is not out]
+        on_memrefs = all(isinstance(o.type, MemRefType) for o in operands)
+        on_tensors = all(isinstance(o.type, TensorType) for o in operands)
+        if out is not None:
+            if res is not None:
+                raise VerifyException(f"{what}: has both a result and an outs() buffer")
+            if not on_memrefs or not isinstance(out.type, MemRefType):
+                raise VerifyException(
+                    f"{what}: the outs() form works on memrefs: every operand must be a memref"
+                )
+            return out.type
+        if res is None:
+            raise VerifyException(f"{what}: needs a tensor result or an outs() memref")
+        if not on_tensors or not isinstance(res.type, TensorType):
+            raise VerifyException(
+                f"{what}: the value form works on tensors: every operand and the result "
+                "must be tensors (use outs() on memrefs)"
+            )
+        return res.type
+
+
+class _WritesOutBuffer(MemoryEffect):
+    """Reads its operands; writes its outs() buffer when it has one."""
+
+    @classmethod
+    def get_effects(cls, op: Operation) -> set[EffectInstance]:
+        effects = {EffectInstance(MemoryEffectKind.READ, o) for o in op.operands}
+        out = getattr(op, "out", None)
+        if out is not None:
+            effects.add(EffectInstance(MemoryEffectKind.WRITE, out))
+        return effects
+
+
+def _encoding_of(op: IRDLOperation) -> QuantizationEncoding:
+    return op.encoding.encoding  # type: ignore[attr-defined]
+
+
+# --------------------------------------------------------------------------
+# Ops
+# --------------------------------------------------------------------------
+
+
+@irdl_op_definition
+class WeightOp(IRDLOperation):
+    """Declares a named weight whose data the runtime binds by name.
+
+    An encoded weight gives its encoding and logical [N, K] shape; its
+    results are the packed tensors (one for GGUF, four for GPTQ). A float
+    weight gives only its type.
+
+    ```mlir
+    %w = quant.weight "blk.0.attn_q.weight" #quant.encoding<q4_k> [4096, 4096] : tensor<4096x2304xui8>
+    %qw, %qz, %s, %g = quant.weight "layer.weight" #quant.encoding<gptq> [1024, 4096] config #quant.gptq<bits = 4, group_size = 128, desc_act = false, sym = true, format = gptq> : tensor<512x1024xi32>, tensor<32x128xi32>, tensor<32x1024xf16>, tensor<4096xi32>
+    %b = quant.weight "output.bias" : tensor<1024xf32>
+    ```
+    """
+
+    name = "quant.weight"
+
+    weight_name = prop_def(StringAttr)
+    encoding = opt_prop_def(EncodingAttr)
+    shape = opt_prop_def(DenseArrayBase)
+    config = opt_prop_def(GPTQConfigAttr)
+    results_ = var_result_def(TensorType)
+
+    traits = traits_def(Pure())
+
+    def __init__(
+        self,
+        weight_name: str,
+        result_types: Sequence[Attribute],
+        encoding: QuantizationEncoding | None = None,
+        shape: Sequence[int] | None = None,
+        config: GPTQConfigAttr | None = None,
+    ):
+        props: dict[str, Attribute | None] = {
+            "weight_name": StringAttr(weight_name),
+            "encoding": EncodingAttr.get(encoding) if encoding is not None else None,
+            "shape": DenseArrayBase.from_list(i64, list(shape)) if shape is not None else None,
+            "config": config,
+        }
+        super().__init__(result_types=[list(result_types)], properties=props)
+
+    @property
+    def logical_shape(self) -> tuple[int, ...]:
+        if self.shape is not None:
+            return tuple(self.shape.get_values())
+        t = self.results_[0].type
+        assert isinstance(t, TensorType)
+        return tuple(t.get_shape())
+
+    def verify_(self) -> None:
+        what = f"quant.weight \"{self.weight_name.data}\""
+        if not self.weight_name.data:
+            raise VerifyException("quant.weight: the weight name must not be empty")
+        if self.encoding is None:
+            if self.shape is not None or self.config is not None:
+                raise VerifyException(
+                    f"{what}: a logical shape or config needs an encoding "
+                    "(float weights give only their type)"
+                )
+            if len(self.results_) != 1:
+                raise VerifyException(f"{what}: a float weight has exactly one result")
+            t = self.results_[0].type
+            assert isinstance(t, TensorType)
+            if any(d == DYNAMIC_INDEX for d in t.get_shape()):
+                raise VerifyException(f"{what}: weight shapes must be static, got {t}")
+            return
+        encoding = self.encoding.encoding
+        if self.shape is None:
+            raise VerifyException(f"{what}: an encoded weight needs its logical [N, K] shape")
+        shape = self.logical_shape
+        if len(shape) != 2 or any(d <= 0 for d in shape):
+            raise VerifyException(
+                f"{what}: the logical shape of an encoded weight is [N, K] with positive "
+                f"sizes, got {list(shape)}"
+            )
+        n, k = shape
+        types = [r.type for r in self.results_]
+        for t in types:
+            assert isinstance(t, TensorType)
+            if any(d == DYNAMIC_INDEX for d in t.get_shape()):
+                raise VerifyException(f"{what}: weight shapes must be static, got {t}")
+        verify_packed_operands(what, encoding, self.config, types, n, k)
+
+    @classmethod
+    def parse(cls, parser: Parser) -> WeightOp:
+        name = parser.parse_str_literal("weight name")
+        encoding = shape = config = None
+        pos = parser.pos
+        attr = parser.parse_optional_attribute()
+        if attr is not None:
+            if not isinstance(attr, EncodingAttr):
+                parser.raise_error(f"expected a #quant.encoding attribute, got {attr}", pos)
+            encoding = attr.encoding
+            shape = parser.parse_comma_separated_list(
+                parser.Delimiter.SQUARE, lambda: parser.parse_integer(allow_boolean=False)
+            )
+            if parser.parse_optional_keyword("config") is not None:
+                cfg = parser.parse_attribute()
+                if not isinstance(cfg, GPTQConfigAttr):
+                    parser.raise_error(f"expected a #quant.gptq attribute, got {cfg}")
+                config = cfg
+        attrs = parser.parse_optional_attr_dict()
+        parser.parse_punctuation(":")
+        types = parser.parse_comma_separated_list(parser.Delimiter.NONE, parser.parse_type)
+        op = cls(name, types, encoding, shape, config)
+        op.attributes.update(attrs)
+        return op
+
+    def print(self, printer: Printer) -> None:
+        printer.print_string(" ")
+        printer.print_string_literal(self.weight_name.data)
+        if self.encoding is not None:
+            printer.print_string(" ")
+            printer.print_attribute(self.encoding)
+            if self.shape is not None:
+                printer.print_string(
+                    " [" + ", ".join(str(d) for d in self.shape.get_values()) + "]"
+                )
+            if self.config is not None:
+                printer.print_string(" config ")
+                printer.print_attribute(self.config)
+        printer.print_op_attributes(self.attributes)
+        printer.print_string(" : ")
+        printer.print_list([r.type for r in self.results_], printer.print_attribute)
+
+
+@irdl_op_definition
+class DequantizeOp(IRDLOperation, _DestinationStyle):
+    """Unpacks a packed [N, K] weight into f32 values.
+
+    The value is bit-identical to ggml's dequantizers (gguf-py's
+    `gguf.quants.dequantize`) for GGUF encodings; for GPTQ it is
+    `scales[g_idx[k], n] * (q[k, n] - zero[g_idx[k], n])`, laid out [N, K].
+
+    ```mlir
+    %y = quant.dequantize #quant.encoding<q4_k> %w : (tensor<4096x2304xui8>) -> tensor<4096x4096xf32>
+    quant.dequantize #quant.encoding<q4_0> %wb outs(%yb) : (memref<?x72xi8>, memref<?x128xf32>) -> ()
+    ```
+    """
+
+    name = "quant.dequantize"
+
+    encoding = prop_def(EncodingAttr)
+    config = opt_prop_def(GPTQConfigAttr)
+    packed = var_operand_def(TensorType | MemRefType)
+    out = opt_operand_def(MemRefType)
+    result = opt_result_def(TensorType)
+
+    irdl_options = (AttrSizedOperandSegments(as_property=True),)
+    traits = traits_def(_WritesOutBuffer())
+
+
+    def __init__(
+        self,
+        encoding: QuantizationEncoding,
+        packed: Sequence[SSAValue | Operation],
+        result_type: Attribute | None = None,
+        out: SSAValue | Operation | None = None,
+        config: GPTQConfigAttr | None = None,
+    ):
+        super().__init__(
+            operands=[list(packed), [out] if out is not None else []],
+            result_types=[[result_type] if result_type is not None else []],
+            properties={"encoding": EncodingAttr.get(encoding), "config": config},
+        )
+
+    @classmethod
+    def _from_parsed(cls, encoding, operands, result_type, out, config) -> DequantizeOp:
+        return cls(encoding, operands, result_type, out, config)
+
+    @classmethod
+    def parse(cls, parser: Parser) -> DequantizeOp:
+        return cls._parse_encoded(parser)
+
+    def print(self, printer: Printer) -> None:
+        self._print_encoded(printer)
+
+    def verify_(self) -> None:
+        encoding = _encoding_of(self)
+        what = f"quant.dequantize ({encoding.name})"
+        rt = _check_f32(what, "result", self._result_type(self, what))
+        shape = rt.get_shape()
+        if len(shape) != 2:
+            raise VerifyException(
+                f"{what}: the result is the logical [N, K] weight, got rank {len(shape)}"
+            )
+        n, k = shape
+        types = [p.type for p in self.packed]
+        verify_packed_operands(what, encoding, self.config, types, n, k)
+        pn = _n_of(encoding, types)
+        if not _compatible(pn, n):
+            raise VerifyException(f"{what}: the packed weight has N={pn} rows, the result N={n}")
+
+
+@irdl_op_definition
+class QMatmulOp(IRDLOperation, _DestinationStyle):
+    """`x @ dequantize(w).T` without materializing the dequantized weight.
+
+    `x` is [..., K] f32 (leading dimensions may be dynamic); the packed
+    weight is a logical [N, K]; the result is [..., N].
+
+    ```mlir
+    %y = quant.qmatmul #quant.encoding<q6_k> %x, %w : (tensor<?x4096xf32>, tensor<1024x3360xui8>) -> tensor<?x1024xf32>
+    ```
+    """
+
+    name = "quant.qmatmul"
+
+    encoding = prop_def(EncodingAttr)
+    config = opt_prop_def(GPTQConfigAttr)
+    x = operand_def(TensorType | MemRefType)
+    packed = var_operand_def(TensorType | MemRefType)
+    out = opt_operand_def(MemRefType)
+    result = opt_result_def(TensorType)
+
+    irdl_options = (AttrSizedOperandSegments(as_property=True),)
+    traits = traits_def(_WritesOutBuffer())
+
+
+    def __init__(
+        self,
+        encoding: QuantizationEncoding,
+        x: SSAValue | Operation,
+        packed: Sequence[SSAValue | Operation],
+        result_type: Attribute | None = None,
+        out: SSAValue | Operation | None = None,
+        config: GPTQConfigAttr | None = None,
+    ):
+        super().__init__(
+            operands=[x, list(packed), [out] if out is not None else []],
+            result_types=[[result_type] if result_type is not None else []],
+            properties={"encoding": EncodingAttr.get(encoding), "config": config},
+        )
+
+    @classmethod
+    def _from_parsed(cls, encoding, operands, result_type, out, config) -> QMatmulOp:
+        if not operands:
+            raise VerifyException("quant.qmatmul: expected operands x and the packed weight")
+        return cls(encoding, operands[0], operands[1:], result_type, out, config)
+
+    @classmethod
+    def parse(cls, parser: Parser) -> QMatmulOp:
+        return cls._parse_encoded(parser)
+
+    def print(self, printer: Printer) -> None:
+        self._print_encoded(printer)
+
+    def verify_(self) -> None:
+        encoding = _encoding_of(self)
+        what = f"quant.qmatmul ({encoding.name})"
+        xt = _check_f32(what, "x", self.x.type)
+        rt = _check_f32(what, "result", self._result_type(self, what))
+        xs, rs = xt.get_shape(), rt.get_shape()
+        if len(xs) < 1:
+            raise VerifyException(f"{what}: x must be [..., K], got a scalar")
+        k = xs[-1]
+        if k == DYNAMIC_INDEX:
+            raise VerifyException(f"{what}: K (the last dimension of x) must be static")
+        types = [p.type for p in self.packed]
+        n = _n_of(encoding, types)
+        verify_packed_operands(what, encoding, self.config, types, n, k)
+        if len(rs) != len(xs):
+            raise VerifyException(
+                f"{what}: the result must have the rank of x ({len(xs)}), got {len(rs)}"
+            )
+        for i, (a, b) in enumerate(zip(xs[:-1], rs[:-1])):
+            if not _compatible(a, b):
+                raise VerifyException(
+                    f"{what}: leading dimension {i} of x ({_fmt_shape([a])}) and of the "
+                    f"result ({_fmt_shape([b])}) differ"
+                )
+        if not _compatible(rs[-1], n):
+            raise VerifyException(
+                f"{what}: the result's last dimension must be N={_fmt_shape([n])} "
+                f"(rows of the packed weight), got {_fmt_shape([rs[-1]])}"
+            )
+
+
+Quant = Dialect(
+    "quant",
+    [WeightOp, DequantizeOp, QMatmulOp],
+    [EncodingAttr, GPTQConfigAttr],
+)
+
+# Names used by passes and the runtime for function-argument attributes.
+WEIGHT_ARG_ATTR = "quant.weight"
+"""On a bufferized function argument bound to a weight: the weight's name."""
