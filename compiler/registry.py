@@ -25,12 +25,48 @@ def _qnn() -> Dialect:
     return Qnn
 
 
+def _qrt() -> Dialect:
+    from quantir.dialects.qrt import Qrt
+
+    return Qrt
+
+
 def quantir_dialects() -> dict[str, Callable[[], Dialect]]:
-    return {"quant": _quant, "qnn": _qnn}
+    return {"quant": _quant, "qnn": _qnn, "qrt": _qrt}
+
+
+def _pass(module: str, cls: str) -> Callable[[], type[ModulePass]]:
+    def load() -> type[ModulePass]:
+        import importlib
+
+        return getattr(importlib.import_module(f"quantir.compiler.transforms.{module}"), cls)
+
+    return load
+
+
+# flag -> (module under compiler/transforms, class); each module is named after its flag.
+_PASSES = {
+    "quantir-bufferize": ("quantir_bufferize", "QuantirBufferizePass"),
+    "lower-quant-to-loops": ("lower_quant_to_loops", "LowerQuantToLoopsPass"),
+    "lower-qnn-to-loops": ("lower_qnn_to_loops", "LowerQnnToLoopsPass"),
+    "outline-kernels": ("outline_kernels", "OutlineKernelsPass"),
+}
+
+
+def _pipeline_pass(cls: str) -> Callable[[], type[ModulePass]]:
+    def load() -> type[ModulePass]:
+        from quantir.compiler import pipeline
+
+        return getattr(pipeline, cls)
+
+    return load
 
 
 def quantir_passes() -> dict[str, Callable[[], type[ModulePass]]]:
-    return {}
+    passes = {flag: _pass(module, cls) for flag, (module, cls) in _PASSES.items()}
+    passes["quantir-cpu"] = _pipeline_pass("QuantirCpuPass")
+    passes["quantir-gpu"] = _pipeline_pass("QuantirGpuPass")
+    return passes
 
 
 def quantir_targets() -> dict[str, Callable[[], type[Target]]]:

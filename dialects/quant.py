@@ -780,7 +780,3 @@ Quant = Dialect(
     [WeightOp, DequantizeOp, QMatmulOp],
     [EncodingAttr, GPTQConfigAttr],
 )
-
-# Names used by passes and the runtime for function-argument attributes.
-WEIGHT_ARG_ATTR = "quant.weight"
-"""On a bufferized function argument bound to a weight: the weight's name."""

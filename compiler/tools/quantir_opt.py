@@ -26,22 +26,41 @@ from quantir.compiler.diagnostics import UserError, parse_located, verify_locate
 from quantir.compiler.registry import quantir_dialects, quantir_passes, quantir_targets
 
 
+def _vector_arith():
+    from quantir.dialects.arith_vector import VectorArith
+
+    return VectorArith
+
+
 class QuantirOptMain(xDSLOptMain):
     version_format = "quantir-opt (xdsl {xdsl_version})"
 
     def register_all_dialects(self) -> None:
         # xDSL's plugin discovery already finds quantir through its entry
         # point; register only what is still missing so that running with or
-        # without the installed entry point gives the same context.
-        super().register_all_dialects()
+        # without the installed entry point gives the same context. `arith`
+        # is swapped for its vector-capable form (see dialects/arith_vector).
+        from xdsl.universe import Universe
+
+        dialects = dict(Universe.get_multiverse().all_dialects)
         for name, factory in quantir_dialects().items():
-            if name not in self.ctx.registered_dialect_names:
-                self.ctx.register_dialect(name, factory)
+            dialects.setdefault(name, factory)
+        dialects["arith"] = _vector_arith
+        for name, factory in dialects.items():
+            self.ctx.register_dialect(name, factory)
 
     def register_all_passes(self) -> None:
         super().register_all_passes()
         for name, factory in quantir_passes().items():
             self.register_pass(name, factory)
+
+    def setup_pipeline(self) -> None:
+        # Named pipelines (-p quantir-cpu) expand into their passes here, so
+        # that --print-between-passes shows every stage.
+        from quantir.compiler.pipeline import expand_pipeline_spec
+
+        self.args.passes = expand_pipeline_spec(self.args.passes)
+        super().setup_pipeline()
 
     def register_all_targets(self) -> None:
         # quantir's own targets take the plain names (`-t llvm`, `-t ptx`).

@@ -1,0 +1,242 @@
+"""How a GGUF block format is described to the lowering.
+
+A block of `elements_per_block` weights is unpacked in *lane groups*: a lane
+group reads one or more runs of `lanes` contiguous bytes (its sources) and
+produces one or more *element sets*, each a run of `lanes` contiguous weights
+that share one sub-block scale. On the CPU the lanes of a group become one
+vector operation; on a GPU they become threads (or a scalar loop). Either way
+the per-element formula is the same code: each encoding module writes it
+once, with `Emitter` ops that work on scalars and vectors alike.
+
+The dequantized value of an element is always
+
+    value = scale_j * float(q) (+ or -) offset_j
+
+evaluated in that order (ggml's: `d1 * q - m1`, no fused multiply-add), where
+`q` is the unpacked integer code, already biased (Q4_0's `q - 8`), and
+`scale_j` / `offset_j` are the f32 parameters of its sub-block j.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from xdsl.dialects.builtin import VectorType, f16, f32, i16, i32
+from quantir.compiler.lowering.emitter import Emitter, Value
+from quantir.dialects.encoding import QuantizationEncoding
+
+Unpack = Callable[[Emitter, "BlockBytes", Sequence[Value]], Value]
+
+
+@dataclass(frozen=True)
+class ElementSet:
+    """`lanes` consecutive weights (lane l is element `first + l` of the block)."""
+
+    first: int
+    sub_block: int
+    unpack: Unpack
+    """(emitter, block, loaded sources) -> the integer code of each lane, as i8."""
+    signed: bool = False
+    """Whether the code is signed (it is converted with sitofp, else uitofp)."""
+
+
+@dataclass(frozen=True)
+class LaneGroup:
+    sources: tuple[int, ...]
+    """Byte offsets within the block; each is read as `lanes` contiguous bytes."""
+    elements: tuple[ElementSet, ...]
+
+
+@dataclass(frozen=True)
+class SubBlockScale:
+    """The f32 parameters of one sub-block: value = scale*q + sign*offset."""
+
+    scale: Value
+    offset: Value | None = None
+    sign: int = -1
+
+
+@dataclass(frozen=True)
+class ScaleVectors:
+    """The parameters of all sub-blocks of a block at once (vector<sub_blocks x f32>)."""
+
+    scales: Value
+    offsets: Value | None = None
+    sign: int = -1
+
+
+class BlockBytes:
+    """Reads the bytes of one block of a packed [N, row_bytes] i8 memref.
+
+    `lane` is None when lanes are vectorized, else the index of the lane this
+    code runs for (a loop induction variable or a thread id).
+    """
+
+    def __init__(
+        self, e: Emitter, mem: Value, row: Value, base: Value, lanes: int, lane: Value | None
+    ):
+        self.e, self.mem, self.row, self.base = e, mem, row, base
+        self.lanes, self.lane = lanes, lane
+
+    @property
+    def vectorized(self) -> bool:
+        return self.lane is None and self.lanes > 1
+
+    def _col(self, offset: int) -> Value:
+        return self.e.add(self.base, offset)
+
+    def u8(self, offset: int) -> Value:
+        """The byte at `offset` (an i8 scalar)."""
+        return self.e.load(self.mem, [self.row, self._col(offset)])
+
+    def _word(self, offset: int, nbytes: int, t) -> Value:
+        e = self.e
+        raw = e.vload(self.mem, [self.row, self._col(offset)], nbytes)
+        return e.extract(e.bitcast(raw, VectorType(t, [1])), 0)
+
+    def f16(self, offset: int) -> Value:
+        """The little-endian fp16 at `offset`, widened exactly to f32."""
+        return self.e.extf(self._word(offset, 2, f16), f32)
+
+    def u16(self, offset: int) -> Value:
+        return self._word(offset, 2, i16)
+
+    def u32(self, offset: int) -> Value:
+        """The little-endian 32-bit word at `offset` (i32)."""
+        return self._word(offset, 4, i32)
+
+    def bytes(self, offset: int, count: int) -> Value:
+        """`count` bytes from `offset` as a vector<count x i8> (vectorized code only)."""
+        return self.e.vload(self.mem, [self.row, self._col(offset)], count)
+
+    def lane_bytes(self, offset: int) -> Value:
+        """Byte `offset + lane` for every lane: vector<lanes x i8>, or an i8 scalar."""
+        if self.lane is None:
+            return self.e.vload(self.mem, [self.row, self._col(offset)], self.lanes)
+        col = self.e.add(self._col(offset), self.lane)
+        return self.e.load(self.mem, [self.row, col])
+
+    def lane_iota(self, t=i32) -> Value:
+        """The lane index of every lane, as `t` (vector or scalar)."""
+        e = self.e
+        if self.lane is None:
+            if self.lanes == 1:
+                return e.const(0, t)
+            return e.vconst(list(range(self.lanes)), t)
+        return e.index_cast(self.lane, t)
+
+    def splat(self, scalar: Value) -> Value:
+        """A per-block scalar as a value of the lanes' shape."""
+        if self.lane is None and self.lanes > 1:
+            return self.e.broadcast(scalar, VectorType(scalar.type, [self.lanes]))
+        return scalar
+
+
+class BlockLayout:
+    """A GGUF block format: byte layout and unpacking (subclassed per encoding)."""
+
+    encoding: QuantizationEncoding
+    lanes: int
+    sub_blocks: int
+    groups: tuple[LaneGroup, ...]
+
+    @property
+    def elements_per_block(self) -> int:
+        return self.encoding.elements_per_block
+
+    @property
+    def block_size(self) -> int:
+        return self.encoding.block_size
+
+    @property
+    def sub_block_size(self) -> int:
+        return self.elements_per_block // self.sub_blocks
+
+    offset_sign: int = -1
+    """The sign of the offset term, shared by every sub-block of the encoding."""
+
+    @property
+    def has_offsets(self) -> bool:
+        """Whether values carry an additive offset term (Q4_K's `- m1`)."""
+        return False
+
+    @property
+    def provides_scale_vectors(self) -> bool:
+        return type(self).scale_vectors is not BlockLayout.scale_vectors
+
+    def header(self, blk: BlockBytes) -> dict[str, Value]:
+        """Load the block-level fields (d, dmin, ...)."""
+        raise NotImplementedError
+
+    def scale(self, blk: BlockBytes, hdr: dict[str, Value], j: int) -> SubBlockScale:
+        """Emit the parameters of sub-block `j` (scalar code)."""
+        raise NotImplementedError
+
+    def scale_vectors(self, blk: BlockBytes, hdr: dict[str, Value]) -> ScaleVectors | None:
+        """Emit all sub-block parameters as vectors (CPU), or None if not provided.
+
+        Must compute exactly what `scale` computes for each j (same ops, same
+        order), so that vectorized and scalar code agree bit for bit.
+        """
+        return None
+
+    def check(self) -> None:
+        """Sanity-check the static description (each element covered once)."""
+        seen: set[int] = set()
+        for g in self.groups:
+            for es in g.elements:
+                for lane in range(self.lanes):
+                    el = es.first + lane
+                    assert el not in seen, (self.encoding, el)
+                    assert es.sub_block == el // self.sub_block_size, (self.encoding, el)
+                    seen.add(el)
+        assert seen == set(range(self.elements_per_block)), self.encoding
+
+
+def code_to_f32(e: Emitter, q: Value, signed: bool) -> Value:
+    return e.sitofp(q, f32) if signed else e.uitofp(q, f32)
+
+
+def dequant_value(e: Emitter, blk: BlockBytes, qf: Value, s: SubBlockScale) -> Value:
+    """value = scale*q (+/-) offset, in ggml's evaluation order (no FMA)."""
+    v = e.mulf(blk.splat(s.scale), qf)
+    if s.offset is not None:
+        off = blk.splat(s.offset)
+        v = e.addf(v, off) if s.sign > 0 else e.subf(v, off)
+    return v
+
+
+def block_scales(
+    layout: BlockLayout, blk: BlockBytes, hdr: dict[str, Value], vectorize_scales: bool
+) -> Callable[[int], SubBlockScale]:
+    """Per-sub-block parameters, computed once per block and reused by every lane group."""
+    vecs = layout.scale_vectors(blk, hdr) if vectorize_scales else None
+    cache: dict[int, SubBlockScale] = {}
+
+    def get(j: int) -> SubBlockScale:
+        if j not in cache:
+            if vecs is not None:
+                e = blk.e
+                off = e.extract(vecs.offsets, j) if vecs.offsets is not None else None
+                cache[j] = SubBlockScale(e.extract(vecs.scales, j), off, vecs.sign)
+            else:
+                cache[j] = layout.scale(blk, hdr, j)
+        return cache[j]
+
+    get.vectors = vecs  # type: ignore[attr-defined]
+    return get
+
+
+__all__ = [
+    "BlockBytes",
+    "BlockLayout",
+    "ElementSet",
+    "LaneGroup",
+    "ScaleVectors",
+    "SubBlockScale",
+    "block_scales",
+    "code_to_f32",
+    "dequant_value",
+]
+

@@ -1,0 +1,55 @@
+"""Q3_K: 256 weights in 110 bytes: 32 bytes hmask (third bit), 64 bytes of
+2-bit codes, 12 bytes of packed 6-bit signed scales (one per 16 weights), fp16 d.
+
+Element e = 128n + 32j + l: low bits (qs[32n + l] >> 2j) & 3; the code is
+that minus 4 when bit (4n + j) of hmask[l] is clear. Scale i (0..15): low 4
+bits from scales[i % 8] (low nibble for i < 8, high nibble after), high 2
+bits (scales[8 + i % 4] >> 2*(i / 4)) & 3, minus 32. value = (d * sc) * q.
+"""
+
+from quantir.compiler.encodings.base import (
+    BlockLayout,
+    ElementSet,
+    LaneGroup,
+    SubBlockScale,
+)
+from quantir.dialects.encoding import QuantizationEncoding
+
+HMASK, QS, SCALES, D = 0, 32, 96, 108
+
+
+def _code(n: int, j: int):
+    def unpack(e, blk, s):
+        low = e.andi(e.shrui(s[0], 2 * j), 3)
+        missing_high = e.xori(e.andi(e.shrui(s[1], 4 * n + j), 1), 1)
+        return e.sub(low, e.shli(missing_high, 2))
+
+    return unpack
+
+
+class Q3_KLayout(BlockLayout):
+    encoding = QuantizationEncoding.Q3_K
+    lanes = 16
+    sub_blocks = 16
+    groups = tuple(
+        LaneGroup(
+            (QS + 32 * n + 16 * h, HMASK + 16 * h),
+            tuple(
+                ElementSet(128 * n + 32 * j + 16 * h, 8 * n + 2 * j + h, _code(n, j), signed=True)
+                for j in range(4)
+            ),
+        )
+        for n in range(2)
+        for h in range(2)
+    )
+
+    def header(self, blk):
+        return {"d": blk.f16(D)}
+
+    def scale(self, blk, hdr, j):
+        e = blk.e
+        low_byte = blk.u8(SCALES + j % 8)
+        low = e.andi(low_byte, 15) if j < 8 else e.shrui(low_byte, 4)
+        high = e.andi(e.shrui(blk.u8(SCALES + 8 + j % 4), 2 * (j // 4)), 3)
+        sc = e.sub(e.ori(low, e.shli(high, 4)), 32)
+        return SubBlockScale(e.mulf(hdr["d"], e.sitofp(sc)))

@@ -1,0 +1,36 @@
+"""Q4_0: 32 weights in 18 bytes: fp16 d, then 16 bytes of 4-bit codes.
+
+Element e < 16 is the low nibble of qs[e], e >= 16 the high nibble of
+qs[e - 16]; value = d * (q - 8).
+"""
+
+from quantir.compiler.encodings.base import (
+    BlockLayout,
+    ElementSet,
+    LaneGroup,
+    SubBlockScale,
+)
+from quantir.dialects.encoding import QuantizationEncoding
+
+QS = 2
+
+
+class Q4_0Layout(BlockLayout):
+    encoding = QuantizationEncoding.Q4_0
+    lanes = 16
+    sub_blocks = 1
+    groups = (
+        LaneGroup(
+            (QS,),
+            (
+                ElementSet(0, 0, lambda e, blk, s: e.sub(e.andi(s[0], 15), 8), signed=True),
+                ElementSet(16, 0, lambda e, blk, s: e.sub(e.shrui(s[0], 4), 8), signed=True),
+            ),
+        ),
+    )
+
+    def header(self, blk):
+        return {"d": blk.f16(0)}
+
+    def scale(self, blk, hdr, j):
+        return SubBlockScale(hdr["d"])

@@ -1,0 +1,40 @@
+"""Q4_1: 32 weights in 20 bytes: fp16 d, fp16 m, 16 bytes of 4-bit codes.
+
+Nibble order as Q4_0; value = d * q + m.
+"""
+
+from quantir.compiler.encodings.base import (
+    BlockLayout,
+    ElementSet,
+    LaneGroup,
+    SubBlockScale,
+)
+from quantir.dialects.encoding import QuantizationEncoding
+
+QS = 4
+
+
+class Q4_1Layout(BlockLayout):
+    encoding = QuantizationEncoding.Q4_1
+    lanes = 16
+    sub_blocks = 1
+    offset_sign = +1
+    groups = (
+        LaneGroup(
+            (QS,),
+            (
+                ElementSet(0, 0, lambda e, blk, s: e.andi(s[0], 15)),
+                ElementSet(16, 0, lambda e, blk, s: e.shrui(s[0], 4)),
+            ),
+        ),
+    )
+
+    @property
+    def has_offsets(self):
+        return True
+
+    def header(self, blk):
+        return {"d": blk.f16(0), "m": blk.f16(2)}
+
+    def scale(self, blk, hdr, j):
+        return SubBlockScale(hdr["d"], hdr["m"], +1)

@@ -1,0 +1,51 @@
+"""Q5_K: 256 weights in 176 bytes: fp16 d, fp16 dmin, 12 bytes of 6-bit scales
+and mins (packed as Q4_K's), 32 bytes qh, 128 bytes of 4-bit codes.
+
+Nibbles as Q4_K; the fifth bit of element e = 64c + 32h + l is bit (2c + h)
+of qh[l]. value = (d * sc_j) * q - (dmin * m_j).
+"""
+
+from quantir.compiler.encodings.base import BlockLayout, ElementSet, LaneGroup
+from quantir.compiler.encodings.q4_k import k_scale_vectors, k_scales
+from quantir.dialects.encoding import QuantizationEncoding
+
+QH, QS = 16, 48
+
+
+def _code(c: int, high: bool):
+    bit = 2 * c + int(high)
+
+    def unpack(e, blk, s):
+        nibble = e.shrui(s[0], 4) if high else e.andi(s[0], 15)
+        return e.ori(nibble, e.shli(e.andi(e.shrui(s[1], bit), 1), 4))
+
+    return unpack
+
+
+class Q5_KLayout(BlockLayout):
+    encoding = QuantizationEncoding.Q5_K
+    lanes = 32
+    sub_blocks = 8
+    groups = tuple(
+        LaneGroup(
+            (QS + 32 * c, QH),
+            (
+                ElementSet(64 * c, 2 * c, _code(c, False)),
+                ElementSet(64 * c + 32, 2 * c + 1, _code(c, True)),
+            ),
+        )
+        for c in range(4)
+    )
+
+    @property
+    def has_offsets(self):
+        return True
+
+    def header(self, blk):
+        return {"d": blk.f16(0), "dmin": blk.f16(2)}
+
+    def scale(self, blk, hdr, j):
+        return k_scales(blk.e, blk, hdr, j)
+
+    def scale_vectors(self, blk, hdr):
+        return k_scale_vectors(blk.e, blk, hdr)

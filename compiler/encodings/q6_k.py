@@ -1,0 +1,61 @@
+"""Q6_K: 256 weights in 210 bytes: 128 bytes ql (low 4 bits), 64 bytes qh
+(high 2 bits), 16 signed 8-bit scales (one per 16 weights), fp16 d.
+
+Element e = 128n + 32g + l (n 0..1, g 0..3, l 0..31): low bits from
+ql[64n + 32*(g&1) + l] (low nibble for g<2, high for g>=2), high bits
+(qh[32n + l] >> 2g) & 3. value = (d * sc[e/16]) * (q - 32).
+"""
+
+from xdsl.dialects.builtin import VectorType
+
+from quantir.compiler.encodings.base import (
+    BlockLayout,
+    ElementSet,
+    LaneGroup,
+    ScaleVectors,
+    SubBlockScale,
+)
+from quantir.dialects.encoding import QuantizationEncoding
+
+QL, QH, SCALES, D = 0, 128, 192, 208
+
+
+def _code(g: int):
+    def unpack(e, blk, s):
+        ql = s[g & 1]
+        low = e.andi(ql, 15) if g < 2 else e.shrui(ql, 4)
+        high = e.shli(e.andi(e.shrui(s[2], 2 * g), 3), 4)
+        return e.sub(e.ori(low, high), 32)
+
+    return unpack
+
+
+class Q6_KLayout(BlockLayout):
+    encoding = QuantizationEncoding.Q6_K
+    lanes = 16
+    sub_blocks = 16
+    # Lane group (n, h) covers l = 16h .. 16h+15 so that each element set
+    # stays inside one 16-weight sub-block.
+    groups = tuple(
+        LaneGroup(
+            (QL + 64 * n + 16 * h, QL + 64 * n + 32 + 16 * h, QH + 32 * n + 16 * h),
+            tuple(
+                ElementSet(128 * n + 32 * g + 16 * h, 8 * n + 2 * g + h, _code(g), signed=True)
+                for g in range(4)
+            ),
+        )
+        for n in range(2)
+        for h in range(2)
+    )
+
+    def header(self, blk):
+        return {"d": blk.f16(D)}
+
+    def scale(self, blk, hdr, j):
+        e = blk.e
+        return SubBlockScale(e.mulf(hdr["d"], e.sitofp(blk.u8(SCALES + j))))
+
+    def scale_vectors(self, blk, hdr):
+        e = blk.e
+        sc = e.sitofp(blk.bytes(SCALES, 16))
+        return ScaleVectors(e.mulf(e.broadcast(hdr["d"], VectorType(hdr["d"].type, [16])), sc))

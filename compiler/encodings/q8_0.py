@@ -1,0 +1,24 @@
+"""Q8_0: 32 weights in 34 bytes: fp16 d, then 32 signed 8-bit codes; value = d * q."""
+
+from quantir.compiler.encodings.base import (
+    BlockLayout,
+    ElementSet,
+    LaneGroup,
+    SubBlockScale,
+)
+from quantir.dialects.encoding import QuantizationEncoding
+
+QS = 2
+
+
+class Q8_0Layout(BlockLayout):
+    encoding = QuantizationEncoding.Q8_0
+    lanes = 32
+    sub_blocks = 1
+    groups = (LaneGroup((QS,), (ElementSet(0, 0, lambda e, blk, s: s[0], signed=True),)),)
+
+    def header(self, blk):
+        return {"d": blk.f16(0)}
+
+    def scale(self, blk, hdr, j):
+        return SubBlockScale(hdr["d"])

@@ -1,0 +1,233 @@
+"""Loop nests for dequantize and qmatmul over GGUF block formats.
+
+Both walk the packed [N, row_bytes] weight block by block and unpack each
+block through its encoding's `BlockLayout`. With `vectorize`, the lanes of a
+lane group become vector ops (the CPU path); without, they become a scalar
+`scf.for` over lanes marked `qrt.lanes` (the GPU path maps it to threads).
+
+qmatmul never materializes the dequantized weight. It uses
+`sum_k w_k x_k = sum_j scale_j * sum_{k in j} q_k x_k  (+/-)  sum_j offset_j * xsum_j`
+where xsum_j is the sum of x over sub-block j, precomputed once per row of x,
+so the inner loop is one multiply and one fused multiply-add per weight.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from xdsl.dialects import memref
+from xdsl.dialects.builtin import DYNAMIC_INDEX, MemRefType, StringAttr, VectorType, f32
+
+from quantir.compiler.encodings.base import (
+    BlockBytes,
+    BlockLayout,
+    LaneGroup,
+    SubBlockScale,
+    block_scales,
+    code_to_f32,
+    dequant_value,
+)
+from quantir.compiler.lowering.emitter import Emitter, Value, vector_of
+
+LOOP_ATTR = "qrt.loop"
+"""Marks the role of a loop for target mapping: "rows" (the parallel rows of a
+kernel), "reduction" (a loop accumulating into its iter_args), "lanes"."""
+
+
+def _role(name: str) -> dict:
+    return {LOOP_ATTR: StringAttr(name)}
+
+
+def _scales_needed(layout: BlockLayout, group: LaneGroup) -> list[int]:
+    return sorted({es.sub_block for es in group.elements})
+
+
+def _for_lanes(
+    e: Emitter,
+    blk: BlockBytes,
+    vectorize: bool,
+    body: Callable[[Emitter, BlockBytes, Sequence[Value]], Sequence[Value] | None],
+    carried: Sequence[Value] = (),
+) -> Sequence[Value]:
+    """Run `body` once over vector lanes, or in a scalar loop over the lanes."""
+    if vectorize:
+        return body(e, blk, carried) or ()
+
+    def lane_body(ie: Emitter, lane: Value, c: Sequence[Value]):
+        lane_blk = BlockBytes(ie, blk.mem, blk.row, blk.base, blk.lanes, lane)
+        return body(ie, lane_blk, c)
+
+    return e.for_(0, blk.lanes, 1, lane_body, carried, _role("lanes"))
+
+
+def lower_dequantize(
+    e: Emitter, layout: BlockLayout, packed: Value, out: Value, vectorize: bool
+) -> None:
+    """out[n, :] = dequantize(packed[n, :]) for every row, bit-identical to ggml."""
+    out_t = out.type
+    assert isinstance(out_t, MemRefType)
+    k = out_t.get_shape()[1]
+    epb, bs, lanes = layout.elements_per_block, layout.block_size, layout.lanes
+    n_rows = e.dim(packed, 0)
+
+    def block_body(e: Emitter, ivs: Sequence[Value]) -> None:
+        row, b = ivs
+        blk = BlockBytes(e, packed, row, e.mul(b, bs), lanes, None)
+        hdr = layout.header(blk)
+        scale = block_scales(layout, blk, hdr, vectorize and layout.provides_scale_vectors)
+        col0 = e.mul(b, epb)
+        for group in layout.groups:
+            for j in _scales_needed(layout, group):
+                scale(j)  # emitted here, outside any lane loop
+
+            def lanes_body(ie: Emitter, lblk: BlockBytes, _c, group=group):
+                srcs = [lblk.lane_bytes(off) for off in group.sources]
+                for es in group.elements:
+                    q = es.unpack(ie, lblk, srcs)
+                    v = dequant_value(ie, lblk, code_to_f32(ie, q, es.signed), scale(es.sub_block))
+                    col = ie.add(col0, es.first)
+                    if lblk.lane is not None:
+                        col = ie.add(col, lblk.lane)
+                    # Non-temporal stores: the output is written once and is
+                    # usually far larger than the caches.
+                    ie.vstore(v, out, [row, col], nontemporal=vectorize)
+
+            _for_lanes(e, blk, vectorize, lanes_body)
+
+    e.parallel([0, 0], [n_rows, k // epb], block_body, _role("rows"))
+
+
+def lower_subblock_sums(e: Emitter, x: Value, sub_block_size: int, vectorize: bool) -> Value:
+    """xsum[m, j] = sum of x[m, j*s : (j+1)*s], in a new [M, K/s] buffer."""
+    xt = x.type
+    assert isinstance(xt, MemRefType)
+    k = xt.get_shape()[1]
+    groups = k // sub_block_size
+    m = e.dim(x, 0)
+    xsum = e.v(memref.AllocOp([m], [], MemRefType(f32, [DYNAMIC_INDEX, groups])))
+
+    def row_body(e: Emitter, ivs: Sequence[Value]) -> None:
+        (row,) = ivs
+
+        def group_body(e: Emitter, j: Value, _c) -> None:
+            start = e.mul(j, sub_block_size)
+            if vectorize:
+                total = e.reduce_add(e.vload(x, [row, start], sub_block_size))
+            else:
+                (total,) = e.for_(
+                    0,
+                    sub_block_size,
+                    1,
+                    lambda ie, i, c: [ie.addf(c[0], ie.load(x, [row, ie.add(start, i)]), True)],
+                    [e.f32_const(0.0)],
+                )
+            e.store(total, xsum, [row, j])
+
+        e.for_(0, groups, 1, group_body)
+
+    e.parallel([0], [m], row_body, _role("rows"))
+    return xsum
+
+
+def lower_qmatmul(
+    e: Emitter,
+    layout: BlockLayout,
+    x: Value,
+    packed: Value,
+    y: Value,
+    vectorize: bool,
+    m_tile: int,
+) -> None:
+    """y[m, n] = sum_k x[m, k] * dequantize(packed)[n, k] for x [M, K], y [M, N]."""
+    xt = x.type
+    assert isinstance(xt, MemRefType)
+    k = xt.get_shape()[1]
+    epb, bs, lanes = layout.elements_per_block, layout.block_size, layout.lanes
+    nsub = layout.sub_blocks
+    vector_scales = vectorize and layout.provides_scale_vectors
+    xsum = lower_subblock_sums(e, x, layout.sub_block_size, vectorize) if layout.has_offsets else None
+    m = e.dim(x, 0)
+    n_rows = e.dim(packed, 0)
+    acc_t = vector_of(f32, lanes) if vectorize else f32
+    off_t = vector_of(f32, nsub) if vector_scales else f32
+
+    def tile(e: Emitter, row: Value, m0: Value, t: int) -> None:
+        zeros = [e.const(0.0, acc_t) for _ in range(t)]
+        off_zeros = [e.const(0.0, off_t) for _ in range(t)] if xsum is not None else []
+
+        def block_body(e: Emitter, b: Value, carried: Sequence[Value]) -> list[Value]:
+            accs, offs = list(carried[:t]), list(carried[t:])
+            blk = BlockBytes(e, packed, row, e.mul(b, bs), lanes, None)
+            hdr = layout.header(blk)
+            scale = block_scales(layout, blk, hdr, vector_scales)
+            col0 = e.mul(b, epb)
+            for group in layout.groups:
+                for j in _scales_needed(layout, group):
+                    scale(j)
+
+                def lanes_body(ie: Emitter, lblk: BlockBytes, c: Sequence[Value], group=group):
+                    c = list(c)
+                    srcs = [lblk.lane_bytes(off) for off in group.sources]
+                    for es in group.elements:
+                        q = es.unpack(ie, lblk, srcs)
+                        s: SubBlockScale = scale(es.sub_block)
+                        w = ie.mulf(code_to_f32(ie, q, es.signed), lblk.splat(s.scale), True)
+                        col = ie.add(col0, es.first)
+                        if lblk.lane is not None:
+                            col = ie.add(col, lblk.lane)
+                        for i in range(t):
+                            xv = ie.vload(x, [ie.add(m0, i), col], lanes if vectorize else 1)
+                            c[i] = ie.fma(w, xv, c[i])
+                    return c
+
+                accs = list(_for_lanes(e, blk, vectorize, lanes_body, accs))
+            if xsum is not None:
+                offs = accumulate_offsets(e, scale, nsub, xsum, m0, b, t, offs)
+            return [*accs, *offs]
+
+        results = e.for_(0, k // epb, 1, block_body, [*zeros, *off_zeros], _role("reduction"))
+        sign = layout.offset_sign
+        for i in range(t):
+            total = e.reduce_add(results[i])
+            if xsum is not None:
+                off = e.reduce_add(results[t + i])
+                total = e.addf(total, off, True) if sign > 0 else e.subf(total, off, True)
+            e.store(total, y, [e.add(m0, i), row])
+
+    def row_body(e: Emitter, ivs: Sequence[Value]) -> None:
+        (row,) = ivs
+        m_full = e.sub(m, e.remui(m, m_tile)) if m_tile > 1 else m
+        if m_tile > 1:
+            e.for_(0, m_full, m_tile, lambda ie, m0, _c: tile(ie, row, m0, m_tile))
+        e.for_(m_full, m, 1, lambda ie, m0, _c: tile(ie, row, m0, 1))
+
+    e.parallel([0], [n_rows], row_body, _role("rows"))
+    if xsum is not None:
+        e.op(memref.DeallocOp.get(xsum))
+
+
+def accumulate_offsets(
+    e: Emitter,
+    scale: Callable[[int], SubBlockScale],
+    nsub: int,
+    xsum: Value,
+    m0: Value,
+    b: Value,
+    t: int,
+    offs: list[Value],
+) -> list[Value]:
+    """offs[i] += offset_j * xsum[m0+i, b*nsub + j] for every sub-block j."""
+    vecs = getattr(scale, "vectors", None)
+    base = e.mul(b, nsub)
+    out = list(offs)
+    for i in range(t):
+        row = e.add(m0, i)
+        if vecs is not None and vecs.offsets is not None and isinstance(out[i].type, VectorType):
+            out[i] = e.fma(vecs.offsets, e.vload(xsum, [row, base], nsub), out[i])
+            continue
+        for j in range(nsub):
+            s = scale(j)
+            assert s.offset is not None
+            xs = e.load(xsum, [row, e.add(base, j)])
+            out[i] = e.fma(s.offset, xs, out[i])
+    return out

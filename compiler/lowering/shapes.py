@@ -1,0 +1,56 @@
+"""Views that let kernels index every operand as a 2-D [rows, columns] buffer."""
+
+from __future__ import annotations
+
+from xdsl.dialects import memref
+from xdsl.dialects.builtin import (
+    DYNAMIC_INDEX,
+    ArrayAttr,
+    DenseArrayBase,
+    IntegerAttr,
+    MemRefType,
+    i64,
+)
+
+from quantir.compiler.lowering.emitter import Emitter, Value
+
+
+def _reassociation(groups: list[list[int]]) -> ArrayAttr:
+    return ArrayAttr([ArrayAttr([IntegerAttr(i, i64) for i in g]) for g in groups])
+
+
+def as_rows(e: Emitter, mem: Value) -> Value:
+    """`mem` [..., K] viewed as [M, K] (M = product of the leading dims)."""
+    t = mem.type
+    assert isinstance(t, MemRefType)
+    shape = list(t.get_shape())
+    if len(shape) == 2:
+        return mem
+    if len(shape) == 1:
+        out_t = MemRefType(t.element_type, [1, shape[0]])
+        sizes = [e.dim(mem, 0)] if shape[0] == DYNAMIC_INDEX else []
+        op = memref.ExpandShapeOp.create(
+            operands=[mem, *sizes],
+            result_types=[out_t],
+            properties={
+                "reassociation": _reassociation([[0, 1]]),
+                "static_output_shape": DenseArrayBase.from_list(i64, [1, shape[0]]),
+            },
+        )
+        return e.v(op)
+    lead = shape[:-1]
+    m = DYNAMIC_INDEX if DYNAMIC_INDEX in lead else _prod(lead)
+    out_t = MemRefType(t.element_type, [m, shape[-1]])
+    op = memref.CollapseShapeOp.create(
+        operands=[mem],
+        result_types=[out_t],
+        properties={"reassociation": _reassociation([list(range(len(lead))), [len(lead)]])},
+    )
+    return e.v(op)
+
+
+def _prod(xs: list[int]) -> int:
+    out = 1
+    for x in xs:
+        out *= x
+    return out

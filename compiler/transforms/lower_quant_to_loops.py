@@ -1,0 +1,96 @@
+"""lower-quant-to-loops: quant.dequantize / quant.qmatmul on buffers become loops.
+
+Each op is replaced by loop nests (scf.parallel over rows, scf.for over
+blocks, arith/memref/vector ops) that unpack its packed operand explicitly,
+through the per-encoding layouts in `quantir.compiler.encodings`. Run
+`quantir-bufferize` first: the ops must be in their `outs(...)` form.
+
+Options:
+- `vectorize` (default true): unpack the lanes of a block as vector ops (the
+  CPU path). With false, lanes become scalar loops marked `qrt.loop = "lanes"`
+  (the GPU path maps them onto threads).
+- `m_tile` (default 4): how many rows of x a qmatmul reuses each unpacked
+  weight for.
+
+```mlir
+// before
+quant.dequantize #quant.encoding<q8_0> %w outs(%y) : (memref<?x34xi8>, memref<?x32xf32>) -> ()
+// after (vectorize=false, abridged)
+scf.parallel (%n, %b) = (%c0, %c0) to (%rows, %c1) step (%c1, %c1) {
+  %d = ... load the fp16 scale ...
+  scf.for %l = %c0 to %c32 step %c1 {
+    %q = memref.load %w[%n, %col] : memref<?x34xi8>
+    %v = arith.mulf %d, %qf : f32
+    memref.store %v, %y[%n, %e] : memref<?x32xf32>
+  } {qrt.loop = "lanes"}
+} {qrt.loop = "rows"}
+```
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from xdsl.context import Context
+from xdsl.dialects.builtin import ModuleOp, TensorType
+from xdsl.passes import ModulePass
+from xdsl.utils.exceptions import PassFailedException
+
+from quantir.compiler.encodings import layout_for
+from quantir.compiler.lowering import gguf_kernels, gptq_kernels
+from quantir.compiler.lowering.emitter import Emitter
+from quantir.compiler.lowering.shapes import as_rows
+from quantir.dialects import quant
+from quantir.dialects.encoding import QuantizationEncoding
+
+
+@dataclass(frozen=True)
+class LowerQuantToLoopsPass(ModulePass):
+    """Expand quant ops on buffers into explicit block-unpacking loops."""
+
+    name = "lower-quant-to-loops"
+
+    vectorize: bool = True
+    m_tile: int = 4
+
+    def apply(self, ctx: Context, op: ModuleOp) -> None:
+        if self.m_tile < 1:
+            raise PassFailedException(f"{self.name}: m_tile must be >= 1, got {self.m_tile}")
+        for qop in [o for o in op.walk() if isinstance(o, quant.DequantizeOp | quant.QMatmulOp)]:
+            if qop.out is None or any(isinstance(v.type, TensorType) for v in qop.operands):
+                raise PassFailedException(
+                    f"{self.name}: '{qop.name}' is on tensors; run quantir-bufferize first"
+                )
+            e = Emitter.before(qop)
+            encoding = qop.encoding.encoding
+            if isinstance(qop, quant.DequantizeOp):
+                self.lower_dequantize(e, encoding, qop)
+            else:
+                self.lower_qmatmul(e, encoding, qop)
+            qop.detach()
+            qop.erase()
+
+    def lower_dequantize(
+        self, e: Emitter, encoding: QuantizationEncoding, op: quant.DequantizeOp
+    ) -> None:
+        assert op.out is not None
+        if encoding is QuantizationEncoding.GPTQ:
+            assert op.config is not None
+            gptq_kernels.lower_dequantize(e, op.config, list(op.packed), op.out, self.vectorize)
+        else:
+            gguf_kernels.lower_dequantize(
+                e, layout_for(encoding), op.packed[0], op.out, self.vectorize
+            )
+
+    def lower_qmatmul(self, e: Emitter, encoding: QuantizationEncoding, op: quant.QMatmulOp) -> None:
+        assert op.out is not None
+        x, y = as_rows(e, op.x), as_rows(e, op.out)
+        if encoding is QuantizationEncoding.GPTQ:
+            assert op.config is not None
+            gptq_kernels.lower_qmatmul(
+                e, op.config, x, list(op.packed), y, self.vectorize, self.m_tile
+            )
+        else:
+            gguf_kernels.lower_qmatmul(
+                e, layout_for(encoding), x, op.packed[0], y, self.vectorize, self.m_tile
+            )

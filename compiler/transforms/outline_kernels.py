@@ -1,0 +1,124 @@
+"""outline-kernels: every top-level parallel loop nest becomes a kernel.
+
+In each host function, each `scf.parallel` that sits directly in the body is
+moved into its own `func.func` marked `qrt.kernel`, and replaced by a
+`qrt.launch` of that kernel over the range of its first dimension. The
+kernel takes its `[lo, hi)` slice of that range as its first two arguments,
+then every value the loop nest used from the host (buffers and sizes;
+constants are re-created inside instead of passed).
+
+```mlir
+// before
+func.func @f(%x: memref<?x64xf32>, %y: memref<?x64xf32>) {
+  %n = memref.dim %x, %c0 : memref<?x64xf32>
+  scf.parallel (%i) = (%c0) to (%n) step (%c1) { ... }
+  func.return
+}
+// after
+func.func @f(%x: memref<?x64xf32>, %y: memref<?x64xf32>) {
+  %n = memref.dim %x, %c0 : memref<?x64xf32>
+  qrt.launch @f_kernel0(%x, %y) range(%n) : memref<?x64xf32>, memref<?x64xf32>
+  func.return
+}
+func.func @f_kernel0(%lo: index, %hi: index, %x: memref<?x64xf32>, %y: memref<?x64xf32>)
+    attributes {qrt.kernel} {
+  scf.parallel (%i) = (%lo) to (%hi) step (%c1) { ... }
+  func.return
+}
+```
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from xdsl.context import Context
+from xdsl.dialects import arith, func, scf
+from xdsl.dialects.builtin import IndexType, IntegerAttr, ModuleOp, UnitAttr
+from xdsl.ir import Block, Operation, Region, SSAValue
+from xdsl.passes import ModulePass
+from xdsl.rewriter import Rewriter
+from xdsl.utils.exceptions import PassFailedException
+
+from quantir.dialects.qrt import KERNEL_ATTR, LaunchOp
+
+
+def _is_const_int(v: SSAValue, value: int) -> bool:
+    op = v.owner
+    return (
+        isinstance(op, arith.ConstantOp)
+        and isinstance(op.value, IntegerAttr)
+        and op.value.value.data == value
+    )
+
+
+def captured_values(op: Operation) -> list[SSAValue]:
+    """Values used inside `op` (at any depth) but defined outside it, in first-use order."""
+    inside: set[SSAValue] = set()
+    for inner in op.walk():
+        inside.update(inner.results)
+        for region in inner.regions:
+            for block in region.blocks:
+                inside.update(block.args)
+    seen: dict[SSAValue, None] = {}
+    for inner in op.walk():
+        for operand in inner.operands:
+            if operand not in inside:
+                seen.setdefault(operand, None)
+    return list(seen)
+
+
+@dataclass(frozen=True)
+class OutlineKernelsPass(ModulePass):
+    """Move top-level scf.parallel nests into kernels launched by qrt.launch."""
+
+    name = "outline-kernels"
+
+    def apply(self, ctx: Context, op: ModuleOp) -> None:
+        names = {f.sym_name.data for f in op.ops if isinstance(f, func.FuncOp)}
+        for host in [f for f in op.ops if isinstance(f, func.FuncOp)]:
+            if host.is_declaration or KERNEL_ATTR in host.attributes:
+                continue
+            count = 0
+            for loop in [o for o in host.body.block.ops if isinstance(o, scf.ParallelOp)]:
+                name = f"{host.sym_name.data}_kernel{count}"
+                while name in names:
+                    count += 1
+                    name = f"{host.sym_name.data}_kernel{count}"
+                names.add(name)
+                count += 1
+                kernel = self.outline(host, loop, name)
+                op.body.block.insert_op_after(kernel, host)
+
+    def outline(self, host: func.FuncOp, loop: scf.ParallelOp, name: str) -> func.FuncOp:
+        if loop.initVals:
+            raise PassFailedException(f"{self.name}: parallel loops with reductions are not supported")
+        if not _is_const_int(loop.lowerBound[0], 0) or not _is_const_int(loop.step[0], 1):
+            raise PassFailedException(
+                f"{self.name}: the first dimension of a parallel loop must start at 0 with step 1"
+            )
+        captured = captured_values(loop)
+        constants = [v for v in captured if isinstance(v.owner, arith.ConstantOp)]
+        passed = [v for v in captured if v not in constants]
+
+        block = Block(arg_types=[IndexType(), IndexType(), *[v.type for v in passed]])
+        lo, hi = block.args[0], block.args[1]
+        lo.name_hint, hi.name_hint = "lo", "hi"
+        value_map: dict[SSAValue, SSAValue] = {}
+        for v, arg in zip(passed, block.args[2:]):
+            value_map[v] = arg
+            arg.name_hint = v.name_hint
+        for c in constants:
+            clone = c.owner.clone()
+            block.add_op(clone)
+            value_map[c] = clone.results[0]
+        body = loop.clone(value_mapper=value_map)
+        body.operands[0] = lo  # lower bound of dimension 0
+        body.operands[len(loop.lowerBound)] = hi  # its upper bound
+        block.add_op(body)
+        block.add_op(func.ReturnOp())
+
+        kernel = func.FuncOp(name, ([a.type for a in block.args], []), Region(block))
+        kernel.attributes[KERNEL_ATTR] = UnitAttr()
+        Rewriter.replace_op(loop, LaunchOp(name, passed, loop.upperBound[0]))
+        return kernel

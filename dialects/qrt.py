@@ -1,0 +1,181 @@
+"""The `qrt` dialect: how a host function hands parallel work to kernels.
+
+After kernel outlining, a graph function is a host function: it sizes and
+allocates buffers and launches kernels, in order. Each kernel is a
+`func.func` marked `qrt.kernel` that runs one parallel loop nest. The first
+parallel dimension of the nest is the launch range: on the CPU the runtime
+splits it across threads (the kernel receives its `[lo, hi)` slice as its
+first two arguments); on a GPU the mapping pass turns it into the grid.
+
+```mlir
+func.func @main(%x: memref<?x4096xf32>, %w: memref<4096x2304xi8>, %y: memref<?x4096xf32>) {
+  %c4096 = arith.constant 4096 : index
+  qrt.launch @main_kernel0(%x, %w, %y) range(%c4096) : memref<?x4096xf32>, memref<4096x2304xi8>, memref<?x4096xf32>
+  func.return
+}
+```
+
+GPU launches carry `threads_per_block` and `items_per_block`: the runtime
+launches ceil(range / items_per_block) blocks of threads_per_block threads.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from xdsl.dialects.builtin import (
+    I64,
+    Float32Type,
+    IndexType,
+    IntegerAttr,
+    IntegerType,
+    StringAttr,
+    SymbolRefAttr,
+)
+from xdsl.ir import Attribute, Dialect, Operation, SSAValue
+from xdsl.irdl import (
+    IRDLOperation,
+    ParsePropInAttrDict,
+    irdl_op_definition,
+    operand_def,
+    opt_prop_def,
+    prop_def,
+    result_def,
+    traits_def,
+    var_operand_def,
+)
+from xdsl.traits import EffectInstance, MemoryEffect, MemoryEffectKind, Pure
+from xdsl.utils.exceptions import VerifyException
+
+KERNEL_ATTR = "qrt.kernel"
+"""Unit attribute on a `func.func` that is a kernel (see the module docstring)."""
+
+TARGET_ATTR = "qrt.target"
+"""String attribute on the module: the target its kernels were lowered for ("cpu", "nvptx")."""
+
+# Argument attributes of a bufferized graph function (the runtime's contract).
+INPUT_ATTR = "qrt.input"
+"""On an argument bound to the graph's i-th input: i."""
+OUTPUT_ATTR = "qrt.output"
+"""On an argument the graph writes its i-th result to: i."""
+RESULT_DIMS_ATTR = "qrt.result_dims"
+"""On an output argument with dynamic dimensions: for each dynamic dimension, in
+order, the (argument index, dimension) it equals, flattened into an i64 array."""
+WEIGHT_ATTR = "quant.weight"
+"""On an argument bound to a named weight: the weight's name."""
+WEIGHT_PART_ATTR = "quant.weight_part"
+"""On a GPTQ weight argument: which checkpoint tensor it is ("qweight", ...)."""
+WEIGHT_ENCODING_ATTR = "quant.encoding"
+WEIGHT_SHAPE_ATTR = "quant.shape"
+WEIGHT_CONFIG_ATTR = "quant.config"
+
+
+class _LaunchEffects(MemoryEffect):
+    """A launch may read and write every buffer it passes (conservatively)."""
+
+    @classmethod
+    def get_effects(cls, op: Operation) -> set[EffectInstance]:
+        effects: set[EffectInstance] = set()
+        for o in op.operands:
+            effects.add(EffectInstance(MemoryEffectKind.READ, o))
+            effects.add(EffectInstance(MemoryEffectKind.WRITE, o))
+        return effects
+
+
+@irdl_op_definition
+class LaunchOp(IRDLOperation):
+    """Runs kernel `@k` over `[0, range)` of its first parallel dimension.
+
+    ```mlir
+    qrt.launch @k(%a, %b) range(%n) : memref<?x64xf32>, memref<?x64xf32>
+    qrt.launch @g(%a) range(%n) {threads_per_block = 256 : i64, items_per_block = 8 : i64} : memref<?x64xf32>
+    ```
+    """
+
+    name = "qrt.launch"
+
+    kernel = prop_def(SymbolRefAttr)
+    args = var_operand_def()
+    range = operand_def(IndexType)
+    threads_per_block = opt_prop_def(IntegerAttr[I64])
+    items_per_block = opt_prop_def(IntegerAttr[I64])
+
+    traits = traits_def(_LaunchEffects())
+
+    irdl_options = (ParsePropInAttrDict(),)
+    assembly_format = "$kernel `(` $args `)` `range` `(` $range `)` attr-dict `:` type($args)"
+
+    def __init__(
+        self,
+        kernel: str | SymbolRefAttr,
+        args: Sequence[SSAValue | Operation],
+        range: SSAValue | Operation,
+        threads_per_block: int | None = None,
+        items_per_block: int | None = None,
+    ):
+        props: dict[str, Attribute | None] = {
+            "kernel": SymbolRefAttr(kernel) if isinstance(kernel, str) else kernel,
+            "threads_per_block": IntegerAttr(threads_per_block, 64) if threads_per_block else None,
+            "items_per_block": IntegerAttr(items_per_block, 64) if items_per_block else None,
+        }
+        super().__init__(operands=[list(args), range], properties=props)
+
+    def verify_(self) -> None:
+        if (self.threads_per_block is None) != (self.items_per_block is None):
+            raise VerifyException(
+                "qrt.launch: threads_per_block and items_per_block go together (GPU launches)"
+            )
+        for name in ("threads_per_block", "items_per_block"):
+            attr = getattr(self, name)
+            if attr is not None and attr.value.data <= 0:
+                raise VerifyException(
+                    f"qrt.launch: {name} must be positive, got {attr.value.data}"
+                )
+
+
+@irdl_op_definition
+class CheckOp(IRDLOperation):
+    """A run-time check in host code: fails the call with `message` when `cond` is false.
+
+    Host functions check, before any kernel runs, what types cannot say: that
+    dynamic dimensions which must agree do agree.
+
+    ```mlir
+    %ok = arith.cmpi eq, %m0, %m1 : index
+    qrt.check %ok, "qnn.add: dimension 0 of the operands differs"
+    ```
+    """
+
+    name = "qrt.check"
+
+    cond = operand_def(IntegerType(1))
+    message = prop_def(StringAttr)
+
+    assembly_format = "$cond `,` $message attr-dict"
+
+    def __init__(self, cond: SSAValue | Operation, message: str):
+        super().__init__(operands=[cond], properties={"message": StringAttr(message)})
+
+
+@irdl_op_definition
+class WarpReduceOp(IRDLOperation):
+    """The sum of `value` over the 32 lanes of a GPU warp, returned to every lane.
+
+    ```mlir
+    %total = qrt.warp_reduce %partial : f32
+    ```
+    """
+
+    name = "qrt.warp_reduce"
+
+    value = operand_def(Float32Type)
+    result = result_def(Float32Type)
+
+    traits = traits_def(Pure())
+    assembly_format = "$value attr-dict `:` type($value)"
+
+    def __init__(self, value: SSAValue | Operation):
+        super().__init__(operands=[value], result_types=[Float32Type()])
+
+
+Qrt = Dialect("qrt", [LaunchOp, CheckOp, WarpReduceOp], [])

@@ -1,0 +1,201 @@
+"""Eager entry points: dequantize and qmatmul on numpy arrays.
+
+Each call builds a one-op graph for the operand shapes (rows N and the
+leading dimensions of x stay dynamic, so they never force a recompile),
+compiles it through the full pipeline (cached), checks every buffer and runs
+it.
+
+    y = qmatmul(QuantizationEncoding.Q4_K, x, w)           # x [..., K], w uint8 [N, K/256*144]
+    w_f32 = dequantize("q4_k", w)                          # [N, K], bit-identical to ggml
+    y = qmatmul("gptq", x, (qweight, qzeros, scales, g_idx), config=cfg)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+from quantir.dialects.encoding import (
+    QuantizationConfig,
+    QuantizationEncoding,
+    check_checkpoint_format,
+)
+from quantir.runtime.buffers import BufferError
+from quantir.runtime.cpu import resolve_threads
+from quantir.runtime.jit import compile_source, load_program
+from quantir.runtime.program import GPTQ_PARTS, gather_weight_parts
+
+__all__ = ["dequantize", "parse_device", "qmatmul"]
+
+
+def _encoding(encoding: QuantizationEncoding | str) -> QuantizationEncoding:
+    if isinstance(encoding, QuantizationEncoding):
+        return encoding
+    if isinstance(encoding, str):
+        return QuantizationEncoding.parse(encoding)
+    raise TypeError(f"encoding must be a QuantizationEncoding or its name, got {encoding!r}")
+
+
+def parse_device(device: str) -> tuple[str, int]:
+    """"cpu" -> ("cpu", 0); "gpu", "cuda" -> ("gpu", 0); "cuda:N" / "gpu:N" -> ("gpu", N)."""
+    if not isinstance(device, str):
+        device = str(device)
+    d = device.strip().lower()
+    if d == "cpu":
+        return "cpu", 0
+    if d in ("gpu", "cuda"):
+        return "gpu", 0
+    for prefix in ("cuda:", "gpu:"):
+        if d.startswith(prefix) and d[len(prefix) :].isdigit():
+            return "gpu", int(d[len(prefix) :])
+    raise ValueError(f"unknown device {device!r}: expected 'cpu', 'gpu', 'cuda' or 'cuda:N'")
+
+
+def _gguf_k(enc: QuantizationEncoding, packed: object) -> tuple[np.ndarray, int]:
+    if not isinstance(packed, np.ndarray):
+        raise BufferError(f"{enc.name} packed weight: expected a numpy uint8 array, got "
+                          f"{type(packed).__name__}")
+    if packed.dtype not in (np.uint8, np.int8):
+        raise BufferError(f"{enc.name} packed weight: expected dtype uint8, got {packed.dtype}")
+    if packed.ndim != 2:
+        raise BufferError(
+            f"{enc.name} packed weight: expected 2 dimensions [N, K/{enc.elements_per_block}*"
+            f"{enc.block_size}], got shape {list(packed.shape)}"
+        )
+    row_bytes = packed.shape[1]
+    if row_bytes == 0 or row_bytes % enc.block_size:
+        raise BufferError(
+            f"{enc.name} packed weight: rows of {row_bytes} bytes are not a whole number of "
+            f"{enc.block_size}-byte blocks"
+        )
+    return packed, row_bytes // enc.block_size * enc.elements_per_block
+
+
+def _gptq_parts(packed: object, config: QuantizationConfig | None) -> tuple[dict, int]:
+    if config is None:
+        cfg = getattr(packed, "config", None)
+        if isinstance(cfg, QuantizationConfig):
+            config = cfg
+        else:
+            raise ValueError("GPTQ needs config=QuantizationConfig(...) (bits, group_size, ...)")
+    parts = gather_weight_parts("gptq", packed, GPTQ_PARTS)
+    g_idx = parts["g_idx"]
+    if not isinstance(g_idx, np.ndarray) or g_idx.ndim != 1:
+        raise BufferError("GPTQ g_idx: expected a 1-D int32 array of length K")
+    return parts, g_idx.shape[0]
+
+
+def _config_attr(config: QuantizationConfig, checkpoint_format: str) -> str:
+    return (
+        f"#quant.gptq<bits = {config.bits}, group_size = {config.group_size}, "
+        f"desc_act = {str(config.desc_act).lower()}, sym = {str(config.sym).lower()}, "
+        f"format = {checkpoint_format}>"
+    )
+
+
+def _operands(
+    enc: QuantizationEncoding,
+    packed: object,
+    config: QuantizationConfig | None,
+    checkpoint_format: str,
+) -> tuple[list[np.ndarray], list[str], int, str]:
+    """(arrays, their tensor types, K, the op's attribute text)."""
+    if enc is QuantizationEncoding.GPTQ:
+        parts, k = _gptq_parts(packed, config)
+        if config is None:
+            config = packed.config  # type: ignore[attr-defined]
+            checkpoint_format = getattr(packed, "checkpoint_format", checkpoint_format)
+        check_checkpoint_format(checkpoint_format)
+        groups = config.num_groups(k)
+        types = [
+            f"tensor<{k * config.bits // 32}x?xi32>",
+            f"tensor<{groups}x?xi32>",
+            f"tensor<{groups}x?xf16>",
+            f"tensor<{k}xi32>",
+        ]
+        if (k * config.bits) % 32:
+            raise ValueError(f"GPTQ {config.bits}-bit needs K*bits to be a multiple of 32, K={k}")
+        attr = f"#quant.encoding<gptq> config {_config_attr(config, checkpoint_format)}"
+        return [parts[p] for p in GPTQ_PARTS], types, k, attr
+    if config is not None:
+        raise ValueError(f"{enc.name} takes no config (config is for GPTQ)")
+    arr, k = _gguf_k(enc, packed)
+    return [arr], [f"tensor<?x{arr.shape[1]}xui8>"], k, f"#quant.encoding<{enc.name}>"
+
+
+def _run(
+    source: str,
+    function: str,
+    inputs: Sequence[np.ndarray],
+    device: str,
+    threads: int | None,
+    out: np.ndarray | None,
+) -> np.ndarray:
+    kind, index = parse_device(device)
+    compiled = compile_source(source, "cpu" if kind == "cpu" else "gpu", name=f"<{function}>")
+    if kind == "cpu":
+        program = load_program(compiled, function, threads=resolve_threads(threads))
+    else:
+        from quantir.runtime.cuda import GpuDevice
+
+        program = load_program(compiled, function, device=GpuDevice.get(index, compiled.ptx))
+    (result,) = program(list(inputs), outputs=None if out is None else [out])
+    return result
+
+
+def dequantize(
+    encoding: QuantizationEncoding | str,
+    packed: np.ndarray | Sequence[np.ndarray] | Mapping[str, np.ndarray],
+    *,
+    config: QuantizationConfig | None = None,
+    device: str = "cpu",
+    threads: int | None = None,
+    checkpoint_format: str = "gptq",
+    out: np.ndarray | None = None,
+) -> np.ndarray:
+    """The float32 [N, K] values of a packed weight (bit-identical to ggml for GGUF)."""
+    enc = _encoding(encoding)
+    arrays, types, k, attr = _operands(enc, packed, config, checkpoint_format)
+    names = ", ".join(f"%p{i}: {t}" for i, t in enumerate(types))
+    uses = ", ".join(f"%p{i}" for i in range(len(types)))
+    source = (
+        f"func.func @dequantize({names}) -> tensor<?x{k}xf32> {{\n"
+        f"  %y = quant.dequantize {attr} {uses} : ({', '.join(types)}) -> tensor<?x{k}xf32>\n"
+        f"  func.return %y : tensor<?x{k}xf32>\n}}\n"
+    )
+    return _run(source, "dequantize", arrays, device, threads, out)
+
+
+def qmatmul(
+    encoding: QuantizationEncoding | str,
+    x: np.ndarray,
+    packed: np.ndarray | Sequence[np.ndarray] | Mapping[str, np.ndarray],
+    *,
+    config: QuantizationConfig | None = None,
+    device: str = "cpu",
+    threads: int | None = None,
+    checkpoint_format: str = "gptq",
+    out: np.ndarray | None = None,
+) -> np.ndarray:
+    """`x @ dequantize(packed).T` for x float32 [..., K]; the result is [..., N]."""
+    enc = _encoding(encoding)
+    arrays, types, k, attr = _operands(enc, packed, config, checkpoint_format)
+    if not isinstance(x, np.ndarray):
+        raise BufferError(f"x: expected a numpy float32 array, got {type(x).__name__}")
+    if x.dtype != np.float32:
+        raise BufferError(f"x: expected dtype float32, got {x.dtype} (use x.astype(np.float32))")
+    if x.ndim < 1 or x.shape[-1] != k:
+        raise BufferError(
+            f"x: expected shape [..., {k}] (K of the {enc.name} weight), got {list(x.shape)}"
+        )
+    lead = "?x" * (x.ndim - 1)
+    xt, yt = f"tensor<{lead}{k}xf32>", f"tensor<{lead}?xf32>"
+    names = ", ".join([f"%x: {xt}", *(f"%p{i}: {t}" for i, t in enumerate(types))])
+    uses = ", ".join(["%x", *(f"%p{i}" for i in range(len(types)))])
+    source = (
+        f"func.func @qmatmul({names}) -> {yt} {{\n"
+        f"  %y = quant.qmatmul {attr} {uses} : ({xt}, {', '.join(types)}) -> {yt}\n"
+        f"  func.return %y : {yt}\n}}\n"
+    )
+    return _run(source, "qmatmul", [x, *arrays], device, threads, out)

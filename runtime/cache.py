@@ -1,0 +1,102 @@
+"""On-disk cache of compiled modules.
+
+Entries live in QUANTIR_CACHE_DIR (default ~/.cache/quantir; QUANTIR_CACHE=0
+turns the disk cache off), one file per key. A key hashes everything the
+generated code depends on: the input IR, the target (CPU name and features,
+or GPU architecture), and the versions of quantir, xDSL and llvmlite.
+
+An entry is `MAGIC | format | sha256(payload) | payload`. Writers write a
+temporary file and rename it into place, so concurrent processes never see
+a partial entry (the last writer wins; both wrote the same bytes). A reader
+that finds a truncated or corrupt entry (checksum mismatch) deletes it and
+reports a miss, and the caller rebuilds it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import struct
+import tempfile
+import warnings
+from pathlib import Path
+
+MAGIC = b"QIRCACHE"
+FORMAT = 1
+_HEADER = struct.Struct("<8sI32s")
+
+
+def cache_dir() -> Path | None:
+    if os.environ.get("QUANTIR_CACHE", "1").strip().lower() in ("0", "off", "false", "no"):
+        return None
+    env = os.environ.get("QUANTIR_CACHE_DIR")
+    if env:
+        return Path(env)
+    return Path.home() / ".cache" / "quantir"
+
+
+def make_key(*parts: str | bytes) -> str:
+    h = hashlib.sha256()
+    for p in parts:
+        data = p.encode() if isinstance(p, str) else p
+        h.update(struct.pack("<Q", len(data)))
+        h.update(data)
+    return h.hexdigest()
+
+
+def _path(key: str) -> Path | None:
+    d = cache_dir()
+    return None if d is None else d / f"{key}.qbin"
+
+
+def load(key: str) -> bytes | None:
+    """The payload stored under `key`, or None (missing, unreadable or corrupt)."""
+    path = _path(key)
+    if path is None:
+        return None
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return None
+    if len(data) >= _HEADER.size:
+        magic, fmt, digest = _HEADER.unpack_from(data)
+        payload = data[_HEADER.size :]
+        if magic == MAGIC and fmt == FORMAT and hashlib.sha256(payload).digest() == digest:
+            return payload
+    # Corrupt or from another format: drop it so the rebuilt entry replaces it.
+    try:
+        path.unlink()
+    except OSError:
+        pass
+    return None
+
+
+_warned = False
+
+
+def store(key: str, payload: bytes) -> None:
+    """Store `payload` under `key` atomically; failures only warn (the cache is optional)."""
+    global _warned
+    path = _path(key)
+    if path is None:
+        return
+    blob = _HEADER.pack(MAGIC, FORMAT, hashlib.sha256(payload).digest()) + payload
+    tmp = None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{key[:16]}.", suffix=".tmp", dir=path.parent)
+        with os.fdopen(fd, "wb") as f:
+            f.write(blob)
+        os.replace(tmp, path)
+        tmp = None
+    except OSError as e:
+        if not _warned:
+            warnings.warn(f"quantir: cannot write the compile cache in {path.parent}: {e}",
+                          stacklevel=2)
+            _warned = True
+    finally:
+        if tmp is not None:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass

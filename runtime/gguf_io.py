@@ -1,0 +1,45 @@
+"""GGUF files in and out: the public entry points.
+
+* ``open_gguf(path) -> GGUFModel``: validated, memory-mapped reading through
+  gguf-py; ``model.metadata`` (key -> Python value), ``model.tensors``
+  (``GGUFTensor``: name, ggml_type, encoding, logical shape, data, nbytes,
+  as_weight()).
+* ``write_gguf(path, tensors, metadata=None, arch=None)``: atomic writing of
+  ``TensorToWrite`` records through gguf-py's GGUFWriter.
+* ``encoding_for_ggml_type`` / ``ggml_type_for_encoding``: the mapping
+  between ggml types and quantir's ``QuantizationEncoding``.
+
+Errors: ``GGUFFormatError`` (a ValueError) for malformed files,
+``UnsupportedTensorTypeError`` for using a tensor whose ggml type quantir
+cannot compute with; both derive from ``GGUFError``.
+"""
+
+from quantir.runtime.gguf import (
+    GGUFError,
+    GGUFFormatError,
+    GGUFModel,
+    GGUFTensor,
+    MetadataValue,
+    TensorToWrite,
+    UnsupportedTensorTypeError,
+    encoding_for_ggml_type,
+    ggml_type_for_encoding,
+    open_gguf,
+    supported_type_names,
+    write_gguf,
+)
+
+__all__ = [
+    "GGUFError",
+    "GGUFFormatError",
+    "GGUFModel",
+    "GGUFTensor",
+    "MetadataValue",
+    "TensorToWrite",
+    "UnsupportedTensorTypeError",
+    "encoding_for_ggml_type",
+    "ggml_type_for_encoding",
+    "open_gguf",
+    "supported_type_names",
+    "write_gguf",
+]

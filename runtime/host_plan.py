@@ -1,0 +1,263 @@
+"""The host side of a compiled graph function, as a flat plan of steps.
+
+After the pipeline, a graph function is straight-line host code: it reads
+buffer sizes, checks them, allocates intermediate buffers and launches
+kernels in order. `HostPlan.build` turns that function into steps once, so a
+call runs a short Python loop instead of walking IR. Checks run first, before
+anything is allocated or written.
+"""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from xdsl.dialects import arith, func, memref
+from xdsl.dialects.builtin import (
+    DYNAMIC_INDEX,
+    DenseArrayBase,
+    Float16Type,
+    Float32Type,
+    IndexType,
+    IntegerAttr,
+    IntegerType,
+    MemRefType,
+    StringAttr,
+)
+from xdsl.ir import Attribute, SSAValue
+
+from quantir.dialects.qrt import (
+    INPUT_ATTR,
+    OUTPUT_ATTR,
+    RESULT_DIMS_ATTR,
+    WEIGHT_ATTR,
+    WEIGHT_PART_ATTR,
+    CheckOp,
+    LaunchOp,
+)
+
+
+class PlanError(Exception):
+    """The host function uses something the runtime cannot execute."""
+
+
+def numpy_dtypes(elem: Attribute) -> tuple[str, ...]:
+    """numpy dtypes accepted for a memref element type (first one is used to allocate)."""
+    if isinstance(elem, Float32Type):
+        return ("float32",)
+    if isinstance(elem, Float16Type):
+        return ("float16",)
+    if isinstance(elem, IntegerType):
+        width = elem.width.data
+        if width == 8:
+            return ("uint8", "int8")
+        if width == 32:
+            return ("int32", "uint32")
+        if width == 64:
+            return ("int64", "uint64")
+    raise PlanError(f"no numpy dtype for {elem}")
+
+
+@dataclass(frozen=True)
+class BufferSpec:
+    """What a function argument must be: element dtypes and shape (-1 = dynamic)."""
+
+    dtypes: tuple[str, ...]
+    shape: tuple[int, ...]
+
+    @staticmethod
+    def of(t: MemRefType) -> BufferSpec:
+        shape = tuple(-1 if d == DYNAMIC_INDEX else d for d in t.get_shape())
+        return BufferSpec(numpy_dtypes(t.element_type), shape)
+
+
+@dataclass(frozen=True)
+class ArgSpec:
+    index: int
+    kind: str  # "input" | "weight" | "output"
+    spec: BufferSpec
+    position: int = 0  # input or output number
+    weight_name: str = ""
+    weight_part: str = ""
+    result_dims: tuple[tuple[int, int], ...] = ()  # outputs: (arg, dim) per dynamic dim
+
+
+@dataclass
+class Step:
+    kind: str
+    target: int = -1  # register written
+    args: tuple = ()
+
+
+@dataclass
+class HostPlan:
+    name: str
+    args: list[ArgSpec]
+    steps: list[Step] = field(default_factory=list)
+    registers: int = 0
+
+    @property
+    def inputs(self) -> list[ArgSpec]:
+        return sorted((a for a in self.args if a.kind == "input"), key=lambda a: a.position)
+
+    @property
+    def outputs(self) -> list[ArgSpec]:
+        return sorted((a for a in self.args if a.kind == "output"), key=lambda a: a.position)
+
+    @property
+    def weights(self) -> list[ArgSpec]:
+        return [a for a in self.args if a.kind == "weight"]
+
+    @staticmethod
+    def build(f: func.FuncOp) -> HostPlan:
+        return _PlanBuilder(f).build()
+
+
+_INT_BINOPS: dict[type, Callable[[int, int], int]] = {
+    arith.AddiOp: operator.add,
+    arith.SubiOp: operator.sub,
+    arith.MuliOp: operator.mul,
+    arith.DivUIOp: operator.floordiv,
+    arith.RemUIOp: operator.mod,
+    arith.MinUIOp: min,
+    arith.MaxUIOp: max,
+}
+
+_CMP = {0: operator.eq, 1: operator.ne, 2: operator.lt, 3: operator.le, 4: operator.gt,
+        5: operator.ge, 6: operator.lt, 7: operator.le, 8: operator.gt, 9: operator.ge}
+
+
+class _PlanBuilder:
+    def __init__(self, f: func.FuncOp):
+        self.f = f
+        self.reg: dict[SSAValue, int] = {}
+        self.plan = HostPlan(f.sym_name.data, [])
+
+    def new(self, v: SSAValue) -> int:
+        r = self.plan.registers
+        self.plan.registers += 1
+        self.reg[v] = r
+        return r
+
+    def r(self, v: SSAValue) -> int:
+        if v not in self.reg:
+            raise PlanError(f"@{self.f.sym_name.data}: value used before it is defined")
+        return self.reg[v]
+
+    def build(self) -> HostPlan:
+        f = self.f
+        attrs = f.arg_attrs.data if f.arg_attrs is not None else [None] * len(f.body.block.args)
+        for i, (arg, a) in enumerate(zip(f.body.block.args, attrs)):
+            if not isinstance(arg.type, MemRefType):
+                raise PlanError(f"@{f.sym_name.data}: argument {i} is not a buffer ({arg.type})")
+            d = a.data if a is not None else {}
+            spec = BufferSpec.of(arg.type)
+            if INPUT_ATTR in d:
+                arg_spec = ArgSpec(i, "input", spec, _int(d[INPUT_ATTR]))
+            elif OUTPUT_ATTR in d:
+                dims = ()
+                if RESULT_DIMS_ATTR in d:
+                    flat = d[RESULT_DIMS_ATTR]
+                    assert isinstance(flat, DenseArrayBase)
+                    vals = list(flat.get_values())
+                    dims = tuple(zip(vals[0::2], vals[1::2]))
+                arg_spec = ArgSpec(i, "output", spec, _int(d[OUTPUT_ATTR]), result_dims=dims)
+            elif WEIGHT_ATTR in d:
+                part = d.get(WEIGHT_PART_ATTR)
+                arg_spec = ArgSpec(
+                    i,
+                    "weight",
+                    spec,
+                    weight_name=_str(d[WEIGHT_ATTR]),
+                    weight_part=_str(part) if part is not None else "",
+                )
+            else:
+                raise PlanError(
+                    f"@{f.sym_name.data}: argument {i} is not tagged as input, weight or output "
+                    "(run quantir-bufferize)"
+                )
+            self.plan.args.append(arg_spec)
+            self.reg[arg] = i
+        self.plan.registers = len(f.body.block.args)
+
+        # Size arithmetic and checks that only read argument shapes run first,
+        # so a failing check leaves every output untouched.
+        early_regs = set(range(len(f.body.block.args)))
+        early: list[Step] = []
+        body: list[Step] = []
+        for op in f.body.block.ops:
+            step = self.step_for(op)
+            if step is None:
+                continue
+            inputs = [a for a in step.args if isinstance(a, int) and not isinstance(a, bool)]
+            if step.kind == "int":
+                inputs = []
+            elif step.kind == "dim":
+                inputs = [step.args[0]]
+            if step.kind in ("check", "int", "dim", "binop", "cmp") and all(
+                i in early_regs for i in inputs
+            ):
+                early.append(step)
+                early_regs.add(step.target)
+            else:
+                body.append(step)
+        self.plan.steps = early + body
+        return self.plan
+
+    def step_for(self, op) -> Step | None:
+        match op:
+            case arith.ConstantOp():
+                if not isinstance(op.value, IntegerAttr):
+                    raise PlanError(f"host code has a non-integer constant {op.value}")
+                return Step("int", self.new(op.result), (op.value.value.data,))
+            case memref.DimOp():
+                idx = op.index.owner
+                if not isinstance(idx, arith.ConstantOp):
+                    raise PlanError("memref.dim needs a constant dimension")
+                return Step("dim", self.new(op.result), (self.r(op.source), idx.value.value.data))
+            case arith.CmpiOp():
+                cmp = _CMP[op.predicate.value.data]
+                return Step("cmp", self.new(op.result), (cmp, self.r(op.lhs), self.r(op.rhs)))
+            case CheckOp():
+                return Step("check", -1, (self.r(op.cond), op.message.data))
+            case memref.AllocOp():
+                t = op.memref.type
+                assert isinstance(t, MemRefType)
+                spec = BufferSpec.of(t)
+                dyn = [self.r(v) for v in op.dynamic_sizes]
+                return Step("alloc", self.new(op.memref), (spec, tuple(dyn)))
+            case memref.DeallocOp():
+                return Step("free", -1, (self.r(op.memref),))
+            case memref.CopyOp():
+                return Step("copy", -1, (self.r(op.source), self.r(op.destination)))
+            case memref.CollapseShapeOp() | memref.ExpandShapeOp():
+                t = op.result.type
+                assert isinstance(t, MemRefType)
+                return Step("reshape", self.new(op.result), (self.r(op.src), BufferSpec.of(t)))
+            case LaunchOp():
+                args = tuple(self.r(a) for a in op.args)
+                launch = (
+                    op.kernel.root_reference.data,
+                    args,
+                    self.r(op.range),
+                    op.threads_per_block.value.data if op.threads_per_block else 0,
+                    op.items_per_block.value.data if op.items_per_block else 0,
+                )
+                return Step("launch", -1, launch)
+            case func.ReturnOp():
+                return None
+            case _ if type(op) in _INT_BINOPS and isinstance(op.results[0].type, IndexType):
+                fn = _INT_BINOPS[type(op)]
+                return Step("binop", self.new(op.results[0]), (fn, self.r(op.lhs), self.r(op.rhs)))
+        raise PlanError(f"'{op.name}' cannot run in host code")
+
+
+def _int(a: Attribute) -> int:
+    assert isinstance(a, IntegerAttr)
+    return a.value.data
+
+
+def _str(a: Attribute) -> str:
+    assert isinstance(a, StringAttr)
+    return a.data

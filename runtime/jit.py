@@ -1,0 +1,195 @@
+"""Compile graph IR for a device, with in-process and on-disk caching.
+
+`compile_source` takes MLIR text (or a module), runs the target's pipeline,
+translates the kernels, and produces machine code (CPU) or PTX (GPU). The
+result is cached in this process and on disk (see `runtime.cache`).
+`load_program` binds one function of a compiled module to a device.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+import threading
+from dataclasses import dataclass
+from importlib.metadata import version
+
+from xdsl.dialects import func
+from xdsl.dialects.builtin import ModuleOp
+from xdsl.printer import Printer
+
+from quantir.compiler.backend import cpu as cpu_backend
+from quantir.compiler.backend.llvm_translation import KernelSignature, TargetInfo, translate_module
+from quantir.compiler.context import make_context
+from quantir.compiler.diagnostics import UserError, parse_located, verify_located
+from quantir.compiler.pipeline import lower
+from quantir.dialects.qrt import KERNEL_ATTR
+from quantir.runtime import cache
+from quantir.runtime.host_plan import HostPlan
+from quantir.runtime.program import CpuDevice, Program
+
+CACHE_FORMAT = "1"
+
+
+def _versions() -> str:
+    parts = []
+    for pkg in ("quantir", "xdsl", "llvmlite"):
+        try:
+            parts.append(f"{pkg}={version(pkg)}")
+        except Exception:  # not installed as a distribution (a source checkout)
+            parts.append(f"{pkg}=?")
+    return ";".join(parts)
+
+
+@dataclass
+class CompiledModule:
+    target: str
+    host_mlir: str
+    signatures: dict[str, KernelSignature]
+    object_code: bytes = b""  # CPU
+    ptx: str = ""  # GPU
+
+    def to_bytes(self) -> bytes:
+        meta = {
+            "target": self.target,
+            "host_mlir": self.host_mlir,
+            "ptx": self.ptx,
+            "signatures": {
+                n: [[k, list(d)] for k, d in s.params] for n, s in self.signatures.items()
+            },
+        }
+        blob = json.dumps(meta).encode()
+        return struct.pack("<Q", len(blob)) + blob + self.object_code
+
+    @staticmethod
+    def from_bytes(data: bytes) -> CompiledModule:
+        (n,) = struct.unpack_from("<Q", data)
+        meta = json.loads(data[8 : 8 + n])
+        sigs = {
+            name: KernelSignature(name, tuple((k, tuple(d)) for k, d in params))
+            for name, params in meta["signatures"].items()
+        }
+        return CompiledModule(meta["target"], meta["host_mlir"], sigs, data[8 + n :], meta["ptx"])
+
+
+_memory: dict[str, CompiledModule] = {}
+_loaded: dict[str, object] = {}
+_lock = threading.Lock()
+
+
+def _print(module: ModuleOp) -> str:
+    import io
+
+    out = io.StringIO()
+    Printer(stream=out).print_op(module)
+    return out.getvalue()
+
+
+def parse_source(source: str | ModuleOp, name: str = "<graph>") -> ModuleOp:
+    """Parse and verify MLIR text; errors are UserError with a source location."""
+    if isinstance(source, ModuleOp):
+        verify_located(source)
+        return source
+    from xdsl.utils.exceptions import ParseError
+
+    try:
+        module = parse_located(make_context(), source, name)
+    except ParseError as e:
+        raise UserError(str(e)) from None
+    verify_located(module)
+    return module
+
+
+def target_key(target: str, gpu_arch: str = "") -> str:
+    if target == "cpu":
+        return cpu_backend.host_target().key
+    return f"nvptx|{gpu_arch}"
+
+
+def compile_source(
+    source: str | ModuleOp, target: str = "cpu", *, gpu_arch: str = "sm_90", name: str = "<graph>"
+) -> CompiledModule:
+    """Compile a graph module for `target` ("cpu" or "gpu"), using the caches."""
+    text = source if isinstance(source, str) else _print(source)
+    key = cache.make_key(CACHE_FORMAT, _versions(), target, target_key(target, gpu_arch), text)
+    with _lock:
+        hit = _memory.get(key)
+    if hit is not None:
+        return hit
+    payload = cache.load(key)
+    if payload is not None:
+        try:
+            compiled = CompiledModule.from_bytes(payload)
+        except (ValueError, KeyError, struct.error):
+            compiled = None  # unreadable entry: rebuild below
+        if compiled is not None:
+            with _lock:
+                _memory[key] = compiled
+            return compiled
+    module = parse_source(source, name)
+    compiled = _build(module, target, gpu_arch)
+    cache.store(key, compiled.to_bytes())
+    with _lock:
+        _memory[key] = compiled
+    return compiled
+
+
+def _build(module: ModuleOp, target: str, gpu_arch: str) -> CompiledModule:
+    lowered = lower(module, "cpu" if target == "cpu" else "gpu")
+    host = ModuleOp([])
+    for op in list(lowered.ops):
+        if isinstance(op, func.FuncOp) and KERNEL_ATTR not in op.attributes:
+            host.body.block.add_op(op.clone())
+    host_text = _print(host)
+    if target == "cpu":
+        info = TargetInfo("cpu", cpu_backend.host_target().triple, cpu_backend.data_layout())
+        ir_module, sigs = translate_module(lowered, info)
+        obj = cpu_backend.compile_object(ir_module)
+        return CompiledModule("cpu", host_text, sigs, object_code=obj)
+    from quantir.compiler.backend import nvptx
+
+    ir_module, sigs = translate_module(lowered, nvptx.target_info(gpu_arch))
+    return CompiledModule("gpu", host_text, sigs, ptx=nvptx.emit_ptx(ir_module, gpu_arch))
+
+
+def host_functions(compiled: CompiledModule) -> dict[str, func.FuncOp]:
+    module = parse_located(make_context(), compiled.host_mlir, "<compiled>")
+    return {f.sym_name.data: f for f in module.ops if isinstance(f, func.FuncOp)}
+
+
+def load_program(
+    compiled: CompiledModule, function: str | None = None, *, threads: int = 1, device=None
+) -> Program:
+    """Bind `function` (the only one when None) of a compiled module to a device."""
+    hosts = host_functions(compiled)
+    if function is None:
+        if len(hosts) != 1:
+            raise UserError(
+                f"the module has {len(hosts)} functions ({', '.join(sorted(hosts))}): "
+                "say which one to run"
+            )
+        function = next(iter(hosts))
+    if function not in hosts:
+        raise UserError(
+            f"no function @{function} in the module (it has: {', '.join(sorted(hosts)) or 'none'})"
+        )
+    plan = HostPlan.build(hosts[function])
+    if compiled.target == "cpu":
+        kernels = _cpu_kernels(compiled)
+        return Program(plan, compiled.signatures, CpuDevice(kernels, threads))
+    from quantir.runtime.cuda import GpuDevice
+
+    return Program(plan, compiled.signatures, device or GpuDevice.for_ptx(compiled.ptx))
+
+
+def _cpu_kernels(compiled: CompiledModule):
+    from quantir.runtime.cpu import CpuKernels
+
+    key = cache.make_key("loaded", compiled.object_code)
+    with _lock:
+        loaded = _loaded.get(key)
+    if loaded is None:
+        loaded = CpuKernels(cpu_backend.LoadedObject(compiled.object_code), compiled.signatures)
+        with _lock:
+            _loaded[key] = loaded
+    return loaded

@@ -1,0 +1,253 @@
+"""A compiled graph function, ready to call on numpy arrays.
+
+`Program` binds a `HostPlan` to the kernels compiled for it and to a device.
+A call checks every input, weight and output buffer (dtype, shape, layout,
+no overlap between outputs and anything else) before any compiled code runs,
+then executes the plan.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol
+
+import numpy as np
+
+from quantir.compiler.backend.llvm_translation import KernelSignature
+from quantir.runtime.buffers import (
+    BufferError,
+    aligned_empty,
+    check_buffer,
+    check_no_overlap,
+    describe_shape,
+)
+from quantir.runtime.host_plan import ArgSpec, HostPlan, Step
+
+GPTQ_PARTS = ("qweight", "qzeros", "scales", "g_idx")
+
+
+class Device(Protocol):
+    """Where a program's buffers live and its kernels run."""
+
+    def to_device(self, array: np.ndarray) -> Any: ...
+    def to_host(self, buffer: Any, out: np.ndarray) -> None: ...
+    def alloc(self, shape: tuple[int, ...], dtype: str) -> Any: ...
+    def free(self, buffer: Any) -> None: ...
+    def copy(self, src: Any, dst: Any) -> None: ...
+    def reshape(self, buffer: Any, shape: tuple[int, ...]) -> Any: ...
+    def shape(self, buffer: Any) -> tuple[int, ...]: ...
+    def launch(self, sig: KernelSignature, args: list, n: int, tpb: int, ipb: int) -> None: ...
+
+
+class CpuDevice:
+    """Buffers are numpy arrays; kernels run on a thread pool."""
+
+    def __init__(self, kernels, threads: int):
+        self.kernels = kernels
+        self.threads = threads
+
+    def to_device(self, array: np.ndarray) -> np.ndarray:
+        return array
+
+    def to_host(self, buffer: np.ndarray, out: np.ndarray) -> None:
+        if buffer is not out:
+            np.copyto(out, buffer)
+
+    def alloc(self, shape: tuple[int, ...], dtype: str) -> np.ndarray:
+        return aligned_empty(shape, dtype)
+
+    def free(self, buffer: np.ndarray) -> None:
+        pass  # dropped with the register that holds it
+
+    def copy(self, src: np.ndarray, dst: np.ndarray) -> None:
+        np.copyto(dst, src)
+
+    def reshape(self, buffer: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+        return buffer.reshape(shape)
+
+    def shape(self, buffer: np.ndarray) -> tuple[int, ...]:
+        return buffer.shape
+
+    def launch(self, sig: KernelSignature, args: list, n: int, tpb: int, ipb: int) -> None:
+        argv = np.empty(max(1, sig.slots), dtype=np.uint64)
+        i = 0
+        for (kind, dims), value in zip(sig.params, args):
+            if kind == "memref":
+                argv[i] = value.ctypes.data
+                i += 1
+                for d in dims:
+                    argv[i] = value.shape[d]
+                    i += 1
+            elif kind == "int":
+                argv[i] = int(value) & 0xFFFFFFFFFFFFFFFF
+                i += 1
+            else:
+                raise BufferError(f"kernel {sig.name}: float arguments are not supported")
+        self.kernels.launch(sig.name, argv, n, self.threads)
+
+
+def gather_weight_parts(name: str, value: object, parts: Sequence[str]) -> dict[str, object]:
+    """Accept a weight as an array, a {part: array} mapping, a sequence, or a GPTQ layer."""
+    if parts == ("",):
+        return {"": value}
+    if hasattr(value, "tensors") and callable(value.tensors):
+        value = value.tensors()
+    if isinstance(value, Mapping):
+        missing = [p for p in parts if p not in value]
+        if missing:
+            raise BufferError(f"weight {name!r}: missing GPTQ tensor(s) {', '.join(missing)}")
+        return {p: value[p] for p in parts}
+    if isinstance(value, list | tuple):
+        if len(value) != len(parts):
+            raise BufferError(
+                f"weight {name!r}: expected {len(parts)} GPTQ tensors ({', '.join(parts)}), "
+                f"got {len(value)}"
+            )
+        return dict(zip(parts, value))
+    raise BufferError(
+        f"weight {name!r}: a GPTQ weight is (qweight, qzeros, scales, g_idx), a mapping of "
+        f"those names, or a GPTQ layer; got {type(value).__name__}"
+    )
+
+
+class Program:
+    """A compiled graph function bound to its kernels."""
+
+    def __init__(self, plan: HostPlan, signatures: dict[str, KernelSignature], device: Device):
+        self.plan = plan
+        self.signatures = signatures
+        self.device = device
+
+    @property
+    def name(self) -> str:
+        return self.plan.name
+
+    def weight_names(self) -> list[str]:
+        return sorted({a.weight_name for a in self.plan.weights})
+
+    def bind(
+        self,
+        inputs: Sequence[object],
+        weights: Mapping[str, object] | None,
+        outputs: Sequence[np.ndarray] | None,
+    ) -> list[np.ndarray]:
+        """Check every buffer and return the argument list (outputs allocated if absent)."""
+        plan = self.plan
+        if len(inputs) != len(plan.inputs):
+            raise BufferError(
+                f"@{plan.name} takes {len(plan.inputs)} input(s), got {len(inputs)}"
+            )
+        args: list[object] = [None] * len(plan.args)
+        for spec in plan.inputs:
+            what = f"@{plan.name} input {spec.position}"
+            args[spec.index] = check_buffer(what, inputs[spec.position], spec.spec)
+        weights = weights or {}
+        by_name: dict[str, list[ArgSpec]] = {}
+        for spec in plan.weights:
+            by_name.setdefault(spec.weight_name, []).append(spec)
+        for name, specs in by_name.items():
+            if name not in weights:
+                raise BufferError(f"@{plan.name} needs weight {name!r}, which was not given")
+            parts = tuple(s.weight_part for s in specs)
+            given = gather_weight_parts(name, weights[name], parts)
+            for s in specs:
+                what = f"weight {name!r}" + (f" {s.weight_part}" if s.weight_part else "")
+                args[s.index] = check_buffer(what, given[s.weight_part], s.spec)
+        for spec in plan.outputs:
+            shape = self.output_shape(spec, args)
+            what = f"@{plan.name} output {spec.position}"
+            if outputs is not None:
+                if len(outputs) != len(plan.outputs):
+                    raise BufferError(
+                        f"@{plan.name} has {len(plan.outputs)} output(s), got {len(outputs)} buffers"
+                    )
+                out = check_buffer(what, outputs[spec.position], spec.spec, writable=True)
+                if tuple(out.shape) != shape:
+                    raise BufferError(f"{what}: expected shape {list(shape)}, got {list(out.shape)}")
+            else:
+                out = aligned_empty(shape, spec.spec.dtypes[0])
+            args[spec.index] = out
+        if outputs is not None:
+            check_no_overlap(
+                [(f"output {s.position}", args[s.index]) for s in plan.outputs],
+                [(f"argument {a.index}", args[a.index]) for a in plan.args if a.kind != "output"],
+            )
+        return args  # type: ignore[return-value]
+
+    def output_shape(self, spec: ArgSpec, args: list) -> tuple[int, ...]:
+        dyn = iter(spec.result_dims)
+        shape = []
+        for d in spec.spec.shape:
+            if d >= 0:
+                shape.append(d)
+            else:
+                arg, dim = next(dyn)
+                shape.append(int(args[arg].shape[dim]))
+        return tuple(shape)
+
+    def __call__(
+        self,
+        inputs: Sequence[object],
+        weights: Mapping[str, object] | None = None,
+        outputs: Sequence[np.ndarray] | None = None,
+    ) -> list[np.ndarray]:
+        args = self.bind(inputs, weights, outputs)
+        self.execute(args)
+        return [args[s.index] for s in self.plan.outputs]
+
+    def execute(self, args: list) -> None:
+        dev = self.device
+        regs: list[Any] = [None] * self.plan.registers
+        regs[: len(args)] = [dev.to_device(a) if a is not None else None for a in args]
+        for step in self.plan.steps:
+            self._run_step(step, regs)
+        if not isinstance(dev, CpuDevice):
+            for spec in self.plan.outputs:
+                dev.to_host(regs[spec.index], args[spec.index])
+
+    def _run_step(self, step: Step, regs: list) -> None:
+        dev = self.device
+        k, a = step.kind, step.args
+        if k == "int":
+            regs[step.target] = a[0]
+        elif k == "dim":
+            regs[step.target] = int(dev.shape(regs[a[0]])[a[1]])
+        elif k == "binop":
+            regs[step.target] = a[0](regs[a[1]], regs[a[2]])
+        elif k == "cmp":
+            regs[step.target] = a[0](regs[a[1]], regs[a[2]])
+        elif k == "check":
+            if not regs[a[0]]:
+                raise BufferError(f"@{self.plan.name}: {a[1]}")
+        elif k == "alloc":
+            spec, dyn = a
+            it = iter(dyn)
+            shape = tuple(d if d >= 0 else regs[next(it)] for d in spec.shape)
+            regs[step.target] = dev.alloc(shape, spec.dtypes[0])
+        elif k == "free":
+            dev.free(regs[a[0]])
+            regs[a[0]] = None
+        elif k == "copy":
+            dev.copy(regs[a[0]], regs[a[1]])
+        elif k == "reshape":
+            src, spec = a
+            shape = _infer_reshape(dev.shape(regs[src]), spec.shape)
+            regs[step.target] = dev.reshape(regs[src], shape)
+        elif k == "launch":
+            name, arg_regs, range_reg, tpb, ipb = a
+            dev.launch(self.signatures[name], [regs[r] for r in arg_regs], regs[range_reg], tpb, ipb)
+        else:  # pragma: no cover - HostPlan only builds the kinds above
+            raise AssertionError(k)
+
+
+def _infer_reshape(src: tuple[int, ...], target: tuple[int, ...]) -> tuple[int, ...]:
+    """Fill the one dynamic dimension of `target` so the element count matches `src`."""
+    total = int(np.prod(src, dtype=np.int64)) if src else 1
+    known = 1
+    for d in target:
+        if d >= 0:
+            known *= d
+    shape = tuple(d if d >= 0 else (total // known if known else 0) for d in target)
+    if sum(1 for d in target if d < 0) > 1:
+        raise BufferError(f"cannot reshape {list(src)} to {describe_shape(target)}")
+    return shape
