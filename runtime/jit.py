@@ -11,7 +11,8 @@ from __future__ import annotations
 import json
 import struct
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+import functools
 from importlib.metadata import version
 
 from xdsl.dialects import func
@@ -31,6 +32,7 @@ from quantir.runtime.program import CpuDevice, Program
 CACHE_FORMAT = "1"
 
 
+@functools.cache
 def _versions() -> str:
     parts = []
     for pkg in ("quantir", "xdsl", "llvmlite"):
@@ -48,6 +50,27 @@ class CompiledModule:
     signatures: dict[str, KernelSignature]
     object_code: bytes = b""  # CPU
     ptx: str = ""  # GPU
+    _plans: dict[str, HostPlan] = field(default_factory=dict, repr=False, compare=False)
+
+    def plan(self, function: str | None) -> HostPlan:
+        """The host plan of `function` (the only function when None), built once."""
+        key = function or ""
+        if key not in self._plans:
+            hosts = host_functions(self)
+            if function is None:
+                if len(hosts) != 1:
+                    raise UserError(
+                        f"the module has {len(hosts)} functions ({', '.join(sorted(hosts))}): "
+                        "say which one to run"
+                    )
+                function = next(iter(hosts))
+            if function not in hosts:
+                raise UserError(
+                    f"no function @{function} in the module "
+                    f"(it has: {', '.join(sorted(hosts)) or 'none'})"
+                )
+            self._plans[key] = HostPlan.build(hosts[function])
+        return self._plans[key]
 
     def to_bytes(self) -> bytes:
         meta = {
@@ -161,19 +184,7 @@ def load_program(
     compiled: CompiledModule, function: str | None = None, *, threads: int = 1, device=None
 ) -> Program:
     """Bind `function` (the only one when None) of a compiled module to a device."""
-    hosts = host_functions(compiled)
-    if function is None:
-        if len(hosts) != 1:
-            raise UserError(
-                f"the module has {len(hosts)} functions ({', '.join(sorted(hosts))}): "
-                "say which one to run"
-            )
-        function = next(iter(hosts))
-    if function not in hosts:
-        raise UserError(
-            f"no function @{function} in the module (it has: {', '.join(sorted(hosts)) or 'none'})"
-        )
-    plan = HostPlan.build(hosts[function])
+    plan = compiled.plan(function)
     if compiled.target == "cpu":
         kernels = _cpu_kernels(compiled)
         return Program(plan, compiled.signatures, CpuDevice(kernels, threads))

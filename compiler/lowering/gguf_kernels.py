@@ -33,9 +33,18 @@ LOOP_ATTR = "qrt.loop"
 """Marks the role of a loop for target mapping: "rows" (the parallel rows of a
 kernel), "reduction" (a loop accumulating into its iter_args), "lanes"."""
 
+GPU_MAPPING_ATTR = "qrt.gpu_mapping"
+"""On a parallel loop: how a GPU should run it. "item": one thread per
+iteration; "lanes": one thread per lane of each iteration (the `lanes` loops
+become the thread's lane); "warp": one warp per iteration, its outermost
+`reduction` loops split across the 32 threads and summed with a warp reduce."""
 
-def _role(name: str) -> dict:
-    return {LOOP_ATTR: StringAttr(name)}
+
+def _role(name: str, gpu: str | None = None) -> dict:
+    attrs = {LOOP_ATTR: StringAttr(name)}
+    if gpu is not None:
+        attrs[GPU_MAPPING_ATTR] = StringAttr(gpu)
+    return attrs
 
 
 def _scales_needed(layout: BlockLayout, group: LaneGroup) -> list[int]:
@@ -94,7 +103,7 @@ def lower_dequantize(
 
             _for_lanes(e, blk, vectorize, lanes_body)
 
-    e.parallel([0, 0], [n_rows, k // epb], block_body, _role("rows"))
+    e.parallel([0, 0], [n_rows, k // epb], block_body, _role("rows", "lanes"))
 
 
 def lower_subblock_sums(e: Emitter, x: Value, sub_block_size: int, vectorize: bool) -> Value:
@@ -201,7 +210,7 @@ def lower_qmatmul(
             e.for_(0, m_full, m_tile, lambda ie, m0, _c: tile(ie, row, m0, m_tile))
         e.for_(m_full, m, 1, lambda ie, m0, _c: tile(ie, row, m0, 1))
 
-    e.parallel([0], [n_rows], row_body, _role("rows"))
+    e.parallel([0], [n_rows], row_body, _role("rows", "warp"))
     if xsum is not None:
         e.op(memref.DeallocOp.get(xsum))
 

@@ -27,7 +27,7 @@ from quantir.runtime.gguf.ggml_types import (
     packed_row_bytes,
 )
 from quantir.runtime.gguf.metadata import MetadataValue, infer_metadata_value
-from quantir.runtime.gguf.validate import DEFAULT_ALIGNMENT, MAX_DIMS
+from quantir.runtime.gguf.validate import MAX_DIMS
 
 __all__ = ["MAX_TENSOR_NAME_BYTES", "ProgressCallback", "TensorToWrite", "write_gguf"]
 
@@ -152,7 +152,7 @@ def _resolve_data(spec: TensorToWrite) -> np.ndarray:
 
 def _metadata_values(
     metadata: Mapping[str, Any] | None, arch: str | None
-) -> tuple[str, dict[str, MetadataValue], int]:
+) -> tuple[str, dict[str, MetadataValue], int | None]:
     values: dict[str, MetadataValue] = {}
     for key, value in (metadata or {}).items():
         if not isinstance(key, str) or not key:
@@ -172,7 +172,7 @@ def _metadata_values(
         )
     if not isinstance(arch, str) or not arch:
         raise ValueError(f"the architecture must be a non-empty string, got {arch!r}")
-    alignment = DEFAULT_ALIGNMENT
+    alignment = None  # gguf-py's default (32), and no general.alignment key
     align_value = values.pop("general.alignment", None)
     if align_value is not None:
         alignment = align_value.value
@@ -216,7 +216,7 @@ def write_gguf(
     with atomic_output_path(path) as tmp:
         writer = GGUFWriter(None, arch)
         try:
-            if alignment != DEFAULT_ALIGNMENT:
+            if alignment is not None:
                 writer.add_custom_alignment(alignment)
             for key, mv in values.items():
                 writer.add_key_value(key, mv.encoded(), mv.type, mv.element_type)

@@ -105,18 +105,13 @@ def fp16_bits(values: np.ndarray) -> np.ndarray:
     return values.astype("<f2")
 
 
-def fp16_round_trip(values: np.ndarray) -> np.ndarray:
-    """The float32 value ggml reads back from a stored fp16 (exact widening)."""
-    return values.astype(np.float16).astype(F32)
-
-
 def sequential_sum(terms: np.ndarray) -> np.ndarray:
     """``float s = 0; for (i...) s += terms[i];`` along axis 0, left to right.
 
-    ``np.sum`` sums pairwise, which rounds differently; ggml's loops add one
-    term at a time into a float32 accumulator that starts at +0.0 (which also
-    fixes the sign of an all-negative-zero sum). Returns float32 of shape
-    terms.shape[1:].
+    ggml's loops add one term at a time into a float32 accumulator that
+    starts at +0.0 (which also fixes the sign of an all-negative-zero sum).
+    ``np.sum`` promises no order (it sums pairwise along contiguous axes), so
+    the order is spelled out here. Returns float32 of shape terms.shape[1:].
     """
     total = np.zeros(terms.shape[1:], dtype=F32)
     for term in terms:

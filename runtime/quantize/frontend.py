@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
+
 from quantir.dialects.encoding import QuantizationEncoding
 
 from .kquants_symmetric import quantize_q3_k, quantize_q6_k
@@ -39,9 +40,10 @@ _QUANTIZERS: dict[QuantizationEncoding, BlockQuantizer] = {
 
 SUPPORTED_ENCODINGS: tuple[QuantizationEncoding, ...] = tuple(_QUANTIZERS)
 
-# Float dtypes converted to float32 first (float16 widens exactly; float64
-# rounds to nearest, which is how ggml's converters feed its quantizers).
-_ACCEPTED_FLOATS = (np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64))
+# Float widths converted to float32 first, in either byte order (float16
+# widens exactly; float64 rounds to nearest, which is how ggml's converters
+# feed its quantizers).
+_ACCEPTED_FLOAT_BYTES = (2, 4, 8)
 
 # Weights per chunk: bounds the temporaries of the K-quant searches (a few
 # dozen float32 arrays of this size) while keeping numpy's per-call overhead
@@ -74,7 +76,7 @@ def _resolve_encoding(encoding: QuantizationEncoding | str) -> QuantizationEncod
 def _checked_weights(weights: np.ndarray, encoding: QuantizationEncoding) -> np.ndarray:
     if not isinstance(weights, np.ndarray):
         raise TypeError(f"quantize: weights must be a numpy.ndarray, got {type(weights).__name__}")
-    if weights.dtype not in _ACCEPTED_FLOATS:
+    if weights.dtype.kind != "f" or weights.dtype.itemsize not in _ACCEPTED_FLOAT_BYTES:
         raise ValueError(
             f"quantize: weights must be float32 (float16 and float64 are converted), "
             f"got dtype {weights.dtype}"
@@ -98,9 +100,9 @@ def _raise_non_finite(blocks: np.ndarray, first_block: int, shape: tuple[int, ..
     k = shape[-1]
     row = np.unravel_index(flat // k, shape[:-1]) if len(shape) > 1 else ()
     value = blocks.reshape(-1)[bad]
-    where = f"row {tuple(int(i) for i in row)}" if row else "the row"
+    where = f"weights row {tuple(int(i) for i in row)}" if row else "weights"
     raise ValueError(
-        f"quantize: weights {where} has a non-finite value ({value}) at column {flat % k} "
+        f"quantize: {where} has a non-finite value ({value}) at column {flat % k} "
         "(after conversion to float32); ggml would pack meaningless blocks, so it is refused"
     )
 
@@ -113,6 +115,11 @@ def quantize(encoding: QuantizationEncoding | str, weights: np.ndarray) -> np.nd
     equal ggml's ``quantize_row_X_ref`` (the reference quantizers, no
     importance matrix) for Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K, Q3_K, Q4_K,
     Q5_K, Q6_K.
+
+    float16 and float64 inputs are converted to float32 first (float64 rounds
+    to nearest, as ggml's converters do); a non-contiguous input is copied
+    once. Work proceeds in chunks of about ``CHUNK_ELEMENTS`` weights, so the
+    temporaries stay small whatever the input size.
 
     Raises TypeError for a non-ndarray ``weights`` or an encoding of the
     wrong type; ValueError for an unknown encoding, GPTQ, a dtype other than

@@ -141,9 +141,9 @@ def quantize_q5_1(blocks: np.ndarray) -> np.ndarray:
 
 def quantize_q8_0(blocks: np.ndarray) -> np.ndarray:
     """``quantize_row_q8_0_ref``: d, int8 qs[32] (34 bytes)."""
-    # MAX(amax, fabsf(v)) over the block: only the value matters here.
+    # MAX(amax, fabsf(v)) from amax = 0: the magnitudes are never -0.0.
     low, high = _extremes(blocks)
-    d = np.maximum(high, -low) / F32(127)
+    d = np.maximum(np.abs(high), np.abs(low)) / F32(127)
     rounded = roundf(blocks * _inverse(d))
     out = np.empty((blocks.shape[0], 34), dtype=np.uint8)
     out[:, 0:2] = fp16_bytes(fp16_bits(d[:, 0]))

@@ -264,6 +264,11 @@ def test_custom_alignment_is_honoured(tmp_path):
     assert model.alignment == 64
     assert all(t.data_offset % 64 == 0 for t in model.tensors)
     assert np.array_equal(model.tensor("b").data, packed)
+    # An explicit default alignment stays in the metadata; no key means 32.
+    write_gguf(path, [], {"general.alignment": MetadataValue(32, GGUFValueType.UINT32)}, arch="x")
+    assert open_gguf(path).metadata["general.alignment"] == 32
+    write_gguf(path, [], arch="x")
+    assert "general.alignment" not in open_gguf(path).metadata
 
 
 def test_data_may_be_computed_when_written(tmp_path):

@@ -69,8 +69,10 @@ def test_golden_inputs_cover_the_edge_cases(golden: dict[str, np.ndarray]) -> No
 def _distributions(rng: np.random.Generator, rows: int, k: int) -> dict[str, np.ndarray]:
     """Data on which gguf-py's 32-element quantizers agree with ggml.
 
-    (They differ from ggml when a block's min or max is a zero present with
-    both signs, e.g. sparse rows holding -0.0; the golden vectors cover that.)
+    (They differ from ggml when a block's extreme value is zero and ggml's
+    first-seen rule picks the other sign of zero than numpy does: sparse rows
+    holding -0.0, all-zero blocks starting with -0.0. The golden vectors
+    cover those.)
     """
     shape = (rows, k)
     row_scale = 10.0 ** rng.uniform(-6, 6, (rows, 1))
@@ -152,6 +154,7 @@ def test_rows_and_chunks_are_independent(monkeypatch: pytest.MonkeyPatch, name: 
     strided = np.asfortranarray(np.repeat(x, 2, axis=0)[::2])
     assert np.array_equal(quantize(QuantizationEncoding.parse(name), strided), whole)
     assert np.array_equal(quantize(name, x.astype(np.float64)), whole)
+    assert np.array_equal(quantize(name, x.astype(">f4")), whole)
     half = x.astype(np.float16)
     assert np.array_equal(quantize(name, half), quantize(name, half.astype(np.float32)))
 
@@ -163,11 +166,22 @@ def test_empty_inputs_give_empty_outputs() -> None:
 
 @pytest.mark.parametrize(
     ("dtype", "word"),
-    [(np.int32, "int32"), (np.uint8, "uint8"), (np.bool_, "bool"), (np.complex64, "complex64")],
+    [
+        (np.int32, "int32"),
+        (np.uint8, "uint8"),
+        (np.bool_, "bool"),
+        (np.complex64, "complex64"),
+    ],
 )
 def test_rejects_non_float_dtypes(dtype: type, word: str) -> None:
     with pytest.raises(ValueError, match=f"float32.*{word}"):
         quantize("q4_k", np.zeros((2, 256), dtype=dtype))
+
+
+@pytest.mark.skipif(np.dtype(np.longdouble).itemsize <= 8, reason="long double is float64 here")
+def test_rejects_extended_precision_floats() -> None:
+    with pytest.raises(ValueError, match=f"got dtype {np.dtype(np.longdouble).name}"):
+        quantize("q8_0", np.zeros((1, 32), dtype=np.longdouble))
 
 
 def test_rejects_k_not_a_multiple_of_the_block() -> None:
