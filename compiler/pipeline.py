@@ -22,6 +22,12 @@ PIPELINES: dict[str, str] = {
         "quantir-bufferize,lower-quant-to-loops,lower-qnn-to-loops,canonicalize,cse,"
         "outline-kernels"
     ),
+    # The CPU pipeline with the GPU's scalar lane loops: runs the lowering the
+    # GPU shares on the CPU, so it can be tested without a GPU.
+    "quantir-cpu-scalar": (
+        "quantir-bufferize,lower-quant-to-loops{vectorize=false m_tile=1},"
+        "lower-qnn-to-loops{vectorize=false},canonicalize,cse,outline-kernels"
+    ),
     "quantir-gpu": (
         "quantir-bufferize,lower-quant-to-loops{vectorize=false m_tile=1},"
         "lower-qnn-to-loops{vectorize=false},canonicalize,cse,outline-kernels,gpu-map-kernels,"
@@ -93,11 +99,14 @@ class QuantirGpuPass(ModulePass):
         op.attributes[TARGET_ATTR] = StringAttr("nvptx")
 
 
-def lower(module: ModuleOp, target: str = "cpu", ctx: Context | None = None) -> ModuleOp:
-    """Run the target's pipeline on a copy of `module` and return the copy."""
+def lower(
+    module: ModuleOp, target: str = "cpu", ctx: Context | None = None, pipeline: str | None = None
+) -> ModuleOp:
+    """Run the target's pipeline (or `pipeline`) on a copy of `module` and return the copy."""
     ctx = ctx or make_context()
     lowered = module.clone()
-    pipeline = "quantir-cpu" if target == "cpu" else "quantir-gpu"
+    if pipeline is None:
+        pipeline = "quantir-cpu" if target == "cpu" else "quantir-gpu"
     run_pipeline(ctx, lowered, pipeline)
     lowered.attributes[TARGET_ATTR] = StringAttr("cpu" if target == "cpu" else "nvptx")
     return lowered

@@ -69,6 +69,15 @@ def quantir_passes() -> dict[str, Callable[[], type[ModulePass]]]:
     return passes
 
 
+def _target(cls: str) -> Callable[[], type[Target]]:
+    def load() -> type[Target]:
+        from quantir.compiler import targets
+
+        return getattr(targets, cls)
+
+    return load
+
+
 def quantir_targets() -> dict[str, Callable[[], type[Target]]]:
     """Targets under the names quantir-opt shows them (`-t llvm`, `-t ptx`)."""
-    return {}
+    return {"llvm": _target("LLVMTarget"), "ptx": _target("PTXTarget")}

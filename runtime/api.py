@@ -131,9 +131,12 @@ def _run(
     device: str,
     threads: int | None,
     out: np.ndarray | None,
+    pipeline: str | None = None,
 ) -> np.ndarray:
     kind, index = parse_device(device)
-    compiled = compile_source(source, "cpu" if kind == "cpu" else "gpu", name=f"<{function}>")
+    compiled = compile_source(
+        source, "cpu" if kind == "cpu" else "gpu", name=f"<{function}>", pipeline=pipeline
+    )
     if kind == "cpu":
         program = load_program(compiled, function, threads=resolve_threads(threads))
     else:
@@ -153,8 +156,13 @@ def dequantize(
     threads: int | None = None,
     checkpoint_format: str = "gptq",
     out: np.ndarray | None = None,
+    pipeline: str | None = None,
 ) -> np.ndarray:
-    """The float32 [N, K] values of a packed weight (bit-identical to ggml for GGUF)."""
+    """The float32 [N, K] values of a packed weight (bit-identical to ggml for GGUF).
+
+    `pipeline` names another compile pipeline (e.g. "quantir-cpu-scalar", the
+    GPU's scalar lowering run on the CPU); the default suits the device.
+    """
     enc = _encoding(encoding)
     arrays, types, k, attr = _operands(enc, packed, config, checkpoint_format)
     names = ", ".join(f"%p{i}: {t}" for i, t in enumerate(types))
@@ -164,7 +172,7 @@ def dequantize(
         f"  %y = quant.dequantize {attr} {uses} : ({', '.join(types)}) -> tensor<?x{k}xf32>\n"
         f"  func.return %y : tensor<?x{k}xf32>\n}}\n"
     )
-    return _run(source, "dequantize", arrays, device, threads, out)
+    return _run(source, "dequantize", arrays, device, threads, out, pipeline)
 
 
 def qmatmul(
@@ -177,6 +185,7 @@ def qmatmul(
     threads: int | None = None,
     checkpoint_format: str = "gptq",
     out: np.ndarray | None = None,
+    pipeline: str | None = None,
 ) -> np.ndarray:
     """`x @ dequantize(packed).T` for x float32 [..., K]; the result is [..., N]."""
     enc = _encoding(encoding)
@@ -198,4 +207,4 @@ def qmatmul(
         f"  %y = quant.qmatmul {attr} {uses} : ({xt}, {', '.join(types)}) -> {yt}\n"
         f"  func.return %y : {yt}\n}}\n"
     )
-    return _run(source, "qmatmul", [x, *arrays], device, threads, out)
+    return _run(source, "qmatmul", [x, *arrays], device, threads, out, pipeline)

@@ -20,7 +20,7 @@ from xdsl.dialects.builtin import ModuleOp
 from xdsl.printer import Printer
 
 from quantir.compiler.backend import cpu as cpu_backend
-from quantir.compiler.backend.llvm_translation import KernelSignature, TargetInfo, translate_module
+from quantir.compiler.backend.llvm_translation import KernelSignature, translate_module
 from quantir.compiler.context import make_context
 from quantir.compiler.diagnostics import UserError, parse_located, verify_located
 from quantir.compiler.pipeline import lower
@@ -130,11 +130,21 @@ def target_key(target: str, gpu_arch: str = "") -> str:
 
 
 def compile_source(
-    source: str | ModuleOp, target: str = "cpu", *, gpu_arch: str = "sm_90", name: str = "<graph>"
+    source: str | ModuleOp,
+    target: str = "cpu",
+    *,
+    gpu_arch: str = "sm_90",
+    name: str = "<graph>",
+    pipeline: str | None = None,
 ) -> CompiledModule:
-    """Compile a graph module for `target` ("cpu" or "gpu"), using the caches."""
+    """Compile a graph module for `target` ("cpu" or "gpu"), using the caches.
+
+    `pipeline` overrides the target's named pipeline (e.g. "quantir-cpu-scalar").
+    """
     text = source if isinstance(source, str) else _print(source)
-    key = cache.make_key(CACHE_FORMAT, _versions(), target, target_key(target, gpu_arch), text)
+    key = cache.make_key(
+        CACHE_FORMAT, _versions(), target, target_key(target, gpu_arch), pipeline or "", text
+    )
     with _lock:
         hit = _memory.get(key)
     if hit is not None:
@@ -150,23 +160,24 @@ def compile_source(
                 _memory[key] = compiled
             return compiled
     module = parse_source(source, name)
-    compiled = _build(module, target, gpu_arch)
+    compiled = _build(module, target, gpu_arch, pipeline)
     cache.store(key, compiled.to_bytes())
     with _lock:
         _memory[key] = compiled
     return compiled
 
 
-def _build(module: ModuleOp, target: str, gpu_arch: str) -> CompiledModule:
-    lowered = lower(module, "cpu" if target == "cpu" else "gpu")
+def _build(
+    module: ModuleOp, target: str, gpu_arch: str, pipeline: str | None
+) -> CompiledModule:
+    lowered = lower(module, "cpu" if target == "cpu" else "gpu", pipeline=pipeline)
     host = ModuleOp([])
     for op in list(lowered.ops):
         if isinstance(op, func.FuncOp) and KERNEL_ATTR not in op.attributes:
             host.body.block.add_op(op.clone())
     host_text = _print(host)
     if target == "cpu":
-        info = TargetInfo("cpu", cpu_backend.host_target().triple, cpu_backend.data_layout())
-        ir_module, sigs = translate_module(lowered, info)
+        ir_module, sigs = translate_module(lowered, cpu_backend.target_info())
         obj = cpu_backend.compile_object(ir_module)
         return CompiledModule("cpu", host_text, sigs, object_code=obj)
     from quantir.compiler.backend import nvptx

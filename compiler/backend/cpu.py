@@ -62,6 +62,13 @@ def data_layout() -> str:
     return str(_target_machine().target_data)
 
 
+def target_info():
+    """What the LLVM translation needs to know about the host."""
+    from quantir.compiler.backend.llvm_translation import TargetInfo
+
+    return TargetInfo("cpu", host_target().triple, data_layout())
+
+
 _compile_lock = threading.Lock()
 
 

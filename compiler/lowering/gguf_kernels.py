@@ -205,7 +205,7 @@ def lower_qmatmul(
 
     def row_body(e: Emitter, ivs: Sequence[Value]) -> None:
         (row,) = ivs
-        m_full = e.sub(m, e.remui(m, m_tile)) if m_tile > 1 else m
+        m_full = e.sub(m, e.remui(m, m_tile)) if m_tile > 1 else e.index(0)
         if m_tile > 1:
             e.for_(0, m_full, m_tile, lambda ie, m0, _c: tile(ie, row, m0, m_tile))
         e.for_(m_full, m, 1, lambda ie, m0, _c: tile(ie, row, m0, 1))

@@ -176,7 +176,7 @@ def lower_qmatmul(
             for i in range(t):
                 e.vstore(accs[i], y, [e.add(m0, i), col])
 
-        m_full = e.sub(m, e.remui(m, m_tile)) if m_tile > 1 else m
+        m_full = e.sub(m, e.remui(m, m_tile)) if m_tile > 1 else e.index(0)
         if m_tile > 1:
             e.for_(0, m_full, m_tile, lambda ie, m0, _c: tile(ie, m0, m_tile))
         e.for_(m_full, m, 1, lambda ie, m0, _c: tile(ie, m0, 1))
