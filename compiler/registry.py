@@ -50,6 +50,7 @@ _PASSES = {
     "lower-quant-to-loops": ("lower_quant_to_loops", "LowerQuantToLoopsPass"),
     "lower-qnn-to-loops": ("lower_qnn_to_loops", "LowerQnnToLoopsPass"),
     "outline-kernels": ("outline_kernels", "OutlineKernelsPass"),
+    "gpu-map-kernels": ("gpu_map_kernels", "GpuMapKernelsPass"),
 }
 
 

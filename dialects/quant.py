@@ -33,6 +33,7 @@ from xdsl.dialects.builtin import (
     DYNAMIC_INDEX,
     BoolAttr,
     DenseArrayBase,
+    DictionaryAttr,
     Float16Type,
     Float32Type,
     IntAttr,
@@ -586,19 +587,25 @@ class WeightOp(IRDLOperation):
         encoding = shape = config = None
         pos = parser.pos
         attr = parser.parse_optional_attribute()
-        if attr is not None:
-            if not isinstance(attr, EncodingAttr):
-                parser.raise_error(f"expected a #quant.encoding attribute, got {attr}", pos)
-            encoding = attr.encoding
-            shape = parser.parse_comma_separated_list(
-                parser.Delimiter.SQUARE, lambda: parser.parse_integer(allow_boolean=False)
-            )
-            if parser.parse_optional_keyword("config") is not None:
-                cfg = parser.parse_attribute()
-                if not isinstance(cfg, GPTQConfigAttr):
-                    parser.raise_error(f"expected a #quant.gptq attribute, got {cfg}")
-                config = cfg
-        attrs = parser.parse_optional_attr_dict()
+        if isinstance(attr, DictionaryAttr):
+            # `quant.weight "b" {k = v} : ...`: the attribute dictionary of a
+            # float weight, which has no encoding before it.
+            attrs = dict(attr.data)
+        else:
+            if attr is not None:
+                if not isinstance(attr, EncodingAttr):
+                    parser.raise_error(f"expected a #quant.encoding attribute, got {attr}", pos)
+                encoding = attr.encoding
+                shape = parser.parse_comma_separated_list(
+                    parser.Delimiter.SQUARE, lambda: parser.parse_integer(allow_boolean=False)
+                )
+                if parser.parse_optional_keyword("config") is not None:
+                    pos = parser.pos
+                    cfg = parser.parse_attribute()
+                    if not isinstance(cfg, GPTQConfigAttr):
+                        parser.raise_error(f"expected a #quant.gptq attribute, got {cfg}", pos)
+                    config = cfg
+            attrs = parser.parse_optional_attr_dict()
         parser.parse_punctuation(":")
         types = parser.parse_comma_separated_list(parser.Delimiter.NONE, parser.parse_type)
         op = cls(name, types, encoding, shape, config)

@@ -134,15 +134,17 @@ def _run(
     pipeline: str | None = None,
 ) -> np.ndarray:
     kind, index = parse_device(device)
-    compiled = compile_source(
-        source, "cpu" if kind == "cpu" else "gpu", name=f"<{function}>", pipeline=pipeline
-    )
     if kind == "cpu":
+        compiled = compile_source(source, "cpu", name=f"<{function}>", pipeline=pipeline)
         program = load_program(compiled, function, threads=resolve_threads(threads))
     else:
         from quantir.runtime.cuda import GpuDevice
 
-        program = load_program(compiled, function, device=GpuDevice.get(index, compiled.ptx))
+        gpu = GpuDevice.get(index)
+        compiled = compile_source(
+            source, "gpu", gpu_arch=gpu.arch, name=f"<{function}>", pipeline=pipeline
+        )
+        program = load_program(compiled, function, device=gpu.bind(compiled.ptx))
     (result,) = program(list(inputs), outputs=None if out is None else [out])
     return result
 

@@ -24,26 +24,18 @@ def describe_shape(shape: tuple[int, ...]) -> str:
 def check_buffer(
     what: str, array: object, spec: BufferSpec, *, writable: bool = False
 ) -> np.ndarray:
-    """Return `array` if it satisfies `spec`, else raise BufferError naming `what`."""
+    """Return `array` if it satisfies `spec`, else raise BufferError naming `what`.
+
+    A GPU `DeviceBuffer` (contiguous by construction) is checked for dtype and shape.
+    """
+    if type(array).__name__ == "DeviceBuffer" and hasattr(array, "ptr"):
+        _check_dtype_shape(what, array.dtype, tuple(array.shape), spec)
+        return array  # type: ignore[return-value]
     if not isinstance(array, np.ndarray):
         raise BufferError(
             f"{what}: expected a numpy array, got {type(array).__name__}"
         )
-    if array.dtype.name not in spec.dtypes:
-        raise BufferError(
-            f"{what}: expected dtype {' or '.join(spec.dtypes)}, got {array.dtype.name}"
-        )
-    if array.ndim != len(spec.shape):
-        raise BufferError(
-            f"{what}: expected {len(spec.shape)} dimensions {describe_shape(spec.shape)}, "
-            f"got shape {list(array.shape)}"
-        )
-    for i, (want, got) in enumerate(zip(spec.shape, array.shape)):
-        if want >= 0 and want != got:
-            raise BufferError(
-                f"{what}: dimension {i} must be {want} (shape {describe_shape(spec.shape)}), "
-                f"got shape {list(array.shape)}"
-            )
+    _check_dtype_shape(what, array.dtype, array.shape, spec)
     if not array.flags.c_contiguous:
         raise BufferError(
             f"{what}: must be C-contiguous (row-major, no strides); "
@@ -52,6 +44,22 @@ def check_buffer(
     if writable and not array.flags.writeable:
         raise BufferError(f"{what}: is read-only but the graph writes its result there")
     return array
+
+
+def _check_dtype_shape(what: str, dtype: np.dtype, shape: tuple, spec: BufferSpec) -> None:
+    if dtype.name not in spec.dtypes:
+        raise BufferError(f"{what}: expected dtype {' or '.join(spec.dtypes)}, got {dtype.name}")
+    if len(shape) != len(spec.shape):
+        raise BufferError(
+            f"{what}: expected {len(spec.shape)} dimensions {describe_shape(spec.shape)}, "
+            f"got shape {list(shape)}"
+        )
+    for i, (want, got) in enumerate(zip(spec.shape, shape)):
+        if want >= 0 and want != got:
+            raise BufferError(
+                f"{what}: dimension {i} must be {want} (shape {describe_shape(spec.shape)}), "
+                f"got shape {list(shape)}"
+            )
 
 
 def check_no_overlap(outputs: list[tuple[str, np.ndarray]], others: list[tuple[str, np.ndarray]]):

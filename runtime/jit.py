@@ -199,9 +199,11 @@ def load_program(
     if compiled.target == "cpu":
         kernels = _cpu_kernels(compiled)
         return Program(plan, compiled.signatures, CpuDevice(kernels, threads))
-    from quantir.runtime.cuda import GpuDevice
+    if device is None:
+        from quantir.runtime.cuda import GpuDevice
 
-    return Program(plan, compiled.signatures, device or GpuDevice.for_ptx(compiled.ptx))
+        device = GpuDevice.get(0).bind(compiled.ptx)
+    return Program(plan, compiled.signatures, device)
 
 
 def _cpu_kernels(compiled: CompiledModule):

@@ -198,10 +198,18 @@ class Program:
     def execute(self, args: list) -> None:
         dev = self.device
         regs: list[Any] = [None] * self.plan.registers
-        regs[: len(args)] = [dev.to_device(a) if a is not None else None for a in args]
+        on_host = isinstance(dev, CpuDevice)
+        outputs = {s.index for s in self.plan.outputs}
+        for i, a in enumerate(args):
+            if on_host:
+                regs[i] = a
+            elif i in outputs:
+                regs[i] = dev.output_buffer(a.shape, a.dtype.name)  # type: ignore[attr-defined]
+            else:
+                regs[i] = dev.to_device(a)
         for step in self.plan.steps:
             self._run_step(step, regs)
-        if not isinstance(dev, CpuDevice):
+        if not on_host:
             for spec in self.plan.outputs:
                 dev.to_host(regs[spec.index], args[spec.index])
 

@@ -41,7 +41,7 @@ from xdsl.dialects.builtin import (
 from xdsl.ir import Attribute, Block, Operation, SSAValue
 
 from quantir.dialects import arith_vector
-from quantir.dialects.qrt import KERNEL_ATTR, LaunchOp
+from quantir.dialects.qrt import KERNEL_ATTR, LaunchOp, WarpReduceOp
 
 I64 = ir.IntType(64)
 I32 = ir.IntType(32)
@@ -374,6 +374,8 @@ class ModuleTranslator:
                 put(self.translate_reduction(op, state))
             case gpu.ThreadIdOp() | gpu.BlockIdOp() | gpu.BlockDimOp() | gpu.GridDimOp():
                 put(self.translate_gpu_id(op, state))
+            case WarpReduceOp():
+                put(self.translate_warp_reduce(op, state))
             case gpu.BarrierOp():
                 b.call(self.intrinsic_void("llvm.nvvm.barrier0", []), [])
             case _:
@@ -687,6 +689,21 @@ class ModuleTranslator:
         dim = op.dimension.data.value if hasattr(op.dimension.data, "value") else str(op.dimension.data)
         fn = self.intrinsic_void(f"llvm.nvvm.read.ptx.sreg.{reg}.{dim}", [], ret=I32)
         return state.builder.zext(state.builder.call(fn, []), I64)
+
+    def translate_warp_reduce(self, op: WarpReduceOp, state: _FunctionState) -> ir.Value:
+        """Butterfly sum over the 32 lanes (shfl.sync.bfly, full mask)."""
+        if not self.target.is_gpu:
+            raise TranslationError("qrt.warp_reduce needs the NVPTX target")
+        b = state.builder
+        f32 = ir.FloatType()
+        shfl = self.intrinsic_void("llvm.nvvm.shfl.sync.bfly.f32", [I32, f32, I32, I32], ret=f32)
+        value = self.get(state, op.value)
+        for offset in (16, 8, 4, 2, 1):
+            other = b.call(
+                shfl, [ir.Constant(I32, -1), value, ir.Constant(I32, offset), ir.Constant(I32, 31)]
+            )
+            value = b.fadd(value, other)
+        return value
 
     # -- intrinsics -------------------------------------------------------------
 

@@ -5,10 +5,13 @@ block through its encoding's `BlockLayout`. With `vectorize`, the lanes of a
 lane group become vector ops (the CPU path); without, they become a scalar
 `scf.for` over lanes marked `qrt.lanes` (the GPU path maps it to threads).
 
-qmatmul never materializes the dequantized weight. It uses
+qmatmul never materializes the dequantized weight. Vectorized, it uses
 `sum_k w_k x_k = sum_j scale_j * sum_{k in j} q_k x_k  (+/-)  sum_j offset_j * xsum_j`
 where xsum_j is the sum of x over sub-block j, precomputed once per row of x,
 so the inner loop is one multiply and one fused multiply-add per weight.
+With scalar lanes (the GPU path) each lane instead accumulates its elements'
+full values `(scale_j * q (+/-) offset_j) * x`: all per-block work then lives
+inside the lane loops, so lanes can run on different threads.
 """
 
 from __future__ import annotations
@@ -154,7 +157,8 @@ def lower_qmatmul(
     epb, bs, lanes = layout.elements_per_block, layout.block_size, layout.lanes
     nsub = layout.sub_blocks
     vector_scales = vectorize and layout.provides_scale_vectors
-    xsum = lower_subblock_sums(e, x, layout.sub_block_size, vectorize) if layout.has_offsets else None
+    use_xsum = vectorize and layout.has_offsets
+    xsum = lower_subblock_sums(e, x, layout.sub_block_size, vectorize) if use_xsum else None
     m = e.dim(x, 0)
     n_rows = e.dim(packed, 0)
     acc_t = vector_of(f32, lanes) if vectorize else f32
@@ -180,7 +184,11 @@ def lower_qmatmul(
                     for es in group.elements:
                         q = es.unpack(ie, lblk, srcs)
                         s: SubBlockScale = scale(es.sub_block)
-                        w = ie.mulf(code_to_f32(ie, q, es.signed), lblk.splat(s.scale), True)
+                        qf = code_to_f32(ie, q, es.signed)
+                        if xsum is None:
+                            w = dequant_value(ie, lblk, qf, s)
+                        else:
+                            w = ie.mulf(qf, lblk.splat(s.scale), True)
                         col = ie.add(col0, es.first)
                         if lblk.lane is not None:
                             col = ie.add(col, lblk.lane)
