@@ -165,26 +165,40 @@ class GPTQConfigAttr(ParametrizedAttribute):
             bool(self.sym.value.data),
         )
 
-    def verify(self) -> None:
-        if self.bits.data not in GPTQ_BITS:
-            raise VerifyException(
-                f"#quant.gptq bits must be one of {list(GPTQ_BITS)}, got {self.bits.data}"
-            )
-        if not (self.group_size.data == -1 or self.group_size.data > 0):
-            raise VerifyException(
-                f"#quant.gptq group_size must be -1 or positive, got {self.group_size.data}"
-            )
-        if self.checkpoint_format.data not in GPTQ_CHECKPOINT_FORMATS:
-            raise VerifyException(
+    @staticmethod
+    def field_error(key: str, value: object) -> str | None:
+        """Why `value` is not a valid `key` field, or None if it is.
+
+        Shared by the parser (which reports the field's location) and verify()
+        (which checks attributes built from Python).
+        """
+        if key == "bits" and value not in GPTQ_BITS:
+            return f"#quant.gptq bits must be one of {list(GPTQ_BITS)}, got {value}"
+        if key == "group_size" and not (value == -1 or (isinstance(value, int) and value > 0)):
+            return f"#quant.gptq group_size must be -1 or positive, got {value}"
+        if key == "format" and value not in GPTQ_CHECKPOINT_FORMATS:
+            return (
                 "#quant.gptq format must be one of "
-                f"{', '.join(GPTQ_CHECKPOINT_FORMATS)}, got {self.checkpoint_format.data}"
+                f"{', '.join(GPTQ_CHECKPOINT_FORMATS)}, got {value}"
             )
+        return None
+
+    def verify(self) -> None:
+        for key, value in (
+            ("bits", self.bits.data),
+            ("group_size", self.group_size.data),
+            ("format", self.checkpoint_format.data),
+        ):
+            error = self.field_error(key, value)
+            if error is not None:
+                raise VerifyException(error)
 
     _FIELDS: ClassVar[tuple[str, ...]] = ("bits", "group_size", "desc_act", "sym", "format")
 
     @classmethod
     def parse_parameters(cls, parser: AttrParser) -> Sequence[Attribute]:
         values: dict[str, object] = {}
+        start = parser.pos
 
         def parse_field() -> None:
             pos = parser.pos
@@ -197,17 +211,25 @@ class GPTQConfigAttr(ParametrizedAttribute):
             if key in values:
                 parser.raise_error(f"#quant.gptq field '{key}' given twice", pos)
             parser.parse_punctuation("=")
+            value_pos = parser.pos
             if key in ("bits", "group_size"):
                 values[key] = parser.parse_integer(allow_boolean=False)
             elif key in ("desc_act", "sym"):
                 values[key] = parser.parse_boolean()
             else:
                 values[key] = parser.parse_identifier()
+            # Checked here rather than only in verify() so that the error
+            # points at the bad value in the user's file.
+            error = cls.field_error(key, values[key])
+            if error is not None:
+                parser.raise_error(error, value_pos, parser.pos)
 
         parser.parse_comma_separated_list(parser.Delimiter.ANGLE, parse_field)
         missing = [k for k in cls._FIELDS if k not in values and k != "format"]
         if missing:
-            parser.raise_error(f"#quant.gptq is missing field(s): {', '.join(missing)}")
+            parser.raise_error(
+                f"#quant.gptq is missing field(s): {', '.join(missing)}", start, parser.pos
+            )
         return (
             IntAttr(values["bits"]),
             IntAttr(values["group_size"]),
@@ -330,6 +352,15 @@ def verify_packed_operands(
             f"{what}: GPTQ group_size {cfg.group_size} does not divide K={k}"
         )
     groups = 1 if cfg.group_size == -1 else k // cfg.group_size
+    if n == DYNAMIC_INDEX:
+        # N is not known from the consumer (a dynamic result, or the weight
+        # itself): take it from qweight or scales, so that the four tensors
+        # are still checked against one another.
+        for t in (packed[0], packed[2]):
+            shape = t.get_shape() if isinstance(t, ShapedType) else ()
+            if len(shape) == 2 and shape[1] != DYNAMIC_INDEX:
+                n = shape[1]
+                break
     if n != DYNAMIC_INDEX and (n * bits) % 32:
         raise VerifyException(
             f"{what}: GPTQ {bits}-bit packs zero points along N into 32-bit words, "
@@ -358,12 +389,6 @@ def verify_packed_operands(
             raise VerifyException(
                 f"{what}: GPTQ {name} for a {_fmt_shape((n, k))} weight with bits={bits}, "
                 f"group_size={cfg.group_size} must be {_fmt_shape(exp)}, got {_fmt_shape(shape)}"
-            )
-    if isinstance(packed[0], ShapedType) and isinstance(packed[2], ShapedType):
-        qn, sn = packed[0].get_shape()[1], packed[2].get_shape()[1]
-        if not _compatible(qn, sn):
-            raise VerifyException(
-                f"{what}: GPTQ qweight has N={qn} columns but scales has N={sn}"
             )
 
 

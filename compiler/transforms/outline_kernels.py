@@ -52,8 +52,11 @@ def _is_const_int(v: SSAValue, value: int) -> bool:
     )
 
 
-def captured_values(op: Operation) -> list[SSAValue]:
-    """Values used inside `op` (at any depth) but defined outside it, in first-use order."""
+def captured_values(op: Operation, skip: set[SSAValue] = frozenset()) -> list[SSAValue]:
+    """Values used inside `op` (at any depth) but defined outside it, in first-use order.
+
+    Operands of `op` itself listed in `skip` do not count (unless also used inside).
+    """
     inside: set[SSAValue] = set()
     for inner in op.walk():
         inside.update(inner.results)
@@ -63,8 +66,9 @@ def captured_values(op: Operation) -> list[SSAValue]:
     seen: dict[SSAValue, None] = {}
     for inner in op.walk():
         for operand in inner.operands:
-            if operand not in inside:
-                seen.setdefault(operand, None)
+            if operand in inside or (inner is op and operand in skip):
+                continue
+            seen.setdefault(operand, None)
     return list(seen)
 
 
@@ -97,7 +101,9 @@ class OutlineKernelsPass(ModulePass):
             raise PassFailedException(
                 f"{self.name}: the first dimension of a parallel loop must start at 0 with step 1"
             )
-        captured = captured_values(loop)
+        # Dimension 0's bounds are replaced by (lo, hi): its upper bound is the
+        # launch range, not an argument.
+        captured = captured_values(loop, {loop.upperBound[0]})
         constants = [v for v in captured if isinstance(v.owner, arith.ConstantOp)]
         passed = [v for v in captured if v not in constants]
 

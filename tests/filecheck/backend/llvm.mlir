@@ -1,0 +1,35 @@
+// RUN: quantir-opt %s --split-input-file -p quantir-cpu -t llvm | filecheck %s
+
+// CPU kernels: an always-inlined body with noalias pointers behind an
+// exported entry `void k(i64 lo, i64 hi, ptr argv)` that unpacks argv.
+// Dequantize carries no fast-math flags (bit-identical to ggml) and stores
+// non-temporally.
+func.func @deq(%w: tensor<?x34xui8>) -> tensor<?x32xf32> {
+  %y = quant.dequantize #quant.encoding<q8_0> %w : (tensor<?x34xui8>) -> tensor<?x32xf32>
+  func.return %y : tensor<?x32xf32>
+}
+
+// CHECK:       define internal void @"deq_kernel0.body"(i64 %{{.*}}, i64 %{{.*}}, ptr noalias %{{.*}}, i64 %{{.*}}, ptr noalias %{{.*}}, i64 %{{.*}}) alwaysinline
+// CHECK:         load <2 x i8>
+// CHECK:         fpext half %{{.*}} to float
+// CHECK:         sitofp <32 x i8> %{{.*}} to <32 x float>
+// CHECK:         fmul <32 x float>
+// CHECK:         store <32 x float> %{{.*}}, ptr %{{.*}}, align 4, !nontemporal
+// CHECK:       define void @"deq_kernel0"(i64 %{{.*}}, i64 %{{.*}}, ptr %{{.*}})
+// CHECK:         load i64, ptr
+// CHECK:         call void @"deq_kernel0.body"
+
+// -----
+
+// qmatmul accumulates with vector FMAs and reduces with reassociation
+// (the first kernel sums x per sub-block, the second is the matmul).
+func.func @mv(%x: tensor<?x256xf32>, %w: tensor<?x144xui8>) -> tensor<?x?xf32> {
+  %y = quant.qmatmul #quant.encoding<q4_k> %x, %w : (tensor<?x256xf32>, tensor<?x144xui8>) -> tensor<?x?xf32>
+  func.return %y : tensor<?x?xf32>
+}
+
+// CHECK:       define internal void @"mv_kernel1.body"
+// CHECK:         fmul contract reassoc <32 x float>
+// CHECK:         call <32 x float> @"llvm.fma.v32f32"
+// CHECK:         call fast float @"llvm.vector.reduce.fadd.v32f32"(float 0x8000000000000000, <32 x float>
+// CHECK:       declare <32 x float> @"llvm.fma.v32f32"(<32 x float>, <32 x float>, <32 x float>)

@@ -1,0 +1,36 @@
+// RUN: quantir-opt %s --split-input-file -p quantir-gpu -t ptx | filecheck %s
+// RUN: quantir-opt %s --split-input-file -p quantir-gpu -t "ptx{arch=sm_80}" | filecheck %s --check-prefix=SM80
+
+// GPU kernels are PTX entries taking (lo, hi) then global pointers; thread
+// ids come from special registers. Dequantize uses round-to-nearest mul/sub
+// that ptxas may not fuse, so results stay bit-identical.
+func.func @deq(%w: tensor<?x144xui8>) -> tensor<?x256xf32> {
+  %y = quant.dequantize #quant.encoding<q4_k> %w : (tensor<?x144xui8>) -> tensor<?x256xf32>
+  func.return %y : tensor<?x256xf32>
+}
+
+// CHECK:       .version
+// CHECK:       .target sm_90
+// CHECK:       .visible .entry deq_kernel0(
+// CHECK:         .param .u64 .ptr .global .align 1 deq_kernel0_param_2
+// CHECK:         %tid.x
+// CHECK:         %ctaid.x
+// CHECK:         cvt.f32.f16
+// CHECK:         mul.rn.f32
+// CHECK:         sub.rn.f32
+// CHECK-NOT:     fma.rn.f32
+// CHECK:         ret;
+
+// SM80:        .target sm_80
+
+// -----
+
+// qmatmul: one warp per row, partial sums combined with butterfly shuffles.
+func.func @mv(%x: tensor<?x512xf32>, %w: tensor<?x288xui8>) -> tensor<?x?xf32> {
+  %y = quant.qmatmul #quant.encoding<q4_k> %x, %w : (tensor<?x512xf32>, tensor<?x288xui8>) -> tensor<?x?xf32>
+  func.return %y : tensor<?x?xf32>
+}
+
+// CHECK:       .visible .entry mv_kernel0(
+// CHECK:         fma.rn.f32
+// CHECK:         shfl.sync.bfly.b32

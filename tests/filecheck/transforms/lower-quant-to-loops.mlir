@@ -1,0 +1,80 @@
+// RUN: quantir-opt %s --split-input-file -p lower-quant-to-loops | filecheck %s
+// RUN: quantir-opt %s --split-input-file -p "lower-quant-to-loops{vectorize=false m_tile=1}" | filecheck %s --check-prefix=SCALAR
+
+// Q4_0 dequantize, vectorized: each 16-byte lane group becomes vector ops
+// and two non-temporal 16-float stores; the fp16 scale is widened exactly.
+func.func @dequantize_q4_0(%w: memref<?x18xi8>, %y: memref<?x32xf32>) {
+  quant.dequantize #quant.encoding<q4_0> %w outs(%y) : (memref<?x18xi8>, memref<?x32xf32>) -> ()
+  func.return
+}
+
+// CHECK-LABEL: func.func @dequantize_q4_0(
+// CHECK:         "scf.parallel"
+// CHECK:           vector.load %w[%{{.*}}, %{{.*}}] : memref<?x18xi8>, vector<2xi8>
+// CHECK:           vector.bitcast %{{.*}} : vector<2xi8> to vector<1xf16>
+// CHECK:           arith.extf %{{.*}} : f16 to f32
+// CHECK:           [[Q:%.*]] = vector.load %w[%{{.*}}, %{{.*}}] : memref<?x18xi8>, vector<16xi8>
+// CHECK:           arith.andi [[Q]], %{{.*}} : vector<16xi8>
+// CHECK:           arith.subi %{{.*}}, %{{.*}} : vector<16xi8>
+// CHECK:           arith.sitofp %{{.*}} : vector<16xi8> to vector<16xf32>
+// CHECK:           arith.mulf %{{.*}}, %{{.*}} : vector<16xf32>
+// CHECK:           vector.store %{{.*}}, %y[%{{.*}}, %{{.*}}] {nontemporal = true} : memref<?x32xf32>, vector<16xf32>
+// CHECK:           arith.shrui [[Q]], %{{.*}} : vector<16xi8>
+// CHECK:           vector.store
+// CHECK:         }) {qrt.loop = "rows", qrt.gpu_mapping = "lanes"}
+
+// SCALAR-LABEL: func.func @dequantize_q4_0(
+// SCALAR:         "scf.parallel"
+// SCALAR:           scf.for
+// SCALAR:             memref.load %w[%{{.*}}, %{{.*}}] : memref<?x18xi8>
+// SCALAR:             arith.sitofp %{{.*}} : i8 to f32
+// SCALAR:             memref.store %{{.*}}, %y[%{{.*}}, %{{.*}}] : memref<?x32xf32>
+// SCALAR:           } {qrt.loop = "lanes"}
+// SCALAR:         }) {qrt.loop = "rows", qrt.gpu_mapping = "lanes"}
+
+// -----
+
+// Q4_K qmatmul: sums of x per 32-weight sub-block are precomputed, the
+// eight scales and mins of a block are unpacked as vectors, and the block
+// loop accumulates with FMAs (rows of x tiled by 4, then one at a time).
+func.func @qmatmul_q4_k(%x: memref<?x256xf32>, %w: memref<?x144xi8>, %y: memref<?x?xf32>) {
+  quant.qmatmul #quant.encoding<q4_k> %x, %w outs(%y) : (memref<?x256xf32>, memref<?x144xi8>, memref<?x?xf32>) -> ()
+  func.return
+}
+
+// CHECK-LABEL: func.func @qmatmul_q4_k(
+// CHECK:         [[XS:%.*]] = memref.alloc(%{{.*}}) : memref<?x8xf32>
+// CHECK:         vector.reduction <add>, %{{.*}} fastmath<fast> : vector<32xf32> into f32
+// CHECK:         {qrt.loop = "rows"}
+// CHECK:         "scf.parallel"
+// CHECK:           vector.shuffle
+// CHECK:           arith.uitofp %{{.*}} : vector<8xi8> to vector<8xf32>
+// CHECK:           vector.fma %{{.*}}, %{{.*}}, %{{.*}} : vector<32xf32>
+// CHECK:           {qrt.loop = "reduction"}
+// CHECK:         }) {qrt.loop = "rows", qrt.gpu_mapping = "warp"}
+// CHECK:         memref.dealloc [[XS]]
+
+// SCALAR-LABEL: func.func @qmatmul_q4_k(
+// SCALAR-NOT:     memref.alloc
+// SCALAR:         "scf.parallel"
+// SCALAR:           scf.for
+// SCALAR:             scf.for {{.*}} iter_args
+// SCALAR:               arith.subf
+// SCALAR:             } {qrt.loop = "lanes"}
+// SCALAR:           } {qrt.loop = "reduction"}
+// SCALAR:         }) {qrt.loop = "rows", qrt.gpu_mapping = "warp"}
+
+// -----
+
+// GPTQ qmatmul: zero points are unpacked once into floats; groups of whole
+// words factor the zero point out of the inner loop.
+func.func @qmatmul_gptq(%x: memref<?x64xf32>, %qw: memref<8x?xi32>, %qz: memref<2x?xi32>, %s: memref<2x?xf16>, %g: memref<64xi32>, %y: memref<?x?xf32>) {
+  quant.qmatmul #quant.encoding<gptq> config #quant.gptq<bits = 4, group_size = 32, desc_act = false, sym = false, format = gptq> %x, %qw, %qz, %s, %g outs(%y) : (memref<?x64xf32>, memref<8x?xi32>, memref<2x?xi32>, memref<2x?xf16>, memref<64xi32>, memref<?x?xf32>) -> ()
+  func.return
+}
+
+// CHECK-LABEL: func.func @qmatmul_gptq(
+// CHECK:         [[Z:%.*]] = memref.alloc(%{{.*}}) : memref<2x?xf32>
+// CHECK:         vector.load %qw[%{{.*}}, %{{.*}}] : memref<8x?xi32>, vector<16xi32>
+// CHECK:         vector.fma
+// CHECK:         memref.dealloc [[Z]]

@@ -1,0 +1,29 @@
+// RUN: quantir-opt %s -p outline-kernels | filecheck %s
+
+// Each top-level scf.parallel becomes a kernel taking its [lo, hi) slice of
+// dimension 0 and the host values it uses; constants are re-created inside.
+func.func @scale(%x: memref<?x8xf32>, %y: memref<?x8xf32>) {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %c8 = arith.constant 8 : index
+  %n = memref.dim %x, %c0 : memref<?x8xf32>
+  %two = arith.constant 2.0 : f32
+  // (xDSL prints scf.parallel in generic form only.)
+  "scf.parallel"(%c0, %c0, %n, %c8, %c1, %c1) <{operandSegmentSizes = array<i32: 2, 2, 2, 0>}> ({
+  ^bb0(%i: index, %j: index):
+    %v = memref.load %x[%i, %j] : memref<?x8xf32>
+    %w = arith.mulf %v, %two : f32
+    memref.store %w, %y[%i, %j] : memref<?x8xf32>
+    scf.reduce
+  }) : (index, index, index, index, index, index) -> ()
+  func.return
+}
+
+// CHECK-LABEL: func.func @scale(
+// CHECK:         [[N:%.*]] = memref.dim %x
+// CHECK-NEXT:    %two = arith.constant 2.000000e+00 : f32
+// CHECK-NEXT:    qrt.launch @scale_kernel0(%x, %y) range([[N]]) : memref<?x8xf32>, memref<?x8xf32>
+// CHECK-NEXT:    func.return
+// CHECK:       func.func @scale_kernel0(%lo: index, %hi: index, %x: memref<?x8xf32>, %y: memref<?x8xf32>) attributes {qrt.kernel} {
+// CHECK-DAG:     %{{.*}} = arith.constant 2.000000e+00 : f32
+// CHECK:         "scf.parallel"(%lo, %{{.*}}, %hi, %{{.*}}, %{{.*}}, %{{.*}})
