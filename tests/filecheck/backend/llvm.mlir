@@ -32,4 +32,4 @@ func.func @mv(%x: tensor<?x256xf32>, %w: tensor<?x144xui8>) -> tensor<?x?xf32> {
 // CHECK:         fmul contract reassoc <32 x float>
 // CHECK:         call <32 x float> @"llvm.fma.v32f32"
 // CHECK:         call fast float @"llvm.vector.reduce.fadd.v32f32"(float 0x8000000000000000, <32 x float>
-// CHECK:       declare <32 x float> @"llvm.fma.v32f32"(<32 x float>, <32 x float>, <32 x float>)
+// CHECK:       declare <32 x float> @"llvm.fma.v32f32"(<32 x float> %{{.*}}, <32 x float> %{{.*}}, <32 x float> %{{.*}})
