@@ -334,7 +334,7 @@ def verify_packed_operands(
         if len(shape) != 2 or not all(_compatible(a, b) for a, b in zip(shape, expected)):
             raise VerifyException(
                 f"{what}: {encoding.name} packed bytes for a {_fmt_shape((n, k))} weight "
-                f"must be {_fmt_shape(expected)} ({k // epb} blocks of {bs} bytes per row), "
+                f"must be {_fmt_shape(expected)} ({k // epb} block(s) of {bs} bytes per row), "
                 f"got {_fmt_shape(shape)}"
             )
         return
@@ -621,9 +621,15 @@ class WeightOp(IRDLOperation):
                 if not isinstance(attr, EncodingAttr):
                     parser.raise_error(f"expected a #quant.encoding attribute, got {attr}", pos)
                 encoding = attr.encoding
+                if parser.parse_optional_punctuation("[") is None:
+                    parser.raise_error(
+                        "expected the logical shape [N, K] of the encoded weight after "
+                        "its encoding"
+                    )
                 shape = parser.parse_comma_separated_list(
-                    parser.Delimiter.SQUARE, lambda: parser.parse_integer(allow_boolean=False)
+                    parser.Delimiter.NONE, lambda: parser.parse_integer(allow_boolean=False)
                 )
+                parser.parse_punctuation("]")
                 if parser.parse_optional_keyword("config") is not None:
                     pos = parser.pos
                     cfg = parser.parse_attribute()

@@ -161,17 +161,36 @@ class Program:
                     raise BufferError(
                         f"@{plan.name} has {len(plan.outputs)} output(s), got {len(outputs)} buffers"
                     )
-                out = check_buffer(what, outputs[spec.position], spec.spec, writable=True)
+                given = outputs[spec.position]
+                if _is_device_buffer(given) and isinstance(self.device, CpuDevice):
+                    raise BufferError(f"{what}: a GPU buffer cannot receive a CPU program's result")
+                out = check_buffer(what, given, spec.spec, writable=True)
                 if tuple(out.shape) != shape:
                     raise BufferError(f"{what}: expected shape {list(shape)}, got {list(out.shape)}")
             else:
                 out = aligned_empty(shape, spec.spec.dtypes[0])
             args[spec.index] = out
         if outputs is not None:
+            host = lambda a: not _is_device_buffer(a)  # noqa: E731
             check_no_overlap(
-                [(f"output {s.position}", args[s.index]) for s in plan.outputs],
-                [(f"argument {a.index}", args[a.index]) for a in plan.args if a.kind != "output"],
+                [(f"output {s.position}", args[s.index]) for s in plan.outputs if host(args[s.index])],
+                [
+                    (f"argument {a.index}", args[a.index])
+                    for a in plan.args
+                    if a.kind != "output" and host(args[a.index])
+                ],
             )
+            out_ptrs = [args[s.index].ptr for s in plan.outputs if not host(args[s.index])]
+            other_ptrs = {
+                args[a.index].ptr
+                for a in plan.args
+                if a.kind != "output" and not host(args[a.index])
+            }
+            if len(set(out_ptrs)) != len(out_ptrs) or set(out_ptrs) & other_ptrs:
+                raise BufferError(
+                    f"@{plan.name}: GPU output buffers must not be shared with each other or "
+                    "with inputs and weights"
+                )
         return args  # type: ignore[return-value]
 
     def output_shape(self, spec: ArgSpec, args: list) -> tuple[int, ...]:
@@ -201,8 +220,8 @@ class Program:
         on_host = isinstance(dev, CpuDevice)
         outputs = {s.index for s in self.plan.outputs}
         for i, a in enumerate(args):
-            if on_host:
-                regs[i] = a
+            if on_host or _is_device_buffer(a):
+                regs[i] = a  # already where the kernels run (an output stays there)
             elif i in outputs:
                 regs[i] = dev.output_buffer(a.shape, a.dtype.name)  # type: ignore[attr-defined]
             else:
@@ -211,7 +230,8 @@ class Program:
             self._run_step(step, regs)
         if not on_host:
             for spec in self.plan.outputs:
-                dev.to_host(regs[spec.index], args[spec.index])
+                if not _is_device_buffer(args[spec.index]):
+                    dev.to_host(regs[spec.index], args[spec.index])
 
     def _run_step(self, step: Step, regs: list) -> None:
         dev = self.device
@@ -246,6 +266,10 @@ class Program:
             dev.launch(self.signatures[name], [regs[r] for r in arg_regs], regs[range_reg], tpb, ipb)
         else:  # pragma: no cover - HostPlan only builds the kinds above
             raise AssertionError(k)
+
+
+def _is_device_buffer(value: object) -> bool:
+    return type(value).__name__ == "DeviceBuffer" and hasattr(value, "ptr")
 
 
 def _infer_reshape(src: tuple[int, ...], target: tuple[int, ...]) -> tuple[int, ...]:

@@ -1,0 +1,191 @@
+"""Compiling graphs for a device, and calling the result on numpy arrays."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import numpy as np
+from xdsl.dialects import func
+from xdsl.dialects.builtin import ModuleOp
+
+from quantir.compiler.graph.types import TensorType, format_shape
+from quantir.compiler.graph.weight_sources import (
+    WeightDeclaration,
+    as_weight_sources,
+    bind_weights,
+    weight_declarations,
+)
+from quantir.dialects.quant import WeightOp
+
+if TYPE_CHECKING:
+    from quantir.compiler.graph.builder import Graph
+    from quantir.runtime.program import Program
+
+__all__ = ["CompiledGraph", "DeviceUnavailableError", "compile_graph", "compile_on_device"]
+
+
+class DeviceUnavailableError(RuntimeError):
+    """The requested device cannot be used here (no GPU runtime, no GPU, no driver)."""
+
+
+def _gpu_unavailable(device: str, reason: object) -> DeviceUnavailableError:
+    return DeviceUnavailableError(f"device {device!r} is not available: {reason}")
+
+
+def compile_on_device(
+    source: str | ModuleOp,
+    function: str | None = None,
+    *,
+    device: str = "cpu",
+    threads: int | None = None,
+    pipeline: str | None = None,
+    name: str = "<graph>",
+) -> Program:
+    """Compile `source` for `device` ("cpu", "cuda", "cuda:N") and load `function`.
+
+    Raises ValueError for a malformed device string, DeviceUnavailableError
+    when the GPU runtime or a GPU is missing, and the compiler's UserError
+    for IR it rejects.
+    """
+    from quantir.runtime.api import parse_device
+    from quantir.runtime.cpu import resolve_threads
+    from quantir.runtime.jit import compile_source, load_program
+
+    kind, index = parse_device(device)
+    if kind == "cpu":
+        compiled = compile_source(source, "cpu", name=name, pipeline=pipeline)
+        return load_program(compiled, function, threads=resolve_threads(threads))
+    try:
+        from quantir.runtime.cuda import GpuDevice
+    except ImportError as e:
+        raise _gpu_unavailable(device, f"quantir's GPU runtime is not installed ({e})") from None
+    try:
+        compiled = compile_source(source, "gpu", name=name, pipeline=pipeline)
+    except ImportError as e:
+        raise _gpu_unavailable(device, f"quantir's GPU code generator is missing ({e})") from None
+    try:
+        gpu = GpuDevice.get(index, compiled.ptx)
+    except (RuntimeError, OSError) as e:
+        raise _gpu_unavailable(device, e) from None
+    return load_program(compiled, function, device=gpu)
+
+
+def _function(module: ModuleOp, name: str) -> func.FuncOp:
+    for op in module.ops:
+        if isinstance(op, func.FuncOp) and op.sym_name.data == name:
+            return op
+    raise ValueError(f"no function @{name} in the module")
+
+
+def computes_something(function: func.FuncOp) -> bool:
+    """False when every result is an argument or a weight, passed through unchanged.
+
+    Such a function has no kernel, and the CPU backend cannot yet translate
+    its host-side copies (quantir-opt -p quantir-cpu -t llvm on
+    `func.return %x` fails with "'memref.copy' has no LLVM translation").
+    """
+    return any(
+        not isinstance(op, WeightOp | func.ReturnOp) for op in function.body.block.ops
+    )
+
+
+class CompiledGraph:
+    """A compiled graph function: ``compiled(*inputs, weights=...) -> [outputs]``.
+
+    ``weights`` is a mapping of weight name -> numpy array (the packed uint8
+    bytes for GGUF weights; a GPTQLinear, a (qweight, qzeros, scales, g_idx)
+    tuple or a mapping of those names for GPTQ), an open GGUF model
+    (``open_gguf``), a GPTQ checkpoint (``load_gptq_checkpoint``), or a list
+    of those. Every input and weight is checked before anything runs; a
+    mismatch raises a ValueError (BufferError, WeightMismatchError,
+    MissingWeightError) that names it.
+    """
+
+    def __init__(
+        self,
+        program: Program,
+        name: str,
+        input_types: Sequence[TensorType],
+        output_types: Sequence[TensorType],
+        declarations: Sequence[WeightDeclaration],
+        device: str,
+    ) -> None:
+        self.program = program
+        self.name = name
+        self.input_types = tuple(input_types)
+        self.output_types = tuple(output_types)
+        self.weight_declarations = tuple(declarations)
+        self.device = device
+
+    @property
+    def weight_names(self) -> list[str]:
+        return [d.name for d in self.weight_declarations]
+
+    def _check_inputs(self, inputs: Sequence[object]) -> None:
+        from quantir.runtime.buffers import BufferError
+
+        if len(inputs) != len(self.input_types):
+            raise BufferError(
+                f"graph {self.name!r} takes {len(self.input_types)} input(s), got {len(inputs)}"
+            )
+        bound: dict[str, tuple[int, int, int]] = {}  # symbol -> (size, input, dimension)
+        for i, (array, t) in enumerate(zip(inputs, self.input_types)):
+            if not isinstance(array, np.ndarray):
+                raise BufferError(
+                    f"graph {self.name!r} input {i}: expected a numpy array, "
+                    f"got {type(array).__name__}"
+                )
+            if array.ndim != t.rank:
+                raise BufferError(
+                    f"graph {self.name!r} input {i}: expected {t.rank} dimensions "
+                    f"{format_shape(t.shape)}, got shape {list(array.shape)}"
+                )
+            for d, (want, got) in enumerate(zip(t.shape, array.shape)):
+                if not isinstance(want, str):
+                    continue  # static sizes are checked by the program
+                if want in bound and bound[want][0] != got:
+                    size, j, e = bound[want]
+                    raise BufferError(
+                        f"graph {self.name!r} input {i}: dimension {d} is {want!r} = {got}, "
+                        f"but input {j} dimension {e} set {want!r} = {size}"
+                    )
+                bound.setdefault(want, (got, i, d))
+
+    def bind_weights(self, weights: object = None) -> dict[str, object]:
+        """Check `weights` against the graph's declarations; return the bound mapping."""
+        return bind_weights(self.weight_declarations, as_weight_sources(weights))
+
+    def __call__(self, *inputs: np.ndarray, weights: object = None) -> list[np.ndarray]:
+        self._check_inputs(inputs)
+        bound = self.bind_weights(weights)
+        return self.program(list(inputs), bound)
+
+    execute = __call__
+
+    def __repr__(self) -> str:
+        return f"CompiledGraph({self.name!r}, device={self.device!r})"
+
+
+def compile_graph(
+    graph: Graph, *, device: str = "cpu", threads: int | None = None, pipeline: str | None = None
+) -> CompiledGraph:
+    module = graph.module
+    function = _function(module, graph.name)
+    if not computes_something(function):
+        raise ValueError(
+            f"graph {graph.name!r} computes nothing: every output is an input or a weight "
+            "passed through unchanged, which quantir cannot compile yet"
+        )
+    declarations = weight_declarations(function)
+    program = compile_on_device(
+        module,
+        graph.name,
+        device=device,
+        threads=threads,
+        pipeline=pipeline,
+        name=f"<graph {graph.name}>",
+    )
+    return CompiledGraph(
+        program, graph.name, graph.input_types, graph.output_types, declarations, device
+    )

@@ -1,0 +1,95 @@
+"""`quantir-run` results: printed summaries, .npy files written atomically, timings."""
+
+from __future__ import annotations
+
+import os
+import statistics
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["format_result", "format_seconds", "format_timings", "save_npy_atomic"]
+
+
+def format_seconds(seconds: float) -> str:
+    if seconds < 1e-3:
+        return f"{seconds * 1e6:.1f} us"
+    if seconds < 1:
+        return f"{seconds * 1e3:.2f} ms"
+    return f"{seconds:.3f} s"
+
+
+def _stats(array: np.ndarray) -> str:
+    if array.size == 0:
+        return "empty"
+    if array.dtype.kind not in "fiu":
+        return ""
+    values = array.astype(np.float64, copy=False)
+    finite = np.isfinite(values)
+    parts = []
+    if finite.any():
+        v = values[finite]
+        parts.append(
+            f"min {v.min():.6g}  max {v.max():.6g}  mean {v.mean():.6g}  std {v.std():.6g}"
+        )
+    nan, inf = int(np.isnan(values).sum()), int(np.isinf(values).sum())
+    if nan or inf:
+        parts.append(f"nan {nan}  inf {inf}")
+    return "  ".join(parts)
+
+
+def format_result(name: str, array: np.ndarray, full: bool = False) -> str:
+    """A header line (name, dtype, shape, statistics) and the values (numpy's print)."""
+    shape = "[" + ", ".join(map(str, array.shape)) + "]"
+    header = f"{name}: {array.dtype.name} {shape}"
+    stats = _stats(array)
+    if stats:
+        header += f"  {stats}"
+    threshold = sys.maxsize if full else 1000
+    body = np.array2string(array, threshold=threshold, edgeitems=3, max_line_width=100)
+    return f"{header}\n{body}"
+
+
+def format_timings(compile_s: float, runs: list[float], load_s: float | None = None) -> str:
+    lines = []
+    if load_s is not None:
+        lines.append(f"weights: {format_seconds(load_s)} (open and check)")
+    lines.append(f"compile: {format_seconds(compile_s)}")
+    if len(runs) == 1:
+        lines.append(f"run:     {format_seconds(runs[0])}")
+    else:
+        lines.append(
+            f"run:     min {format_seconds(min(runs))}, median "
+            f"{format_seconds(statistics.median(runs))} ({len(runs)} runs)"
+        )
+    return "\n".join(lines)
+
+
+def save_npy_atomic(path: Path, array: np.ndarray) -> None:
+    """Write `array` as .npy at `path` (exactly that name), replacing it atomically.
+
+    The data goes to a temporary file in the same directory that is renamed
+    over `path`, so a reader never sees a partial file and an interrupted
+    write leaves any previous file intact.
+    """
+    directory = path.parent if str(path.parent) else Path(".")
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
+    try:
+        # mkstemp makes the file private (0600); give it the mode a plain
+        # open() would have.
+        umask = os.umask(0)
+        os.umask(umask)
+        os.fchmod(fd, 0o666 & ~umask)
+        with os.fdopen(fd, "wb") as f:
+            np.save(f, array, allow_pickle=False)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise

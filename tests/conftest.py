@@ -1,0 +1,15 @@
+"""Test-session setup: compiled kernels are cached in a per-session directory,
+so tests neither read nor fill the user's ~/.cache/quantir."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _session_compile_cache(tmp_path_factory: pytest.TempPathFactory):
+    if "QUANTIR_CACHE_DIR" not in os.environ:
+        os.environ["QUANTIR_CACHE_DIR"] = str(tmp_path_factory.mktemp("quantir-cache"))
+    yield

@@ -1,0 +1,75 @@
+"""The CUDA runtime's behaviour that needs no GPU: import, errors, argument packing."""
+
+from __future__ import annotations
+
+import ctypes
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from quantir.compiler.backend.llvm_translation import KernelSignature
+from quantir.runtime import cuda
+
+
+def test_import_never_touches_the_driver() -> None:
+    code = "import quantir.runtime.cuda, quantir.runtime.api; print('ok')"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr
+
+
+@pytest.mark.skipif(cuda.available(), reason="a GPU is present")
+def test_no_gpu_is_a_clear_error() -> None:
+    from quantir.runtime.api import qmatmul
+
+    with pytest.raises(cuda.CudaUnavailable, match="no GPU"):
+        qmatmul("q4_0", np.zeros((1, 32), np.float32), np.zeros((4, 18), np.uint8), device="cuda:0")
+    assert cuda.available() is False
+
+
+def test_unknown_device_string() -> None:
+    from quantir.runtime.api import parse_device
+
+    assert parse_device("cpu") == ("cpu", 0)
+    assert parse_device("cuda:3") == ("gpu", 3)
+    assert parse_device("GPU") == ("gpu", 0)
+    with pytest.raises(ValueError, match="unknown device"):
+        parse_device("tpu:0")
+
+
+class _FakeBuffer:
+    def __init__(self, ptr: int, shape: tuple[int, ...]):
+        self.ptr, self.shape = ptr, shape
+
+
+def test_kernel_parameters_follow_the_signature() -> None:
+    sig = KernelSignature("k", (("int", ()), ("memref", (0,)), ("memref", ()), ("memref", (0, 1))))
+    params = cuda.kernel_params(
+        sig, [7, _FakeBuffer(0x1000, (5, 8)), _FakeBuffer(0x2000, (4,)), _FakeBuffer(0x3000, (2, 3))], 640
+    )
+    values = [p.value for p in params]
+    assert values == [0, 640, 7, 0x1000, 5, 0x2000, 0x3000, 2, 3]
+    assert isinstance(params[3], ctypes.c_uint64) and isinstance(params[4], ctypes.c_int64)
+
+
+def test_driver_errors_are_named() -> None:
+    err = cuda.CudaError("cuModuleLoadDataEx", 222, "CUDA_ERROR_UNSUPPORTED_PTX_VERSION", "bad")
+    assert "update the NVIDIA driver" in str(err) and "222" in str(err)
+
+
+def test_gpu_check_script_dry_run() -> None:
+    """benchmarks/gpu_check.py runs end to end (on the CPU, small sizes)."""
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[2] / "benchmarks" / "gpu_check.py"
+    out = subprocess.run(
+        [sys.executable, str(script), "--dry-run", "--encodings", "q4_k,gptq4"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
+    lines = out.stdout.splitlines()
+    assert any(line.startswith("q4_k") and line.rstrip().endswith("True") for line in lines)
+    assert any(line.startswith("gptq4-g128") and line.rstrip().endswith("True") for line in lines)
