@@ -85,9 +85,13 @@ class _Cast(IRDLOperation):
             )
         se, de = _element(src), _element(dst)
         if not self._is(self.INPUT_KIND, se):
-            raise VerifyException(f"{self.name}: operand element type {se} is not {self.INPUT_KIND}")
+            raise VerifyException(
+                f"{self.name}: operand element type {se} is not {self.INPUT_KIND}"
+            )
         if not self._is(self.RESULT_KIND, de):
-            raise VerifyException(f"{self.name}: result element type {de} is not {self.RESULT_KIND}")
+            raise VerifyException(
+                f"{self.name}: result element type {de} is not {self.RESULT_KIND}"
+            )
         self._check_widths(se, de)
 
     def _check_widths(self, src: Attribute, dst: Attribute) -> None:

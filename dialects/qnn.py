@@ -50,7 +50,7 @@ def broadcast_shape(what: str, a: Sequence[int], b: Sequence[int]) -> tuple[int,
     big, small = (a, b) if len(a) >= len(b) else (b, a)
     lead = len(big) - len(small)
     out = list(big[:lead])
-    for i, (x, y) in enumerate(zip(big[lead:], small)):
+    for i, (x, y) in enumerate(zip(big[lead:], small, strict=True)):
         if y == 1 and x != 1:
             out.append(x)
         elif x == 1 and y != 1:
@@ -178,7 +178,7 @@ class _ElementwiseOp(_BinaryGraphOp):
         expected = broadcast_shape(self.name, a.get_shape(), b.get_shape())
         got = r.get_shape()
         if len(got) != len(expected) or not all(
-            _compatible(x, y) for x, y in zip(got, expected)
+            _compatible(x, y) for x, y in zip(got, expected, strict=True)
         ):
             raise VerifyException(
                 f"{self.name}: result shape {_fmt(got)} does not match the broadcast "
@@ -237,7 +237,7 @@ class MatmulOp(_BinaryGraphOp):
             )
         expected = (*xs[:-1], ws[1])
         if len(rs) != len(expected) or not all(
-            _compatible(a, b) for a, b in zip(rs, expected)
+            _compatible(a, b) for a, b in zip(rs, expected, strict=True)
         ):
             raise VerifyException(
                 f"{what}: result shape {_fmt(rs)} does not match the expected {_fmt(expected)}"

@@ -10,7 +10,8 @@ first two arguments); on a GPU the mapping pass turns it into the grid.
 ```mlir
 func.func @main(%x: memref<?x4096xf32>, %w: memref<4096x2304xi8>, %y: memref<?x4096xf32>) {
   %c4096 = arith.constant 4096 : index
-  qrt.launch @main_kernel0(%x, %w, %y) range(%c4096) : memref<?x4096xf32>, memref<4096x2304xi8>, memref<?x4096xf32>
+  qrt.launch @main_kernel0(%x, %w, %y) range(%c4096)
+      : memref<?x4096xf32>, memref<4096x2304xi8>, memref<?x4096xf32>
   func.return
 }
 ```
@@ -88,7 +89,8 @@ class LaunchOp(IRDLOperation):
 
     ```mlir
     qrt.launch @k(%a, %b) range(%n) : memref<?x64xf32>, memref<?x64xf32>
-    qrt.launch @g(%a) range(%n) {threads_per_block = 256 : i64, items_per_block = 8 : i64} : memref<?x64xf32>
+    qrt.launch @g(%a) range(%n) {threads_per_block = 256 : i64, items_per_block = 8 : i64}
+        : memref<?x64xf32>
     ```
     """
 

@@ -8,7 +8,8 @@ consumer can be checked against the layout of its operand.
 ```mlir
 func.func @linear(%x: tensor<?x4096xf32>) -> tensor<?x4096xf32> {
   %w = quant.weight "linear.weight" #quant.encoding<q4_k> [4096, 4096] : tensor<4096x2304xui8>
-  %y = quant.qmatmul #quant.encoding<q4_k> %x, %w : (tensor<?x4096xf32>, tensor<4096x2304xui8>) -> tensor<?x4096xf32>
+  %y = quant.qmatmul #quant.encoding<q4_k> %x, %w
+      : (tensor<?x4096xf32>, tensor<4096x2304xui8>) -> tensor<?x4096xf32>
   func.return %y : tensor<?x4096xf32>
 }
 ```
@@ -262,6 +263,13 @@ def _compatible(a: int, b: int) -> bool:
     return a == b or a == DYNAMIC_INDEX or b == DYNAMIC_INDEX
 
 
+def _shape_matches(shape: Sequence[int], expected: Sequence[int]) -> bool:
+    """Same rank, and every dimension equal or dynamic on either side."""
+    return len(shape) == len(expected) and all(
+        _compatible(a, b) for a, b in zip(shape, expected, strict=True)
+    )
+
+
 def _is_byte(t: Attribute) -> bool:
     return isinstance(t, IntegerType) and t.width.data == 8 and t.signedness.data in (
         Signedness.SIGNLESS,
@@ -309,7 +317,7 @@ def verify_packed_operands(
             f"{what}: {encoding.name} takes {len(names)} packed operand(s) "
             f"({', '.join(names)}), got {len(packed)}"
         )
-    for name, t in zip(names, packed):
+    for name, t in zip(names, packed, strict=True):
         if not isinstance(t, ShapedType):
             raise VerifyException(f"{what}: {name} must be a tensor or memref, got {t}")
     if k == DYNAMIC_INDEX:
@@ -331,7 +339,7 @@ def verify_packed_operands(
             )
         expected = (n, k // epb * bs)
         shape = tuple(t.get_shape())
-        if len(shape) != 2 or not all(_compatible(a, b) for a, b in zip(shape, expected)):
+        if not _shape_matches(shape, expected):
             raise VerifyException(
                 f"{what}: {encoding.name} packed bytes for a {_fmt_shape((n, k))} weight "
                 f"must be {_fmt_shape(expected)} ({k // epb} block(s) of {bs} bytes per row), "
@@ -373,7 +381,7 @@ def verify_packed_operands(
         "scales": (groups, n),
         "g_idx": (k,),
     }
-    for name, t in zip(names, packed):
+    for name, t in zip(names, packed, strict=True):
         assert isinstance(t, ShapedType)
         elem_ok = isinstance(t.element_type, Float16Type) if name == "scales" else _is_i32(
             t.element_type
@@ -385,7 +393,7 @@ def verify_packed_operands(
             )
         shape = tuple(t.get_shape())
         exp = expected_shapes[name]
-        if len(shape) != len(exp) or not all(_compatible(a, b) for a, b in zip(shape, exp)):
+        if not _shape_matches(shape, exp):
             raise VerifyException(
                 f"{what}: GPTQ {name} for a {_fmt_shape((n, k))} weight with bits={bits}, "
                 f"group_size={cfg.group_size} must be {_fmt_shape(exp)}, got {_fmt_shape(shape)}"
@@ -532,8 +540,11 @@ class WeightOp(IRDLOperation):
     weight gives only its type.
 
     ```mlir
-    %w = quant.weight "blk.0.attn_q.weight" #quant.encoding<q4_k> [4096, 4096] : tensor<4096x2304xui8>
-    %qw, %qz, %s, %g = quant.weight "layer.weight" #quant.encoding<gptq> [1024, 4096] config #quant.gptq<bits = 4, group_size = 128, desc_act = false, sym = true, format = gptq> : tensor<512x1024xi32>, tensor<32x128xi32>, tensor<32x1024xf16>, tensor<4096xi32>
+    %w = quant.weight "blk.0.attn_q.weight" #quant.encoding<q4_k> [4096, 4096]
+        : tensor<4096x2304xui8>
+    %qw, %qz, %s, %g = quant.weight "layer.weight" #quant.encoding<gptq> [1024, 4096]
+        config #quant.gptq<bits = 4, group_size = 128, desc_act = false, sym = true, format = gptq>
+        : tensor<512x1024xi32>, tensor<32x128xi32>, tensor<32x1024xf16>, tensor<4096xi32>
     %b = quant.weight "output.bias" : tensor<1024xf32>
     ```
     """
@@ -670,8 +681,10 @@ class DequantizeOp(IRDLOperation, _DestinationStyle):
     `scales[g_idx[k], n] * (q[k, n] - zero[g_idx[k], n])`, laid out [N, K].
 
     ```mlir
-    %y = quant.dequantize #quant.encoding<q4_k> %w : (tensor<4096x2304xui8>) -> tensor<4096x4096xf32>
-    quant.dequantize #quant.encoding<q4_0> %wb outs(%yb) : (memref<?x72xi8>, memref<?x128xf32>) -> ()
+    %y = quant.dequantize #quant.encoding<q4_k> %w
+        : (tensor<4096x2304xui8>) -> tensor<4096x4096xf32>
+    quant.dequantize #quant.encoding<q4_0> %wb outs(%yb)
+        : (memref<?x72xi8>, memref<?x128xf32>) -> ()
     ```
     """
 
@@ -737,7 +750,8 @@ class QMatmulOp(IRDLOperation, _DestinationStyle):
     weight is a logical [N, K]; the result is [..., N].
 
     ```mlir
-    %y = quant.qmatmul #quant.encoding<q6_k> %x, %w : (tensor<?x4096xf32>, tensor<1024x3360xui8>) -> tensor<?x1024xf32>
+    %y = quant.qmatmul #quant.encoding<q6_k> %x, %w
+        : (tensor<?x4096xf32>, tensor<1024x3360xui8>) -> tensor<?x1024xf32>
     ```
     """
 
@@ -800,7 +814,7 @@ class QMatmulOp(IRDLOperation, _DestinationStyle):
             raise VerifyException(
                 f"{what}: the result must have the rank of x ({len(xs)}), got {len(rs)}"
             )
-        for i, (a, b) in enumerate(zip(xs[:-1], rs[:-1])):
+        for i, (a, b) in enumerate(zip(xs[:-1], rs[:-1], strict=True)):
             if not _compatible(a, b):
                 raise VerifyException(
                     f"{what}: leading dimension {i} of x ({_fmt_shape([a])}) and of the "

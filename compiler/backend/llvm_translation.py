@@ -505,12 +505,13 @@ class ModuleTranslator:
                 )
             case vector.StoreOp():
                 m = g(op.base)
-                st = b.store(
-                    g(op.vector), self.address(b, m, [g(i) for i in op.indices]), align=_align(m.elem)
-                )
+                addr = self.address(b, m, [g(i) for i in op.indices])
+                value = g(op.vector)
                 nt = op.nontemporal
-                if nt is not None and nt.value.data:
-                    st.set_metadata("nontemporal", self.nontemporal)
+                if nt is not None and nt.value.data and not self.target.is_gpu:
+                    self.store_nontemporal(b, value, addr, _align(m.elem))
+                else:
+                    b.store(value, addr, align=_align(m.elem))
             case memref.DimOp():
                 m = g(op.source)
                 idx_op = op.index.owner
@@ -547,6 +548,30 @@ class ModuleTranslator:
                     ptr = b.alloca(ir.ArrayType(elem, count))
                     ptr.align = 64
                 state.values[op.memref] = MemRefValue(ptr, elem, list(t.get_shape()))
+
+    def store_nontemporal(self, b: ir.IRBuilder, value: ir.Value, addr: ir.Value, elem_align: int):
+        """A streaming store where the address allows it, else a plain store.
+
+        x86 streaming stores of whole vectors need the vector's alignment
+        (capped at 64 bytes); without it LLVM splits them into 8-byte MOVNTI.
+        Buffers quantir allocates are 64-byte aligned, so the aligned branch
+        is the one taken; the check keeps unaligned user buffers correct.
+        """
+        t = value.type
+        size = t.count * _align(t.element) if isinstance(t, ir.VectorType) else _align(t)
+        align = min(64, size)
+        if align & (align - 1) or align <= elem_align:
+            st = b.store(value, addr, align=elem_align)
+            st.set_metadata("nontemporal", self.nontemporal)
+            return
+        misaligned = b.and_(b.ptrtoint(addr, I64), ir.Constant(I64, align - 1))
+        is_aligned = b.icmp_unsigned("==", misaligned, ir.Constant(I64, 0))
+        with b.if_else(is_aligned, likely=True) as (then, otherwise):
+            with then:
+                st = b.store(value, addr, align=align)
+                st.set_metadata("nontemporal", self.nontemporal)
+            with otherwise:
+                b.store(value, addr, align=elem_align)
 
     # -- control flow -----------------------------------------------------------
 

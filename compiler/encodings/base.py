@@ -31,10 +31,15 @@ Unpack = Callable[[Emitter, "BlockBytes", Sequence[Value]], Value]
 
 @dataclass(frozen=True)
 class ElementSet:
-    """`lanes` consecutive weights (lane l is element `first + l` of the block)."""
+    """`lanes` consecutive weights (lane l is element `first + l` of the block).
+
+    `sub_block` is the sub-block whose scale every lane uses, or a tuple of
+    sub-blocks splitting the lanes evenly (lanes 0..L/2-1 use the first):
+    Q6_K's 32-lane runs span two 16-weight sub-blocks.
+    """
 
     first: int
-    sub_block: int
+    sub_block: int | tuple[int, ...]
     unpack: Unpack
     """(emitter, block, loaded sources) -> the integer code of each lane, as i8."""
     signed: bool = False
@@ -156,6 +161,10 @@ class BlockLayout:
     offset_sign: int = -1
     """The sign of the offset term, shared by every sub-block of the encoding."""
 
+    @staticmethod
+    def sub_blocks_of(es: ElementSet) -> tuple[int, ...]:
+        return es.sub_block if isinstance(es.sub_block, tuple) else (es.sub_block,)
+
     @property
     def has_offsets(self) -> bool:
         """Whether values carry an additive offset term (Q4_K's `- m1`)."""
@@ -186,10 +195,13 @@ class BlockLayout:
         seen: set[int] = set()
         for g in self.groups:
             for es in g.elements:
+                subs = self.sub_blocks_of(es)
+                assert self.lanes % len(subs) == 0, self.encoding
                 for lane in range(self.lanes):
                     el = es.first + lane
                     assert el not in seen, (self.encoding, el)
-                    assert es.sub_block == el // self.sub_block_size, (self.encoding, el)
+                    owner = subs[lane * len(subs) // self.lanes]
+                    assert owner == el // self.sub_block_size, (self.encoding, el)
                     seen.add(el)
         assert seen == set(range(self.elements_per_block)), self.encoding
 
@@ -198,12 +210,51 @@ def code_to_f32(e: Emitter, q: Value, signed: bool) -> Value:
     return e.sitofp(q, f32) if signed else e.uitofp(q, f32)
 
 
+def lane_scale(blk: BlockBytes, es: ElementSet, scale) -> SubBlockScale:
+    """The sub-block parameters of each lane of `es`, shaped like the lanes."""
+    subs = BlockLayout.sub_blocks_of(es)
+    params = [scale(j) for j in subs]
+    if len(params) == 1:
+        p = params[0]
+        off = blk.splat(p.offset) if p.offset is not None else None
+        return SubBlockScale(blk.splat(p.scale), off, p.sign)
+    e = blk.e
+    if len(params) != 2:
+        raise NotImplementedError("lane runs span at most two sub-blocks")
+
+    def pick(a: Value, b: Value) -> Value:
+        if blk.lane is None:  # vectors: first half from a, second half from b
+            half = blk.lanes // 2
+            mask = list(range(half)) + [blk.lanes + i for i in range(half, blk.lanes)]
+            return _shuffle(e, blk.splat(a), blk.splat(b), mask)
+        first_half = e.cmpi("ult", blk.lane, blk.lanes // 2)
+        return e.select(first_half, a, b)
+
+    scale_v = pick(params[0].scale, params[1].scale)
+    off = None
+    if params[0].offset is not None:
+        assert params[1].offset is not None
+        off = pick(params[0].offset, params[1].offset)
+    return SubBlockScale(scale_v, off, params[0].sign)
+
+
+def _shuffle(e: Emitter, a: Value, b: Value, mask: list[int]) -> Value:
+    from xdsl.dialects import vector
+    from xdsl.dialects.builtin import DenseArrayBase, i64
+
+    return e.v(
+        vector.ShuffleOp(a, b, DenseArrayBase.from_list(i64, mask), result_type=a.type)
+    )
+
+
 def dequant_value(e: Emitter, blk: BlockBytes, qf: Value, s: SubBlockScale) -> Value:
-    """value = scale*q (+/-) offset, in ggml's evaluation order (no FMA)."""
-    v = e.mulf(blk.splat(s.scale), qf)
+    """value = scale*q (+/-) offset, in ggml's evaluation order (no FMA).
+
+    `s` holds lane-shaped values (see `lane_scale`).
+    """
+    v = e.mulf(s.scale, qf)
     if s.offset is not None:
-        off = blk.splat(s.offset)
-        v = e.addf(v, off) if s.sign > 0 else e.subf(v, off)
+        v = e.addf(v, s.offset) if s.sign > 0 else e.subf(v, s.offset)
     return v
 
 
@@ -238,5 +289,6 @@ __all__ = [
     "block_scales",
     "code_to_f32",
     "dequant_value",
+    "lane_scale",
 ]
 

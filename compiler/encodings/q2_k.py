@@ -25,15 +25,18 @@ def _code(j: int):
 
 class Q2_KLayout(BlockLayout):
     encoding = QuantizationEncoding.Q2_K
-    lanes = 16
+    lanes = 32
     sub_blocks = 16
+    # 32-lane runs span two 16-weight sub-blocks (lanes 0-15, 16-31).
     groups = tuple(
         LaneGroup(
-            (QS + 32 * n + 16 * h,),
-            tuple(ElementSet(128 * n + 32 * j + 16 * h, 8 * n + 2 * j + h, _code(j)) for j in range(4)),
+            (QS + 32 * n,),
+            tuple(
+                ElementSet(128 * n + 32 * j, (8 * n + 2 * j, 8 * n + 2 * j + 1), _code(j))
+                for j in range(4)
+            ),
         )
         for n in range(2)
-        for h in range(2)
     )
 
     @property

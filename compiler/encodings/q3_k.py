@@ -29,18 +29,20 @@ def _code(n: int, j: int):
 
 class Q3_KLayout(BlockLayout):
     encoding = QuantizationEncoding.Q3_K
-    lanes = 16
+    lanes = 32
     sub_blocks = 16
+    # 32-lane runs span two 16-weight sub-blocks (lanes 0-15, 16-31).
     groups = tuple(
         LaneGroup(
-            (QS + 32 * n + 16 * h, HMASK + 16 * h),
+            (QS + 32 * n, HMASK),
             tuple(
-                ElementSet(128 * n + 32 * j + 16 * h, 8 * n + 2 * j + h, _code(n, j), signed=True)
+                ElementSet(
+                    128 * n + 32 * j, (8 * n + 2 * j, 8 * n + 2 * j + 1), _code(n, j), signed=True
+                )
                 for j in range(4)
             ),
         )
         for n in range(2)
-        for h in range(2)
     )
 
     def header(self, blk):

@@ -32,20 +32,20 @@ def _code(g: int):
 
 class Q6_KLayout(BlockLayout):
     encoding = QuantizationEncoding.Q6_K
-    lanes = 16
+    lanes = 32
     sub_blocks = 16
-    # Lane group (n, h) covers l = 16h .. 16h+15 so that each element set
-    # stays inside one 16-weight sub-block.
+    # Lane group n covers l = 0..31; each element set's lanes span two
+    # 16-weight sub-blocks (lanes 0-15 and 16-31), so that whole runs of 32
+    # consecutive weights are produced and stored in order.
     groups = tuple(
         LaneGroup(
-            (QL + 64 * n + 16 * h, QL + 64 * n + 32 + 16 * h, QH + 32 * n + 16 * h),
+            (QL + 64 * n, QL + 64 * n + 32, QH + 32 * n),
             tuple(
-                ElementSet(128 * n + 32 * g + 16 * h, 8 * n + 2 * g + h, _code(g), signed=True)
+                ElementSet(128 * n + 32 * g, (8 * n + 2 * g, 8 * n + 2 * g + 1), _code(g), True)
                 for g in range(4)
             ),
         )
         for n in range(2)
-        for h in range(2)
     )
 
     def header(self, blk):

@@ -86,7 +86,7 @@ class Graph:
         if input_names is not None:
             self._name_inputs(list(input_names), len(types))
         self._inputs = tuple(
-            TensorValue(self, arg, t) for arg, t in zip(self._block.args, types)
+            TensorValue(self, arg, t) for arg, t in zip(self._block.args, types, strict=True)
         )
         self._weights: dict[str, tuple[tuple, TensorValue | tuple[TensorValue, ...]]] = {}
         self._outputs: tuple[TensorValue, ...] | None = None
@@ -116,7 +116,7 @@ class Graph:
                 )
         if len(set(names)) != len(names):
             raise ValueError(f"Graph {self.name!r}: input_names repeat a name: {names}")
-        for arg, n in zip(self._block.args, names):
+        for arg, n in zip(self._block.args, names, strict=True):
             arg.name_hint = n
 
     # -- the `with` protocol ----------------------------------------------------
@@ -227,7 +227,7 @@ class Graph:
                 t,
                 WeightOrigin(weight.name, encoding, p.suffix, weight.quantization_config, fmt),
             )
-            for result, t, p in zip(op.results, types, parts)
+            for result, t, p in zip(op.results, types, parts, strict=True)
         )
         result = values if encoding is QuantizationEncoding.GPTQ else values[0]
         self._weights[weight.name] = (key, result)

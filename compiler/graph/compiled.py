@@ -130,7 +130,7 @@ class CompiledGraph:
                 f"graph {self.name!r} takes {len(self.input_types)} input(s), got {len(inputs)}"
             )
         bound: dict[str, tuple[int, int, int]] = {}  # symbol -> (size, input, dimension)
-        for i, (array, t) in enumerate(zip(inputs, self.input_types)):
+        for i, (array, t) in enumerate(zip(inputs, self.input_types, strict=True)):
             if not isinstance(array, np.ndarray):
                 raise BufferError(
                     f"graph {self.name!r} input {i}: expected a numpy array, "
@@ -141,7 +141,7 @@ class CompiledGraph:
                     f"graph {self.name!r} input {i}: expected {t.rank} dimensions "
                     f"{format_shape(t.shape)}, got shape {list(array.shape)}"
                 )
-            for d, (want, got) in enumerate(zip(t.shape, array.shape)):
+            for d, (want, got) in enumerate(zip(t.shape, array.shape, strict=True)):
                 if not isinstance(want, str):
                     continue  # static sizes are checked by the program
                 if want in bound and bound[want][0] != got:

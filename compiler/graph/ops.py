@@ -123,10 +123,11 @@ def _gptq_packed(
     names = {o.name for o in origins if o is not None}
     if len(names) > 1:
         raise ValueError(
-            f"{what}: the four GPTQ tensors come from different weights ({', '.join(sorted(names))})"
+            f"{what}: the four GPTQ tensors come from different weights "
+            f"({', '.join(sorted(names))})"
         )
     _check_weight_use(what, QuantizationEncoding.GPTQ, parts)
-    for expected, o in zip(GPTQ_PARTS, origins):
+    for expected, o in zip(GPTQ_PARTS, origins, strict=True):
         if o is not None and o.part != expected:
             raise ValueError(
                 f"{what}: GPTQ tensors go in the order {', '.join(GPTQ_PARTS)}; got weight "
@@ -151,7 +152,7 @@ def _gptq_packed(
     qweight, qzeros, scales, g_idx = parts
     wanted = {"qweight": (DType.int32, 2), "qzeros": (DType.int32, 2),
               "scales": (DType.float16, 2), "g_idx": (DType.int32, 1)}
-    for name, v in zip(GPTQ_PARTS, parts):
+    for name, v in zip(GPTQ_PARTS, parts, strict=True):
         dtype, rank = wanted[name]
         if v.dtype is not dtype or v.rank != rank:
             raise ValueError(

@@ -43,7 +43,7 @@ def broadcast_shapes(what: str, a: Sequence[Dim], b: Sequence[Dim]) -> tuple[Dim
     big, small = (a, b) if len(a) >= len(b) else (b, a)
     lead = len(big) - len(small)
     out: list[Dim] = list(big[:lead])
-    for i, (x, y) in enumerate(zip(big[lead:], small)):
+    for i, (x, y) in enumerate(zip(big[lead:], small, strict=True)):
         dim = i - len(small)  # counted from the end: the same for both operands
         if x == y:
             out.append(x)

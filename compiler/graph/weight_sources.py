@@ -42,6 +42,7 @@ __all__ = [
     "WeightMismatchError",
     "WeightSource",
     "bind_weights",
+    "locate_weights",
     "describe_gptq",
     "open_weight_source",
     "weight_declarations",
@@ -120,7 +121,7 @@ def _declaration_of(op: WeightOp) -> WeightDeclaration:
         names: tuple[str, ...] = ("qweight", "qzeros", "scales", "g_idx")
     else:
         names = ("",)
-    for part, result in zip(names, op.results_):
+    for part, result in zip(names, op.results_, strict=True):
         t = result.type
         assert isinstance(t, IRTensorType)
         parts.append(PartSpec(part, numpy_dtypes(t.element_type), tuple(t.get_shape())))
@@ -449,7 +450,18 @@ def bind_weights(
     Every declaration must be found in exactly one source. `hint` ends the
     error for missing weights (e.g. "pass --weights FILE").
     """
-    bound: dict[str, object] = {}
+    return {name: value for name, (_, value) in locate_weights(declarations, sources, hint=hint)
+            .items()}
+
+
+def locate_weights(
+    declarations: Sequence[WeightDeclaration],
+    sources: Sequence[WeightSource],
+    *,
+    hint: str = "",
+) -> dict[str, tuple[WeightSource, object]]:
+    """Like `bind_weights`, but also say which source each weight came from."""
+    bound: dict[str, tuple[WeightSource, object]] = {}
     missing: list[WeightDeclaration] = []
     for decl in declarations:
         hits = []
@@ -465,7 +477,7 @@ def bind_weights(
             raise WeightMismatchError(
                 f"weight \"{decl.name}\" is in both {labels}: pass only one source that has it"
             )
-        bound[decl.name] = hits[0][1]
+        bound[decl.name] = hits[0]
     if missing:
         first = missing[0]
         where = (

@@ -29,6 +29,7 @@ from quantir.compiler.encodings.base import (
     block_scales,
     code_to_f32,
     dequant_value,
+    lane_scale,
 )
 from quantir.compiler.lowering.emitter import Emitter, Value, vector_of
 
@@ -51,7 +52,7 @@ def _role(name: str, gpu: str | None = None) -> dict:
 
 
 def _scales_needed(layout: BlockLayout, group: LaneGroup) -> list[int]:
-    return sorted({es.sub_block for es in group.elements})
+    return sorted({j for es in group.elements for j in BlockLayout.sub_blocks_of(es)})
 
 
 def _for_lanes(
@@ -96,7 +97,8 @@ def lower_dequantize(
                 srcs = [lblk.lane_bytes(off) for off in group.sources]
                 for es in group.elements:
                     q = es.unpack(ie, lblk, srcs)
-                    v = dequant_value(ie, lblk, code_to_f32(ie, q, es.signed), scale(es.sub_block))
+                    qf = code_to_f32(ie, q, es.signed)
+                    v = dequant_value(ie, lblk, qf, lane_scale(lblk, es, scale))
                     col = ie.add(col0, es.first)
                     if lblk.lane is not None:
                         col = ie.add(col, lblk.lane)
@@ -183,12 +185,12 @@ def lower_qmatmul(
                     srcs = [lblk.lane_bytes(off) for off in group.sources]
                     for es in group.elements:
                         q = es.unpack(ie, lblk, srcs)
-                        s: SubBlockScale = scale(es.sub_block)
+                        s: SubBlockScale = lane_scale(lblk, es, scale)
                         qf = code_to_f32(ie, q, es.signed)
                         if xsum is None:
                             w = dequant_value(ie, lblk, qf, s)
                         else:
-                            w = ie.mulf(qf, lblk.splat(s.scale), True)
+                            w = ie.mulf(qf, s.scale, True)
                         col = ie.add(col0, es.first)
                         if lblk.lane is not None:
                             col = ie.add(col, lblk.lane)

@@ -29,6 +29,7 @@ from quantir.compiler.lowering.gguf_kernels import _role, lower_subblock_sums
 from quantir.dialects.quant import GPTQConfigAttr
 
 VECTOR = 16
+PARTIAL_SUMS = 4
 
 
 class _Gptq:
@@ -121,7 +122,7 @@ def lower_dequantize(
                         q = e.andi(e.shrui(e.broadcast(words[0], vt), shifts), (1 << bits) - 1)
                         ft = vector_of(f32, lanes)
                         v = e.mulf(e.broadcast(s, ft), e.subf(e.uitofp(q), e.broadcast(z, ft)))
-                        e.vstore(v, out, [n, k0])
+                        e.vstore(v, out, [n, k0], nontemporal=True)
                         return
                     for j in range(gp.run_codes):
                         q = e.uitofp(code_in_run(e, words, j, bits))
@@ -205,8 +206,11 @@ def _fast_groups(e, gp: _Gptq, x, xsum, zbuf, col, v, m0, t, init) -> list[Value
         s = gp.scales_at(e, g, col, v)
         z = e.vload(zbuf, [g, col], v)
 
-        def run_body(e: Emitter, r: Value, gaccs: Sequence[Value]) -> list[Value]:
-            gaccs = list(gaccs)
+        # Several partial sums per row break the FMA dependency chain.
+        parts = min(PARTIAL_SUMS, gp.run_codes)
+
+        def run_body(e: Emitter, r: Value, carried: Sequence[Value]) -> list[Value]:
+            gaccs = list(carried)
             run = e.add(e.mul(g, runs), r)
             row0 = e.mul(run, gp.run_words)
             k0 = e.mul(run, gp.run_codes)
@@ -216,11 +220,18 @@ def _fast_groups(e, gp: _Gptq, x, xsum, zbuf, col, v, m0, t, init) -> list[Value
                 kk = e.add(k0, j)
                 for i in range(t):
                     xv = e.broadcast(e.load(x, [e.add(m0, i), kk]), acc_t)
-                    gaccs[i] = e.fma(q, xv, gaccs[i])
+                    slot = i * parts + j % parts
+                    gaccs[slot] = e.fma(q, xv, gaccs[slot])
             return gaccs
 
-        zeros = [e.const(0.0, acc_t) for _ in range(t)]
-        gaccs = e.for_(0, runs, 1, run_body, zeros, _role("reduction"))
+        zeros = [e.const(0.0, acc_t) for _ in range(t * parts)]
+        partials = e.for_(0, runs, 1, run_body, zeros, _role("reduction"))
+        gaccs = []
+        for i in range(t):
+            total = partials[i * parts]
+            for p in range(1, parts):
+                total = e.addf(total, partials[i * parts + p], True)
+            gaccs.append(total)
         out = []
         for i in range(t):
             xs = e.broadcast(e.load(xsum, [e.add(m0, i), g]), acc_t)

@@ -124,7 +124,7 @@ def assign_inputs(
             f"@{function} takes {len(inputs)} input(s), but {len(positional)} were given "
             "without a name"
         )
-    for fi, spec in zip(inputs, positional):
+    for fi, spec in zip(inputs, positional, strict=False):
         chosen[fi.index] = spec
     for spec in named:
         fi = names.get(spec.name)
@@ -194,7 +194,7 @@ def load_input(spec: InputSpec, fi: FunctionInput, seed: int = 0) -> np.ndarray:
     ok = (
         array.dtype.name in fi.dtypes
         and array.ndim == len(fi.shape)
-        and all(w < 0 or w == g for w, g in zip(fi.shape, array.shape))
+        and all(w < 0 or w == g for w, g in zip(fi.shape, array.shape, strict=True))
     )
     if not ok:
         hint = ""

@@ -47,8 +47,16 @@ def format_result(name: str, array: np.ndarray, full: bool = False) -> str:
     stats = _stats(array)
     if stats:
         header += f"  {stats}"
-    threshold = sys.maxsize if full else 1000
-    body = np.array2string(array, threshold=threshold, edgeitems=3, max_line_width=100)
+    # A summary rounds to 4 digits; --print-full shows every value at numpy's
+    # default precision (8 digits, enough to tell float32 values apart).
+    body = np.array2string(
+        array,
+        threshold=sys.maxsize if full else 1000,
+        precision=8 if full else 4,
+        suppress_small=True,
+        edgeitems=3,
+        max_line_width=100,
+    )
     return f"{header}\n{body}"
 
 

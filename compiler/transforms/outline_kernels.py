@@ -52,10 +52,10 @@ def _is_const_int(v: SSAValue, value: int) -> bool:
     )
 
 
-def captured_values(op: Operation, skip: set[SSAValue] = frozenset()) -> list[SSAValue]:
+def captured_values(op: Operation, skip: frozenset[int] = frozenset()) -> list[SSAValue]:
     """Values used inside `op` (at any depth) but defined outside it, in first-use order.
 
-    Operands of `op` itself listed in `skip` do not count (unless also used inside).
+    The operands of `op` itself at the positions in `skip` do not count.
     """
     inside: set[SSAValue] = set()
     for inner in op.walk():
@@ -65,8 +65,8 @@ def captured_values(op: Operation, skip: set[SSAValue] = frozenset()) -> list[SS
                 inside.update(block.args)
     seen: dict[SSAValue, None] = {}
     for inner in op.walk():
-        for operand in inner.operands:
-            if operand in inside or (inner is op and operand in skip):
+        for position, operand in enumerate(inner.operands):
+            if operand in inside or (inner is op and position in skip):
                 continue
             seen.setdefault(operand, None)
     return list(seen)
@@ -103,7 +103,7 @@ class OutlineKernelsPass(ModulePass):
             )
         # Dimension 0's bounds are replaced by (lo, hi): its upper bound is the
         # launch range, not an argument.
-        captured = captured_values(loop, {loop.upperBound[0]})
+        captured = captured_values(loop, frozenset({len(loop.lowerBound)}))
         constants = [v for v in captured if isinstance(v.owner, arith.ConstantOp)]
         passed = [v for v in captured if v not in constants]
 

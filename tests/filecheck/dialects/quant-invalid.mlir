@@ -26,7 +26,7 @@ func.func @f() {
 // -----
 
 // Encoding names are lower-case in IR (as QuantizationEncoding.name).
-// CHECK:      {{^}}// -----
+// CHECK:      {{^}}// {{-----$}}
 // CHECK-NEXT: {{.*}}quant-invalid.mlir:[[# @LINE + 3]]:41{{$}}
 // CHECK:      {{^ +}}Expected `q4_0`, `q4_k`, `q5_k`, `q6_k`, `gptq`, `q8_0`, `q5_0`, `q4_1`, `q5_1`, `q2_k`, or `q3_k`.
 func.func @f() {
@@ -37,7 +37,7 @@ func.func @f() {
 // -----
 
 // #quant.gptq takes only its five fields.
-// CHECK:      {{^}}// -----
+// CHECK:      {{^}}// {{-----$}}
 // CHECK-NEXT: {{.*}}quant-invalid.mlir:[[# @LINE + 3]]:135{{$}}
 // CHECK:      {{^ +}}unknown #quant.gptq field 'zero_point', expected one of bits, group_size, desc_act, sym, format
 func.func @f() {
@@ -48,7 +48,7 @@ func.func @f() {
 // -----
 
 // A #quant.gptq field given twice.
-// CHECK:      {{^}}// -----
+// CHECK:      {{^}}// {{-----$}}
 // CHECK-NEXT: {{.*}}quant-invalid.mlir:[[# @LINE + 3]]:105{{$}}
 // CHECK:      {{^ +}}#quant.gptq field 'bits' given twice
 func.func @f() {
@@ -59,7 +59,7 @@ func.func @f() {
 // -----
 
 // #quant.gptq needs bits, group_size, desc_act and sym (format defaults to gptq).
-// CHECK:      {{^}}// -----
+// CHECK:      {{^}}// {{-----$}}
 // CHECK-NEXT: {{.*}}quant-invalid.mlir:[[# @LINE + 3]]:77{{$}}
 // CHECK:      {{^ +}}#quant.gptq is missing field(s): desc_act, sym
 func.func @f() {
@@ -70,7 +70,7 @@ func.func @f() {
 // -----
 
 // GPTQ bits must be 2, 3, 4 or 8.
-// CHECK:      {{^}}// -----
+// CHECK:      {{^}}// {{-----$}}
 // CHECK-NEXT: {{.*}}quant-invalid.mlir:[[# @LINE + 3]]:85{{$}}
 // CHECK:      {{^ +}}#quant.gptq bits must be one of [2, 3, 4, 8], got 5
 func.func @f() {
@@ -81,7 +81,7 @@ func.func @f() {
 // -----
 
 // group_size is -1 or positive: 0 is neither.
-// CHECK:      {{^}}// -----
+// CHECK:      {{^}}// {{-----$}}
 // CHECK-NEXT: {{.*}}quant-invalid.mlir:[[# @LINE + 3]]:101{{$}}
 // CHECK:      {{^ +}}#quant.gptq group_size must be -1 or positive, got 0
 func.func @f() {
@@ -92,7 +92,7 @@ func.func @f() {
 // -----
 
 // group_size is -1 or positive: -2 is neither.
-// CHECK:      {{^}}// -----
+// CHECK:      {{^}}// {{-----$}}
 // CHECK-NEXT: {{.*}}quant-invalid.mlir:[[# @LINE + 3]]:101{{$}}
 // CHECK:      {{^ +}}#quant.gptq group_size must be -1 or positive, got -2
 func.func @f() {
@@ -103,7 +103,7 @@ func.func @f() {
 // -----
 
 // The zero-point format is gptq or gptq_v2.
-// CHECK:      {{^}}// -----
+// CHECK:      {{^}}// {{-----$}}
 // CHECK-NEXT: {{.*}}quant-invalid.mlir:[[# @LINE + 3]]:144{{$}}
 // CHECK:      {{^ +}}#quant.gptq format must be one of gptq, gptq_v2, got awq
 func.func @f() {
@@ -114,7 +114,7 @@ func.func @f() {
 // -----
 
 // bits is an integer, not a boolean.
-// CHECK:      {{^}}// -----
+// CHECK:      {{^}}// {{-----$}}
 // CHECK-NEXT: {{.*}}quant-invalid.mlir:[[# @LINE + 3]]:85{{$}}
 // CHECK:      {{^ +}}Expected integer literal
 func.func @f() {
@@ -125,7 +125,7 @@ func.func @f() {
 // -----
 
 // desc_act is a boolean, not an integer.
-// CHECK:      {{^}}// -----
+// CHECK:      {{^}}// {{-----$}}
 // CHECK-NEXT: {{.*}}quant-invalid.mlir:[[# @LINE + 3]]:116{{$}}
 // CHECK:      {{^ +}}Expected boolean literal
 func.func @f() {
@@ -136,7 +136,7 @@ func.func @f() {
 // -----
 
 // quant.weight names its encoding first.
-// CHECK:      {{^}}// -----
+// CHECK:      {{^}}// {{-----$}}
 // CHECK-NEXT: {{.*}}quant-invalid.mlir:[[# @LINE + 3]]:25{{$}}
 // CHECK:      {{^ +}}expected a #quant.encoding attribute, got #quant.gptq<bits = 4, group_size = 64, desc_act = false, sym = true, format = gptq>
 func.func @f() {
@@ -147,7 +147,7 @@ func.func @f() {
 // -----
 
 // The config of a weight is a #quant.gptq attribute.
-// CHECK:      {{^}}// -----
+// CHECK:      {{^}}// {{-----$}}
 // CHECK-NEXT: {{.*}}quant-invalid.mlir:[[# @LINE + 3]]:64{{$}}
 // CHECK:      {{^ +}}expected a #quant.gptq attribute, got #quant.encoding<q4_0>
 func.func @f() {
@@ -158,7 +158,7 @@ func.func @f() {
 // -----
 
 // An encoded weight gives its logical [N, K] shape.
-// CHECK:      {{^}}// -----
+// CHECK:      {{^}}// {{-----$}}
 // CHECK-NEXT: {{.*}}quant-invalid.mlir:[[# @LINE + 3]]:47{{$}}
 // CHECK:      {{^ +}}expected the logical shape [N, K] of the encoded weight after its encoding
 func.func @f() {
@@ -169,7 +169,7 @@ func.func @f() {
 // -----
 
 // quant.dequantize names its encoding first.
-// CHECK:      {{^}}// -----
+// CHECK:      {{^}}// {{-----$}}
 // CHECK-NEXT: {{.*}}quant-invalid.mlir:[[# @LINE + 3]]:25{{$}}
 // CHECK:      {{^ +}}expected a #quant.encoding attribute, got #quant.gptq<bits = 4, group_size = 64, desc_act = false, sym = true, format = gptq>
 func.func @f(%w: tensor<8x288xui8>) {
@@ -180,7 +180,7 @@ func.func @f(%w: tensor<8x288xui8>) {
 // -----
 
 // The config of quant.qmatmul is a #quant.gptq attribute.
-// CHECK:      {{^}}// -----
+// CHECK:      {{^}}// {{-----$}}
 // CHECK-NEXT: {{.*}}quant-invalid.mlir:[[# @LINE + 3]]:51{{$}}
 // CHECK:      {{^ +}}expected a #quant.gptq attribute, got #quant.encoding<q4_0>
 func.func @f(%x: tensor<2x512xf32>, %w: tensor<8x288xui8>) {
@@ -191,7 +191,7 @@ func.func @f(%x: tensor<2x512xf32>, %w: tensor<8x288xui8>) {
 // -----
 
 // Every operand needs a type.
-// CHECK:      {{^}}// -----
+// CHECK:      {{^}}// {{-----$}}
 // CHECK-NEXT: {{.*}}quant-invalid.mlir:[[# @LINE + 3]]:53{{$}}
 // CHECK:      {{^ +}}2 operands but 1 operand types
 func.func @f(%x: tensor<2x512xf32>, %w: tensor<8x288xui8>) {
@@ -202,7 +202,7 @@ func.func @f(%x: tensor<2x512xf32>, %w: tensor<8x288xui8>) {
 // -----
 
 // The value form has one result.
-// CHECK:      {{^}}// -----
+// CHECK:      {{^}}// {{-----$}}
 // CHECK-NEXT: {{.*}}quant-invalid.mlir:[[# @LINE + 3]]:52{{$}}
 // CHECK:      {{^ +}}expected at most one result type
 func.func @f(%w: tensor<8x288xui8>) {
@@ -213,7 +213,7 @@ func.func @f(%w: tensor<8x288xui8>) {
 // -----
 
 // Verifier errors. GPTQ weights need their config to have a layout.
-// CHECK:      {{^}}// -----
+// CHECK:      {{^}}// {{-----$}}
 // CHECK-NEXT: {{^}}quant.weight "w": GPTQ needs a #quant.gptq config (bits, group_size, desc_act, sym)
 func.func @f() {
   %q:4 = quant.weight "w" #quant.encoding<gptq> [64, 256] : tensor<32x64xi32>, tensor<4x8xi32>, tensor<4x64xf16>, tensor<256xi32>
@@ -223,7 +223,7 @@ func.func @f() {
 // -----
 
 // So do GPTQ consumers.
-// CHECK:      {{^}}// -----
+// CHECK:      {{^}}// {{-----$}}
 // CHECK-NEXT: {{^}}quant.qmatmul (gptq): GPTQ needs a #quant.gptq config (bits, group_size, desc_act, sym)
 func.func @f(%x: tensor<2x256xf32>, %qw: tensor<32x64xi32>, %qz: tensor<4x8xi32>, %s: tensor<4x64xf16>, %g: tensor<256xi32>) {
   %y = quant.qmatmul #quant.encoding<gptq> %x, %qw, %qz, %s, %g : (tensor<2x256xf32>, tensor<32x64xi32>, tensor<4x8xi32>, tensor<4x64xf16>, tensor<256xi32>) -> tensor<2x64xf32>
@@ -233,7 +233,7 @@ func.func @f(%x: tensor<2x256xf32>, %qw: tensor<32x64xi32>, %qz: tensor<4x8xi32>
 // -----
 
 // A config on a GGUF encoding is an error, not ignored.
-// CHECK:      {{^}}// -----
+// CHECK:      {{^}}// {{-----$}}
 // CHECK-NEXT: {{^}}quant.weight "w": #quant.gptq config given for q4_k, GPTQ only
 func.func @f() {
   %w = quant.weight "w" #quant.encoding<q4_k> [8, 512] config #quant.gptq<bits = 4, group_size = 64, desc_act = false, sym = true> : tensor<8x288xui8>
@@ -243,7 +243,7 @@ func.func @f() {
 // -----
 
 // Also on consumers.
-// CHECK:      {{^}}// -----
+// CHECK:      {{^}}// {{-----$}}
 // CHECK-NEXT: {{^}}quant.dequantize (q4_0): #quant.gptq config given for q4_0, GPTQ only
 func.func @f(%w: tensor<8x288xui8>) {
   %d = quant.dequantize #quant.encoding<q4_0> config #quant.gptq<bits = 4, group_size = 64, desc_act = false, sym = true> %w : (tensor<8x288xui8>) -> tensor<8x512xf32>
@@ -253,7 +253,7 @@ func.func @f(%w: tensor<8x288xui8>) {
 // -----
 
 // A GGUF weight is one tensor of bytes.
-// CHECK:      {{^}}// -----
+// CHECK:      {{^}}// {{-----$}}
 // CHECK-NEXT: {{^}}quant.weight "w": q4_0 takes 1 packed operand(s) (packed bytes), got 2
 func.func @f() {
   %a, %b = quant.weight "w" #quant.encoding<q4_0> [8, 512] : tensor<8x288xui8>, tensor<8x288xui8>
@@ -263,7 +263,7 @@ func.func @f() {
 // -----
 
 // A GPTQ consumer takes all four tensors.
-// CHECK:      {{^}}// -----
+// CHECK:      {{^}}// {{-----$}}
 // CHECK-NEXT: {{^}}quant.qmatmul (gptq): gptq takes 4 packed operand(s) (qweight, qzeros, scales, g_idx), got 3
 func.func @f(%x: tensor<2x256xf32>, %qw: tensor<32x64xi32>, %qz: tensor<4x8xi32>, %s: tensor<4x64xf16>) {
   %y = quant.qmatmul #quant.encoding<gptq> config #quant.gptq<bits = 4, group_size = 64, desc_act = false, sym = true> %x, %qw, %qz, %s : (tensor<2x256xf32>, tensor<32x64xi32>, tensor<4x8xi32>, tensor<4x64xf16>) -> tensor<2x64xf32>
@@ -273,7 +273,7 @@ func.func @f(%x: tensor<2x256xf32>, %qw: tensor<32x64xi32>, %qz: tensor<4x8xi32>
 // -----
 
 // quant.qmatmul without its weight.
-// CHECK:      {{^}}// -----
+// CHECK:      {{^}}// {{-----$}}
 // CHECK-NEXT: {{^}}quant.qmatmul (q4_0): q4_0 takes 1 packed operand(s) (packed bytes), got 0
 func.func @f(%x: tensor<2x256xf32>) {
   %y = quant.qmatmul #quant.encoding<q4_0> %x : (tensor<2x256xf32>) -> tensor<2x64xf32>
@@ -283,7 +283,7 @@ func.func @f(%x: tensor<2x256xf32>) {
 // -----
 
 // K must be static: it fixes the packed row size.
-// CHECK:      {{^}}// -----
+// CHECK:      {{^}}// {{-----$}}
 // CHECK-NEXT: {{^}}quant.dequantize (q4_0): K (the reduction dimension) must be static
 func.func @f(%w: tensor<8x288xui8>) {
   %d = quant.dequantize #quant.encoding<q4_0> %w : (tensor<8x288xui8>) -> tensor<8x?xf32>
@@ -293,7 +293,7 @@ func.func @f(%w: tensor<8x288xui8>) {
 // -----
 
 // GGUF packed bytes are 8-bit.
-// CHECK:      {{^}}// -----
+// CHECK:      {{^}}// {{-----$}}
 // CHECK-NEXT: {{^}}quant.weight "w": q4_0 packed bytes must have element type ui8 (or i8), got i16
 func.func @f() {
   %w = quant.weight "w" #quant.encoding<q4_0> [8, 512] : tensor<8x288xi16>
@@ -303,7 +303,7 @@ func.func @f() {
 // -----
 
 // ... unsigned or signless: si8 is rejected.
-// CHECK:      {{^}}// -----
+// CHECK:      {{^}}// {{-----$}}
 // CHECK-NEXT: {{^}}quant.dequantize (q4_0): q4_0 packed bytes must have element type ui8 (or i8), got si8
 func.func @f(%w: tensor<8x288xsi8>) {
   %d = quant.dequantize #quant.encoding<q4_0> %w : (tensor<8x288xsi8>) -> tensor<8x512xf32>
@@ -313,7 +313,7 @@ func.func @f(%w: tensor<8x288xsi8>) {
 // -----
 
 // K not a multiple of elements_per_block (a weight).
-// CHECK:      {{^}}// -----
+// CHECK:      {{^}}// {{-----$}}
 // CHECK-NEXT: {{^}}quant.weight "w": q4_k packs K in blocks of 256 weights, K=500 is not a multiple of 256
 func.func @f() {
   %w = quant.weight "w" #quant.encoding<q4_k> [8, 500] : tensor<8x288xui8>
@@ -323,7 +323,7 @@ func.func @f() {
 // -----
 
 // K not a multiple of elements_per_block (the K of x).
-// CHECK:      {{^}}// -----
+// CHECK:      {{^}}// {{-----$}}
 // CHECK-NEXT: {{^}}quant.qmatmul (q4_0): q4_0 packs K in blocks of 32 weights, K=100 is not a multiple of 32
 func.func @f(%x: tensor<2x100xf32>, %w: tensor<8x72xui8>) {
   %y = quant.qmatmul #quant.encoding<q4_0> %x, %w : (tensor<2x100xf32>, tensor<8x72xui8>) -> tensor<2x8xf32>
@@ -333,7 +333,7 @@ func.func @f(%x: tensor<2x100xf32>, %w: tensor<8x72xui8>) {
 // -----
 
 // Byte shape vs logical shape vs encoding: q6_k rows of 512 are 420 bytes, not 288 (q4_k's).
-// CHECK:      {{^}}// -----
+// CHECK:      {{^}}// {{-----$}}
 // CHECK-NEXT: {{^}}quant.weight "w": q6_k packed bytes for a 8x512 weight must be 8x420 (2 block(s) of 210 bytes per row), got 8x288
 func.func @f() {
   %w = quant.weight "w" #quant.encoding<q6_k> [8, 512] : tensor<8x288xui8>
@@ -343,7 +343,7 @@ func.func @f() {
 // -----
 
 // The packed bytes have N rows.
-// CHECK:      {{^}}// -----
+// CHECK:      {{^}}// {{-----$}}
 // CHECK-NEXT: {{^}}quant.weight "w": q4_k packed bytes for a 8x512 weight must be 8x288 (2 block(s) of 144 bytes per row), got 9x288
 func.func @f() {
   %w = quant.weight "w" #quant.encoding<q4_k> [8, 512] : tensor<9x288xui8>
@@ -353,7 +353,7 @@ func.func @f() {
 // -----
 
 // The packed bytes are 2-D [N, row bytes], not flat.
-// CHECK:      {{^}}// -----
+// CHECK:      {{^}}// {{-----$}}
 // CHECK-NEXT: {{^}}quant.weight "w": q4_k packed bytes for a 8x512 weight must be 8x288 (2 block(s) of 144 bytes per row), got 2304
 func.func @f() {
   %w = quant.weight "w" #quant.encoding<q4_k> [8, 512] : tensor<2304xui8>
@@ -363,7 +363,7 @@ func.func @f() {
 // -----
 
 // The N of the result and of the packed bytes must agree.
-// CHECK:      {{^}}// -----
+// CHECK:      {{^}}// {{-----$}}
 // CHECK-NEXT: {{^}}quant.dequantize (q4_0): q4_0 packed bytes for a 16x512 weight must be 16x288 (16 block(s) of 18 bytes per row), got 8x288
 func.func @f(%w: tensor<8x288xui8>) {
   %d = quant.dequantize #quant.encoding<q4_0> %w : (tensor<8x288xui8>) -> tensor<16x512xf32>
@@ -373,7 +373,7 @@ func.func @f(%w: tensor<8x288xui8>) {
 // -----
 
 // The K of the result decides the row size of the packed bytes.
-// CHECK:      {{^}}// -----
+// CHECK:      {{^}}// {{-----$}}
 // CHECK-NEXT: {{^}}quant.dequantize (q4_0): q4_0 packed bytes for a 8x256 weight must be 8x144 (8 block(s) of 18 bytes per row), got 8x288
 func.func @f(%w: tensor<8x288xui8>) {
   %d = quant.dequantize #quant.encoding<q4_0> %w : (tensor<8x288xui8>) -> tensor<8x256xf32>
@@ -383,7 +383,7 @@ func.func @f(%w: tensor<8x288xui8>) {
 // -----
 
 // The K of x decides the row size of the packed bytes.
-// CHECK:      {{^}}// -----
+// CHECK:      {{^}}// {{-----$}}
 // CHECK-NEXT: {{^}}quant.qmatmul (q4_k): q4_k packed bytes for a 8x256 weight must be 8x144 (1 block(s) of 144 bytes per row), got 8x288
 func.func @f(%x: tensor<2x256xf32>, %w: tensor<8x288xui8>) {
   %y = quant.qmatmul #quant.encoding<q4_k> %x, %w : (tensor<2x256xf32>, tensor<8x288xui8>) -> tensor<2x8xf32>
@@ -393,7 +393,7 @@ func.func @f(%x: tensor<2x256xf32>, %w: tensor<8x288xui8>) {
 // -----
 
 // GPTQ: K * bits must fill whole 32-bit words of qweight.
-// CHECK:      {{^}}// -----
+// CHECK:      {{^}}// {{-----$}}
 // CHECK-NEXT: {{^}}quant.weight "w": GPTQ 3-bit packs K into 32-bit words, K=48 times 3 is not a multiple of 32
 func.func @f() {
   %q:4 = quant.weight "w" #quant.encoding<gptq> [32, 48] config #quant.gptq<bits = 3, group_size = -1, desc_act = false, sym = true> : tensor<4x32xi32>, tensor<1x3xi32>, tensor<1x32xf16>, tensor<48xi32>
@@ -403,7 +403,7 @@ func.func @f() {
 // -----
 
 // GPTQ: group_size must divide K.
-// CHECK:      {{^}}// -----
+// CHECK:      {{^}}// {{-----$}}
 // CHECK-NEXT: {{^}}quant.weight "w": GPTQ group_size 96 does not divide K=256
 func.func @f() {
   %q:4 = quant.weight "w" #quant.encoding<gptq> [64, 256] config #quant.gptq<bits = 4, group_size = 96, desc_act = false, sym = true> : tensor<32x64xi32>, tensor<3x8xi32>, tensor<3x64xf16>, tensor<256xi32>
@@ -413,7 +413,7 @@ func.func @f() {
 // -----
 
 // GPTQ: N * bits must fill whole 32-bit words of qzeros.
-// CHECK:      {{^}}// -----
+// CHECK:      {{^}}// {{-----$}}
 // CHECK-NEXT: {{^}}quant.weight "w": GPTQ 3-bit packs zero points along N into 32-bit words, N=16 times 3 is not a multiple of 32
 func.func @f() {
   %q:4 = quant.weight "w" #quant.encoding<gptq> [16, 256] config #quant.gptq<bits = 3, group_size = 64, desc_act = false, sym = true> : tensor<24x16xi32>, tensor<4x1xi32>, tensor<4x16xf16>, tensor<256xi32>
@@ -423,7 +423,7 @@ func.func @f() {
 // -----
 
 // GPTQ element types: qweight is i32 (or si32).
-// CHECK:      {{^}}// -----
+// CHECK:      {{^}}// {{-----$}}
 // CHECK-NEXT: {{^}}quant.weight "w": GPTQ qweight must have element type i32, got f32
 func.func @f() {
   %q:4 = quant.weight "w" #quant.encoding<gptq> [64, 256] config #quant.gptq<bits = 4, group_size = 64, desc_act = false, sym = true> : tensor<32x64xf32>, tensor<4x8xi32>, tensor<4x64xf16>, tensor<256xi32>
@@ -433,7 +433,7 @@ func.func @f() {
 // -----
 
 // qzeros is i32 (or si32), not ui32.
-// CHECK:      {{^}}// -----
+// CHECK:      {{^}}// {{-----$}}
 // CHECK-NEXT: {{^}}quant.weight "w": GPTQ qzeros must have element type i32, got ui32
 func.func @f() {
   %q:4 = quant.weight "w" #quant.encoding<gptq> [64, 256] config #quant.gptq<bits = 4, group_size = 64, desc_act = false, sym = true> : tensor<32x64xi32>, tensor<4x8xui32>, tensor<4x64xf16>, tensor<256xi32>
@@ -443,7 +443,7 @@ func.func @f() {
 // -----
 
 // scales is f16.
-// CHECK:      {{^}}// -----
+// CHECK:      {{^}}// {{-----$}}
 // CHECK-NEXT: {{^}}quant.weight "w": GPTQ scales must have element type f16, got f32
 func.func @f() {
   %q:4 = quant.weight "w" #quant.encoding<gptq> [64, 256] config #quant.gptq<bits = 4, group_size = 64, desc_act = false, sym = true> : tensor<32x64xi32>, tensor<4x8xi32>, tensor<4x64xf32>, tensor<256xi32>
@@ -453,7 +453,7 @@ func.func @f() {
 // -----
 
 // g_idx is i32.
-// CHECK:      {{^}}// -----
+// CHECK:      {{^}}// {{-----$}}
 // CHECK-NEXT: {{^}}quant.weight "w": GPTQ g_idx must have element type i32, got i64
 func.func @f() {
   %q:4 = quant.weight "w" #quant.encoding<gptq> [64, 256] config #quant.gptq<bits = 4, group_size = 64, desc_act = false, sym = true> : tensor<32x64xi32>, tensor<4x8xi32>, tensor<4x64xf16>, tensor<256xi64>
@@ -463,7 +463,7 @@ func.func @f() {
 // -----
 
 // GPTQ shapes: qweight is [K * bits / 32, N] (packed along K, not N).
-// CHECK:      {{^}}// -----
+// CHECK:      {{^}}// {{-----$}}
 // CHECK-NEXT: {{^}}quant.weight "w": GPTQ qweight for a 64x256 weight with bits=4, group_size=64 must be 32x64, got 256x8
 func.func @f() {
   %q:4 = quant.weight "w" #quant.encoding<gptq> [64, 256] config #quant.gptq<bits = 4, group_size = 64, desc_act = false, sym = true> : tensor<256x8xi32>, tensor<4x8xi32>, tensor<4x64xf16>, tensor<256xi32>
@@ -473,7 +473,7 @@ func.func @f() {
 // -----
 
 // qzeros is [groups, N * bits / 32] (packed along N).
-// CHECK:      {{^}}// -----
+// CHECK:      {{^}}// {{-----$}}
 // CHECK-NEXT: {{^}}quant.weight "w": GPTQ qzeros for a 64x256 weight with bits=4, group_size=64 must be 4x8, got 4x64
 func.func @f() {
   %q:4 = quant.weight "w" #quant.encoding<gptq> [64, 256] config #quant.gptq<bits = 4, group_size = 64, desc_act = false, sym = true> : tensor<32x64xi32>, tensor<4x64xi32>, tensor<4x64xf16>, tensor<256xi32>
@@ -483,7 +483,7 @@ func.func @f() {
 // -----
 
 // scales is [groups, N]; group_size -1 means one group.
-// CHECK:      {{^}}// -----
+// CHECK:      {{^}}// {{-----$}}
 // CHECK-NEXT: {{^}}quant.weight "w": GPTQ scales for a 64x256 weight with bits=4, group_size=-1 must be 1x64, got 4x64
 func.func @f() {
   %q:4 = quant.weight "w" #quant.encoding<gptq> [64, 256] config #quant.gptq<bits = 4, group_size = -1, desc_act = false, sym = true> : tensor<32x64xi32>, tensor<1x8xi32>, tensor<4x64xf16>, tensor<256xi32>
@@ -493,7 +493,7 @@ func.func @f() {
 // -----
 
 // g_idx is [K].
-// CHECK:      {{^}}// -----
+// CHECK:      {{^}}// {{-----$}}
 // CHECK-NEXT: {{^}}quant.weight "w": GPTQ g_idx for a 64x256 weight with bits=4, group_size=64 must be 256, got 4x64
 func.func @f() {
   %q:4 = quant.weight "w" #quant.encoding<gptq> [64, 256] config #quant.gptq<bits = 4, group_size = 64, desc_act = false, sym = true> : tensor<32x64xi32>, tensor<4x8xi32>, tensor<4x64xf16>, tensor<4x64xi32>
@@ -504,7 +504,7 @@ func.func @f() {
 
 // With a dynamic N in the result, the four tensors are still checked
 // against one another: N comes from qweight.
-// CHECK:      {{^}}// -----
+// CHECK:      {{^}}// {{-----$}}
 // CHECK-NEXT: {{^}}quant.dequantize (gptq): GPTQ qzeros for a 64x256 weight with bits=4, group_size=64 must be 4x8, got 4x99
 func.func @f(%qw: tensor<32x64xi32>, %qz: tensor<4x99xi32>, %s: tensor<4x64xf16>, %g: tensor<256xi32>) {
   %d = quant.dequantize #quant.encoding<gptq> config #quant.gptq<bits = 4, group_size = 64, desc_act = false, sym = true> %qw, %qz, %s, %g : (tensor<32x64xi32>, tensor<4x99xi32>, tensor<4x64xf16>, tensor<256xi32>) -> tensor<?x256xf32>
@@ -514,7 +514,7 @@ func.func @f(%qw: tensor<32x64xi32>, %qz: tensor<4x99xi32>, %s: tensor<4x64xf16>
 // -----
 
 // ... and scales must agree with qweight's N.
-// CHECK:      {{^}}// -----
+// CHECK:      {{^}}// {{-----$}}
 // CHECK-NEXT: {{^}}quant.dequantize (gptq): GPTQ scales for a 64x256 weight with bits=4, group_size=64 must be 4x64, got 4x128
 func.func @f(%qw: tensor<32x64xi32>, %qz: tensor<4x8xi32>, %s: tensor<4x128xf16>, %g: tensor<256xi32>) {
   %d = quant.dequantize #quant.encoding<gptq> config #quant.gptq<bits = 4, group_size = 64, desc_act = false, sym = true> %qw, %qz, %s, %g : (tensor<32x64xi32>, tensor<4x8xi32>, tensor<4x128xf16>, tensor<256xi32>) -> tensor<?x256xf32>
@@ -524,7 +524,7 @@ func.func @f(%qw: tensor<32x64xi32>, %qz: tensor<4x8xi32>, %s: tensor<4x128xf16>
 // -----
 
 // With a dynamic N in qweight, N comes from scales.
-// CHECK:      {{^}}// -----
+// CHECK:      {{^}}// {{-----$}}
 // CHECK-NEXT: {{^}}quant.qmatmul (gptq): GPTQ qzeros for a 64x256 weight with bits=4, group_size=64 must be 4x8, got 4x99
 func.func @f(%x: memref<?x256xf32>, %qw: memref<32x?xi32>, %qz: memref<4x99xi32>, %s: memref<4x64xf16>, %g: memref<256xi32>, %y: memref<?x?xf32>) {
   quant.qmatmul #quant.encoding<gptq> config #quant.gptq<bits = 4, group_size = 64, desc_act = false, sym = true> %x, %qw, %qz, %s, %g outs(%y) : (memref<?x256xf32>, memref<32x?xi32>, memref<4x99xi32>, memref<4x64xf16>, memref<256xi32>, memref<?x?xf32>) -> ()
@@ -534,7 +534,7 @@ func.func @f(%x: memref<?x256xf32>, %qw: memref<32x?xi32>, %qz: memref<4x99xi32>
 // -----
 
 // x is f32.
-// CHECK:      {{^}}// -----
+// CHECK:      {{^}}// {{-----$}}
 // CHECK-NEXT: {{^}}quant.qmatmul (q4_0): x must have element type f32, got f16
 func.func @f(%x: tensor<2x512xf16>, %w: tensor<8x288xui8>) {
   %y = quant.qmatmul #quant.encoding<q4_0> %x, %w : (tensor<2x512xf16>, tensor<8x288xui8>) -> tensor<2x8xf32>
@@ -544,7 +544,7 @@ func.func @f(%x: tensor<2x512xf16>, %w: tensor<8x288xui8>) {
 // -----
 
 // The dequantized weight is f32.
-// CHECK:      {{^}}// -----
+// CHECK:      {{^}}// {{-----$}}
 // CHECK-NEXT: {{^}}quant.dequantize (q4_0): result must have element type f32, got f16
 func.func @f(%w: tensor<8x288xui8>) {
   %d = quant.dequantize #quant.encoding<q4_0> %w : (tensor<8x288xui8>) -> tensor<8x512xf16>
@@ -554,7 +554,7 @@ func.func @f(%w: tensor<8x288xui8>) {
 // -----
 
 // Tensor vs memref forms: an op has a result or an outs() buffer, not both.
-// CHECK:      {{^}}// -----
+// CHECK:      {{^}}// {{-----$}}
 // CHECK-NEXT: {{^}}quant.dequantize (q4_0): has both a result and an outs() buffer
 func.func @f(%w: memref<8x288xui8>, %o: memref<8x512xf32>) {
   %d = quant.dequantize #quant.encoding<q4_0> %w outs(%o) : (memref<8x288xui8>, memref<8x512xf32>) -> tensor<8x512xf32>
@@ -564,7 +564,7 @@ func.func @f(%w: memref<8x288xui8>, %o: memref<8x512xf32>) {
 // -----
 
 // The outs() form works on memrefs only.
-// CHECK:      {{^}}// -----
+// CHECK:      {{^}}// {{-----$}}
 // CHECK-NEXT: {{^}}quant.qmatmul (q4_0): the outs() form works on memrefs: every operand must be a memref
 func.func @f(%x: tensor<2x512xf32>, %w: tensor<8x288xui8>, %o: memref<2x8xf32>) {
   quant.qmatmul #quant.encoding<q4_0> %x, %w outs(%o) : (tensor<2x512xf32>, tensor<8x288xui8>, memref<2x8xf32>) -> ()
@@ -574,7 +574,7 @@ func.func @f(%x: tensor<2x512xf32>, %w: tensor<8x288xui8>, %o: memref<2x8xf32>) 
 // -----
 
 // The outs() buffer is a memref (an operand constraint of the op).
-// CHECK:      {{^}}// -----
+// CHECK:      {{^}}// {{-----$}}
 // CHECK-NEXT: {{^}}operand 'out' at position 1 does not verify:
 // CHECK-NEXT: {{^}}tensor<8x512xf32> should be of base attribute memref
 func.func @f(%w: memref<8x288xui8>, %o: tensor<8x512xf32>) {
@@ -585,7 +585,7 @@ func.func @f(%w: memref<8x288xui8>, %o: tensor<8x512xf32>) {
 // -----
 
 // An op with neither a result nor an outs() buffer.
-// CHECK:      {{^}}// -----
+// CHECK:      {{^}}// {{-----$}}
 // CHECK-NEXT: {{^}}quant.dequantize (q4_0): needs a tensor result or an outs() memref
 func.func @f(%w: tensor<8x288xui8>) {
   quant.dequantize #quant.encoding<q4_0> %w : (tensor<8x288xui8>) -> ()
@@ -595,7 +595,7 @@ func.func @f(%w: tensor<8x288xui8>) {
 // -----
 
 // The value form works on tensors only.
-// CHECK:      {{^}}// -----
+// CHECK:      {{^}}// {{-----$}}
 // CHECK-NEXT: {{^}}quant.qmatmul (q4_0): the value form works on tensors: every operand and the result must be tensors (use outs() on memrefs)
 func.func @f(%x: memref<2x512xf32>, %w: memref<8x288xui8>) {
   %y = quant.qmatmul #quant.encoding<q4_0> %x, %w : (memref<2x512xf32>, memref<8x288xui8>) -> tensor<2x8xf32>
@@ -605,7 +605,7 @@ func.func @f(%x: memref<2x512xf32>, %w: memref<8x288xui8>) {
 // -----
 
 // ... every operand: no mixing of tensors and memrefs.
-// CHECK:      {{^}}// -----
+// CHECK:      {{^}}// {{-----$}}
 // CHECK-NEXT: {{^}}quant.qmatmul (q4_0): the value form works on tensors: every operand and the result must be tensors (use outs() on memrefs)
 func.func @f(%x: tensor<2x512xf32>, %w: memref<8x288xui8>) {
   %y = quant.qmatmul #quant.encoding<q4_0> %x, %w : (tensor<2x512xf32>, memref<8x288xui8>) -> tensor<2x8xf32>
@@ -615,7 +615,7 @@ func.func @f(%x: tensor<2x512xf32>, %w: memref<8x288xui8>) {
 // -----
 
 // quant.weight: weight names are not empty.
-// CHECK:      {{^}}// -----
+// CHECK:      {{^}}// {{-----$}}
 // CHECK-NEXT: {{^}}quant.weight: the weight name must not be empty
 func.func @f() {
   %w = quant.weight "" #quant.encoding<q4_0> [8, 512] : tensor<8x288xui8>
@@ -625,7 +625,7 @@ func.func @f() {
 // -----
 
 // A logical shape without an encoding (only the generic form can say this).
-// CHECK:      {{^}}// -----
+// CHECK:      {{^}}// {{-----$}}
 // CHECK-NEXT: {{^}}quant.weight "b": a logical shape or config needs an encoding (float weights give only their type)
 func.func @f() {
   %w = "quant.weight"() <{weight_name = "b", shape = array<i64: 4, 4>}> : () -> tensor<4x4xf32>
@@ -635,7 +635,7 @@ func.func @f() {
 // -----
 
 // A config without an encoding.
-// CHECK:      {{^}}// -----
+// CHECK:      {{^}}// {{-----$}}
 // CHECK-NEXT: {{^}}quant.weight "b": a logical shape or config needs an encoding (float weights give only their type)
 func.func @f() {
   %w = "quant.weight"() <{weight_name = "b", config = #quant.gptq<bits = 4, group_size = -1, desc_act = false, sym = true>}> : () -> tensor<4x4xf32>
@@ -645,7 +645,7 @@ func.func @f() {
 // -----
 
 // A float weight is one tensor.
-// CHECK:      {{^}}// -----
+// CHECK:      {{^}}// {{-----$}}
 // CHECK-NEXT: {{^}}quant.weight "b": a float weight has exactly one result
 func.func @f() {
   %a, %b = quant.weight "b" : tensor<4xf32>, tensor<4xf32>
@@ -655,7 +655,7 @@ func.func @f() {
 // -----
 
 // ... and not zero tensors.
-// CHECK:      {{^}}// -----
+// CHECK:      {{^}}// {{-----$}}
 // CHECK-NEXT: {{^}}quant.weight "b": a float weight has exactly one result
 func.func @f() {
   "quant.weight"() <{weight_name = "b"}> : () -> ()
@@ -665,7 +665,7 @@ func.func @f() {
 // -----
 
 // Weights have static shapes.
-// CHECK:      {{^}}// -----
+// CHECK:      {{^}}// {{-----$}}
 // CHECK-NEXT: {{^}}quant.weight "b": weight shapes must be static, got tensor<?xf32>
 func.func @f() {
   %b = quant.weight "b" : tensor<?xf32>
@@ -675,7 +675,7 @@ func.func @f() {
 // -----
 
 // Weights are tensors (bufferization turns them into arguments).
-// CHECK:      {{^}}// -----
+// CHECK:      {{^}}// {{-----$}}
 // CHECK-NEXT: {{^}}result 'results_' at position 0 does not verify:
 // CHECK-NEXT: {{^}}memref<4xf32> should be of base attribute tensor
 func.func @f() {
@@ -686,7 +686,7 @@ func.func @f() {
 // -----
 
 // An encoding without a logical shape (generic form).
-// CHECK:      {{^}}// -----
+// CHECK:      {{^}}// {{-----$}}
 // CHECK-NEXT: {{^}}quant.weight "w": an encoded weight needs its logical [N, K] shape
 func.func @f() {
   %w = "quant.weight"() <{weight_name = "w", encoding = #quant.encoding<q4_0>}> : () -> tensor<8x288xui8>
@@ -696,7 +696,7 @@ func.func @f() {
 // -----
 
 // The logical shape of an encoded weight is 2-D ...
-// CHECK:      {{^}}// -----
+// CHECK:      {{^}}// {{-----$}}
 // CHECK-NEXT: {{^}}quant.weight "w": the logical shape of an encoded weight is [N, K] with positive sizes, got [2, 8, 512]
 func.func @f() {
   %w = quant.weight "w" #quant.encoding<q4_0> [2, 8, 512] : tensor<8x288xui8>
@@ -706,7 +706,7 @@ func.func @f() {
 // -----
 
 // ... with positive sizes ...
-// CHECK:      {{^}}// -----
+// CHECK:      {{^}}// {{-----$}}
 // CHECK-NEXT: {{^}}quant.weight "w": the logical shape of an encoded weight is [N, K] with positive sizes, got [0, 512]
 func.func @f() {
   %w = quant.weight "w" #quant.encoding<q4_0> [0, 512] : tensor<0x288xui8>
@@ -716,7 +716,7 @@ func.func @f() {
 // -----
 
 // ... not negative ones.
-// CHECK:      {{^}}// -----
+// CHECK:      {{^}}// {{-----$}}
 // CHECK-NEXT: {{^}}quant.weight "w": the logical shape of an encoded weight is [N, K] with positive sizes, got [8, -512]
 func.func @f() {
   %w = quant.weight "w" #quant.encoding<q4_0> [8, -512] : tensor<8x288xui8>
@@ -726,7 +726,7 @@ func.func @f() {
 // -----
 
 // Encoded weights have static packed shapes too.
-// CHECK:      {{^}}// -----
+// CHECK:      {{^}}// {{-----$}}
 // CHECK-NEXT: {{^}}quant.weight "w": weight shapes must be static, got tensor<?x288xui8>
 func.func @f() {
   %w = quant.weight "w" #quant.encoding<q4_0> [8, 512] : tensor<?x288xui8>
@@ -736,7 +736,7 @@ func.func @f() {
 // -----
 
 // quant.dequantize produces the 2-D logical weight.
-// CHECK:      {{^}}// -----
+// CHECK:      {{^}}// {{-----$}}
 // CHECK-NEXT: {{^}}quant.dequantize (q4_0): the result is the logical [N, K] weight, got rank 3
 func.func @f(%w: tensor<8x288xui8>) {
   %d = quant.dequantize #quant.encoding<q4_0> %w : (tensor<8x288xui8>) -> tensor<8x1x512xf32>
@@ -746,7 +746,7 @@ func.func @f(%w: tensor<8x288xui8>) {
 // -----
 
 // quant.qmatmul: x is [..., K], at least 1-D.
-// CHECK:      {{^}}// -----
+// CHECK:      {{^}}// {{-----$}}
 // CHECK-NEXT: {{^}}quant.qmatmul (q4_0): x must be [..., K], got a scalar
 func.func @f(%x: tensor<f32>, %w: tensor<8x288xui8>) {
   %y = quant.qmatmul #quant.encoding<q4_0> %x, %w : (tensor<f32>, tensor<8x288xui8>) -> tensor<8xf32>
@@ -756,7 +756,7 @@ func.func @f(%x: tensor<f32>, %w: tensor<8x288xui8>) {
 // -----
 
 // The K of x is static.
-// CHECK:      {{^}}// -----
+// CHECK:      {{^}}// {{-----$}}
 // CHECK-NEXT: {{^}}quant.qmatmul (q4_0): K (the last dimension of x) must be static
 func.func @f(%x: tensor<2x?xf32>, %w: tensor<8x288xui8>) {
   %y = quant.qmatmul #quant.encoding<q4_0> %x, %w : (tensor<2x?xf32>, tensor<8x288xui8>) -> tensor<2x8xf32>
@@ -766,7 +766,7 @@ func.func @f(%x: tensor<2x?xf32>, %w: tensor<8x288xui8>) {
 // -----
 
 // The result has the rank of x.
-// CHECK:      {{^}}// -----
+// CHECK:      {{^}}// {{-----$}}
 // CHECK-NEXT: {{^}}quant.qmatmul (q4_0): the result must have the rank of x (3), got 2
 func.func @f(%x: tensor<2x3x512xf32>, %w: tensor<8x288xui8>) {
   %y = quant.qmatmul #quant.encoding<q4_0> %x, %w : (tensor<2x3x512xf32>, tensor<8x288xui8>) -> tensor<6x8xf32>
@@ -776,7 +776,7 @@ func.func @f(%x: tensor<2x3x512xf32>, %w: tensor<8x288xui8>) {
 // -----
 
 // ... and its leading dimensions.
-// CHECK:      {{^}}// -----
+// CHECK:      {{^}}// {{-----$}}
 // CHECK-NEXT: {{^}}quant.qmatmul (q4_0): leading dimension 1 of x (3) and of the result (4) differ
 func.func @f(%x: tensor<2x3x512xf32>, %w: tensor<8x288xui8>) {
   %y = quant.qmatmul #quant.encoding<q4_0> %x, %w : (tensor<2x3x512xf32>, tensor<8x288xui8>) -> tensor<2x4x8xf32>
@@ -786,7 +786,7 @@ func.func @f(%x: tensor<2x3x512xf32>, %w: tensor<8x288xui8>) {
 // -----
 
 // The last dimension of the result is N.
-// CHECK:      {{^}}// -----
+// CHECK:      {{^}}// {{-----$}}
 // CHECK-NEXT: {{^}}quant.qmatmul (q4_0): the result's last dimension must be N=8 (rows of the packed weight), got 16
 func.func @f(%x: tensor<?x512xf32>, %w: tensor<8x288xui8>) {
   %y = quant.qmatmul #quant.encoding<q4_0> %x, %w : (tensor<?x512xf32>, tensor<8x288xui8>) -> tensor<?x16xf32>
@@ -796,7 +796,7 @@ func.func @f(%x: tensor<?x512xf32>, %w: tensor<8x288xui8>) {
 // -----
 
 // ... for GPTQ too (N is the column count of qweight and scales).
-// CHECK:      {{^}}// -----
+// CHECK:      {{^}}// {{-----$}}
 // CHECK-NEXT: {{^}}quant.qmatmul (gptq): the result's last dimension must be N=64 (rows of the packed weight), got 32
 func.func @f(%x: tensor<2x256xf32>, %qw: tensor<32x64xi32>, %qz: tensor<4x8xi32>, %s: tensor<4x64xf16>, %g: tensor<256xi32>) {
   %y = quant.qmatmul #quant.encoding<gptq> config #quant.gptq<bits = 4, group_size = 64, desc_act = false, sym = true> %x, %qw, %qz, %s, %g : (tensor<2x256xf32>, tensor<32x64xi32>, tensor<4x8xi32>, tensor<4x64xf16>, tensor<256xi32>) -> tensor<2x32xf32>
@@ -806,7 +806,7 @@ func.func @f(%x: tensor<2x256xf32>, %qw: tensor<32x64xi32>, %qz: tensor<4x8xi32>
 // -----
 
 // The encoding property is required (generic form).
-// CHECK:      {{^}}// -----
+// CHECK:      {{^}}// {{-----$}}
 // CHECK-NEXT: {{^}}property 'encoding' expected in operation 'quant.dequantize'
 func.func @f(%w: tensor<8x288xui8>) {
   %d = "quant.dequantize"(%w) <{operandSegmentSizes = array<i32: 1, 0>}> : (tensor<8x288xui8>) -> tensor<8x512xf32>

@@ -1,4 +1,4 @@
-// RUN: quantir-opt %s -p outline-kernels | filecheck %s
+// RUN: quantir-opt %s --split-input-file -p outline-kernels | filecheck %s
 
 // Each top-level scf.parallel becomes a kernel taking its [lo, hi) slice of
 // dimension 0 and the host values it uses; constants are re-created inside.
@@ -27,3 +27,26 @@ func.func @scale(%x: memref<?x8xf32>, %y: memref<?x8xf32>) {
 // CHECK:       func.func @scale_kernel0(%lo: index, %hi: index, %x: memref<?x8xf32>, %y: memref<?x8xf32>) attributes {qrt.kernel} {
 // CHECK-DAG:     %{{.*}} = arith.constant 2.000000e+00 : f32
 // CHECK:         "scf.parallel"(%lo, %{{.*}}, %hi, %{{.*}}, %{{.*}}, %{{.*}})
+
+// -----
+
+// Regression: the launch range is the same SSA value as the steps (all the
+// constant 1): the steps must still reach the kernel.
+func.func @unit_range(%x: memref<1x?xf32>) {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %n = memref.dim %x, %c1 : memref<1x?xf32>
+  %v = arith.constant 3.0 : f32
+  "scf.parallel"(%c0, %c0, %c1, %n, %c1, %c1) <{operandSegmentSizes = array<i32: 2, 2, 2, 0>}> ({
+  ^bb0(%i: index, %j: index):
+    memref.store %v, %x[%i, %j] : memref<1x?xf32>
+    scf.reduce
+  }) : (index, index, index, index, index, index) -> ()
+  func.return
+}
+
+// CHECK-LABEL: func.func @unit_range(
+// CHECK:         qrt.launch @unit_range_kernel0(%n, %x) range(%c1)
+// CHECK:       func.func @unit_range_kernel0(%lo: index, %hi: index, %n: index, %x: memref<1x?xf32>)
+// CHECK-DAG:     [[ONE:%.*]] = arith.constant 1 : index
+// CHECK:         "scf.parallel"(%lo, %{{.*}}, %hi, %n, [[ONE]], [[ONE]])
