@@ -86,6 +86,25 @@ def _gptq_parts(packed: object, config: QuantizationConfig | None) -> tuple[dict
     return parts, g_idx.shape[0]
 
 
+def _check_g_idx(g_idx: np.ndarray, config: QuantizationConfig, k: int, groups: int) -> None:
+    """g_idx must name a group for every k (and, without desc_act, be k // group_size)."""
+    if g_idx.dtype not in (np.int32, np.uint32):
+        raise BufferError(f"GPTQ g_idx: expected dtype int32, got {g_idx.dtype}")
+    if config.desc_act:
+        if g_idx.size and (int(g_idx.min()) < 0 or int(g_idx.max()) >= groups):
+            raise BufferError(
+                f"GPTQ g_idx: values must lie in [0, {groups}) (the number of groups), got "
+                f"[{int(g_idx.min())}, {int(g_idx.max())}]"
+            )
+        return
+    expected = np.arange(k, dtype=np.int64) // config.effective_group_size(k)
+    if not np.array_equal(g_idx.astype(np.int64), expected):
+        raise BufferError(
+            "GPTQ g_idx: without desc_act it must be k // group_size for every k; "
+            "this checkpoint reorders input features, so set desc_act=True"
+        )
+
+
 def _config_attr(config: QuantizationConfig, checkpoint_format: str) -> str:
     return (
         f"#quant.gptq<bits = {config.bits}, group_size = {config.group_size}, "
@@ -108,6 +127,7 @@ def _operands(
             checkpoint_format = getattr(packed, "checkpoint_format", checkpoint_format)
         check_checkpoint_format(checkpoint_format)
         groups = config.num_groups(k)
+        _check_g_idx(parts["g_idx"], config, k, groups)
         types = [
             f"tensor<{k * config.bits // 32}x?xi32>",
             f"tensor<{groups}x?xi32>",

@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import io
 import re
+import threading
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING
 
 from xdsl.dialects import func
 from xdsl.dialects.builtin import ModuleOp
@@ -42,6 +43,15 @@ __all__ = ["Graph"]
 _GRAPH_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_$.]*")
 _INPUT_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_$.]*")
 
+# The graphs of enclosing `with Graph(...)` blocks, per thread (innermost last).
+_building = threading.local()
+
+
+def _stack() -> list[Graph]:
+    if not hasattr(_building, "graphs"):
+        _building.graphs = []
+    return _building.graphs
+
 
 class Graph:
     """A graph function under construction (see the module docstring).
@@ -52,8 +62,6 @@ class Graph:
     arguments in the printed IR (`%x` instead of `%0`), which also lets
     `quantir-run --input x=...` address them.
     """
-
-    _current: ClassVar[list[Graph]] = []
 
     def __init__(
         self,
@@ -122,18 +130,23 @@ class Graph:
     # -- the `with` protocol ----------------------------------------------------
 
     def __enter__(self) -> Graph:
-        Graph._current.append(self)
+        _stack().append(self)
         return self
 
     def __exit__(self, *exc: object) -> None:
-        Graph._current.remove(self)
+        stack = _stack()
+        if self in stack:
+            stack.reverse()
+            stack.remove(self)  # the innermost entry of this graph
+            stack.reverse()
 
-    @classmethod
-    def current(cls) -> Graph:
-        """The innermost graph of an enclosing `with Graph(...)` block."""
-        if not cls._current:
+    @staticmethod
+    def current() -> Graph:
+        """The innermost graph of an enclosing `with Graph(...)` block (in this thread)."""
+        stack = _stack()
+        if not stack:
             raise LookupError("no graph is being built: use `with Graph(...) as g:`")
-        return cls._current[-1]
+        return stack[-1]
 
     # -- building ---------------------------------------------------------------
 

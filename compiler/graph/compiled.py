@@ -60,15 +60,17 @@ def compile_on_device(
         from quantir.runtime.cuda import GpuDevice
     except ImportError as e:
         raise _gpu_unavailable(device, f"quantir's GPU runtime is not installed ({e})") from None
+    # Find the GPU before compiling: its architecture decides the PTX, and a
+    # machine without one should fail at once, not after a compile.
     try:
-        compiled = compile_source(source, "gpu", name=name, pipeline=pipeline)
-    except ImportError as e:
-        raise _gpu_unavailable(device, f"quantir's GPU code generator is missing ({e})") from None
-    try:
-        gpu = GpuDevice.get(index, compiled.ptx)
+        gpu = GpuDevice.get(index)
     except (RuntimeError, OSError) as e:
         raise _gpu_unavailable(device, e) from None
-    return load_program(compiled, function, device=gpu)
+    try:
+        compiled = compile_source(source, "gpu", gpu_arch=gpu.arch, name=name, pipeline=pipeline)
+    except ImportError as e:
+        raise _gpu_unavailable(device, f"quantir's GPU code generator is missing ({e})") from None
+    return load_program(compiled, function, device=gpu.bind(compiled.ptx))
 
 
 def _function(module: ModuleOp, name: str) -> func.FuncOp:

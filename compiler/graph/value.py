@@ -37,6 +37,10 @@ class TensorValue:
 
     __slots__ = ("_graph", "_origin", "_type", "_value")
 
+    # Makes numpy hand `array + value` to __radd__ (a clear TypeError) instead
+    # of applying the operator element by element.
+    __array_ufunc__ = None
+
     def __init__(
         self,
         graph: Graph,
@@ -88,9 +92,11 @@ class TensorValue:
 
         if not isinstance(other, TensorValue):
             symbol = {"add": "+", "mul": "*", "matmul": "@"}[op_name]
+            pair = ("TensorValue", type(other).__name__)
+            left, right = reversed(pair) if reflected else pair
             raise TypeError(
-                f"unsupported operand for {symbol}: TensorValue and {type(other).__name__} "
-                "(quantir graphs combine tensors only; they have no scalar constants)"
+                f"unsupported operands for {symbol}: {left} and {right} "
+                "(quantir graphs combine graph tensors only; they have no constants)"
             )
         lhs, rhs = (other, self) if reflected else (self, other)
         return getattr(ops, op_name)(lhs, rhs)

@@ -49,7 +49,10 @@ class _Gptq:
 
     def group_of(self, e: Emitter, k: Value) -> Value:
         if self.desc_act:
-            return e.index_cast(e.load(self.g_idx, [k]), e.index(0).type)
+            g = e.index_cast(e.load(self.g_idx, [k]), e.index(0).type)
+            # A corrupt g_idx must not make the kernel read out of bounds:
+            # clamp as unsigned (negative values become huge, then G-1).
+            return e.minui(g, self.groups - 1)
         return e.divui(k, self.group_size)
 
     def code(self, e: Emitter, k: Value, col: Value, lanes: int) -> Value:

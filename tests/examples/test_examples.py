@@ -122,3 +122,26 @@ def test_build_graph_script_agrees_with_eager_api_and_numpy(tmp_path, argv):
     assert code == 0, text
     assert "OK: the graph, the eager API and the numpy reference agree" in text
     assert _canonical(saved.read_text()) == _canonical(GRAPH.read_text())
+
+
+def _gpu_available() -> bool:
+    try:
+        from quantir.runtime import cuda
+    except ImportError:
+        return False
+    return cuda.available()
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not _gpu_available(), reason="no NVIDIA GPU / CUDA driver")
+def test_readme_command_on_the_gpu(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(ROOT)
+    out = tmp_path / "logits.npy"
+    code = quantir_run([*COMMAND, "--device", "cuda:0", "--output", str(out)])
+    assert code == 0, capsys.readouterr().err
+    np.testing.assert_allclose(np.load(out), reference(np.load(X)), rtol=1e-4, atol=1e-4)
+    # The builder's compiled graph on the GPU, with weights bound from the file.
+    example = _load_build_graph()
+    compiled = example.build_tiny_mlp().compile(device="cuda:0")
+    (y,) = compiled(np.load(X), weights=open_gguf(MODEL))
+    np.testing.assert_allclose(y, np.load(out), rtol=1e-5, atol=1e-5)
