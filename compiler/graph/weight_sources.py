@@ -181,10 +181,10 @@ def _widen_float(array: np.ndarray, ggml_bf16: bool = False) -> np.ndarray:
     return array.astype(np.float32)
 
 
-def _check_float(
+def _check_plain(
     decl: WeightDeclaration, array: np.ndarray, label: str, found: str, widen: bool
 ) -> np.ndarray:
-    """A float (unencoded) weight's array, checked (and widened from a file if allowed)."""
+    """An unencoded weight's array, checked (float16 widened to float32 if `widen`)."""
     spec = decl.parts[0]
     if tuple(array.shape) != spec.shape:
         raise _mismatch(decl, found, label)
@@ -247,7 +247,7 @@ class GGUFWeights(WeightSource):
             if decl.parts[0].dtypes[0] != "float32":
                 raise _mismatch(decl, found, self.label)
             return _widen_float(tensor.data, ggml_bf16=True)
-        return _check_float(decl, tensor.data, self.label, found, widen=True)
+        return _check_plain(decl, tensor.data, self.label, found, widen=True)
 
     def close(self) -> None:
         self.model.close()
@@ -278,7 +278,7 @@ class ArrayWeights(WeightSource):
             )
         found = _array_text(array)
         if decl.encoding is None:
-            return _check_float(decl, array, self.label, found, widen=False)
+            return _check_plain(decl, array, self.label, found, widen=False)
         spec = decl.parts[0]
         if array.dtype.name not in spec.dtypes or tuple(array.shape) != spec.shape:
             raise _mismatch(decl, found, self.label, stored=True)
@@ -366,13 +366,13 @@ class GPTQWeights(WeightSource):
             if bias is not None:
                 if decl.encoding is not None:
                     raise _mismatch(decl, f"the bias of GPTQ layer {prefix!r}", self.label)
-                return _check_float(decl, bias, self.label, _array_text(bias), widen=True)
+                return _check_plain(decl, bias, self.label, _array_text(bias), widen=True)
         if decl.name in ckpt.tensors:
             array = ckpt.tensors[decl.name]  # BF16 is read as float32
             found = _array_text(array)
             if decl.encoding is not None:
                 raise _mismatch(decl, found, self.label)
-            return _check_float(decl, array, self.label, found, widen=True)
+            return _check_plain(decl, array, self.label, found, widen=True)
         return None
 
 

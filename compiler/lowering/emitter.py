@@ -278,7 +278,7 @@ class Emitter:
         size = mt.get_shape()[i]
         if size >= 0:
             return self.index(size)
-        return self.v(memref.DimOp.from_source_and_index(mem, self.index(i)))
+        return self.v(memref.DimOp(mem, self.index(i)))
 
     # -- loops --------------------------------------------------------------
 

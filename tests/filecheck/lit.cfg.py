@@ -22,8 +22,9 @@ config.test_source_root = os.path.dirname(os.path.abspath(__file__))
 config.excludes = ["Output"]
 
 _python_bin = os.path.dirname(sys.executable)
-_search_path = os.pathsep.join([config.environment.get("PATH", os.environ.get("PATH", "")),
-                                _python_bin])
+_search_path = os.pathsep.join(
+    [config.environment.get("PATH", os.environ.get("PATH", "")), _python_bin]
+)
 
 
 def _find_tool(name):
@@ -59,3 +60,9 @@ for _name, _command in _tools.items():
     )
 
 config.substitutions.append(("%python", shlex.quote(sys.executable)))
+
+# Optional external tools: a test that needs one says `REQUIRES: <tool>` and is
+# reported UNSUPPORTED where the tool is missing.
+for _optional in ("ptxas",):
+    if shutil.which(_optional, path=_search_path) is not None:
+        config.available_features.add(_optional)

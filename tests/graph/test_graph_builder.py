@@ -254,6 +254,8 @@ def test_operand_kind_and_graph_errors(graph):
         x + 1.0
     with pytest.raises(TypeError, match="they have no constants"):
         2 * x
+    with pytest.raises(TypeError, match="operands for \\+: ndarray and TensorValue"):
+        np.ones(256, np.float32) + x
     with pytest.raises(TypeError, match="must be a TensorValue"):
         ops.add(x, np.ones(256, np.float32))
     with pytest.raises(TypeError, match="no truth value"):

@@ -169,6 +169,24 @@ def test_function_selection(capsys):
     assert out.startswith("result0: float32 [2, 4]")
 
 
+def test_f16_file_tensor_widens_to_a_declared_f32_weight(tmp_path, capsys):
+    model = TESTS / "data" / "gguf" / "mini-pure-Q4_0.gguf"
+    graph = DATA / "f16_weight.mlir"
+    out = tmp_path / "y.npy"
+    code, _, err = run([graph, "--weights", model, "--input", "x=random:2x8x100", "--output",
+                        out], capsys)
+    assert code == 0, err
+    w = np.asarray(open_gguf(model).tensor("blk.0.ffn_up.weight").data)
+    assert w.dtype == np.float16
+    x = np.random.default_rng([0, 0]).standard_normal((2, 8, 100), dtype=np.float32)
+    np.testing.assert_array_equal(np.load(out), x * w.astype(np.float32))
+    # Arrays given directly are not converted: the dtype must be the declared one.
+    np.savez(tmp_path / "w.npz", **{"blk.0.ffn_up.weight": w})
+    msg = run_error([graph, "--weights", tmp_path / "w.npz", "--input", "x=random:1x8x100"],
+                    capsys)
+    assert 'weight "blk.0.ffn_up.weight" is float16 [8, 100]' in msg
+
+
 # -- errors: one line, exit status 1, nothing run -----------------------------
 
 
