@@ -33,8 +33,16 @@ from quantir.runtime.jit import compile_source, load_program
 K = 4096
 CHECK_ROWS = 256
 FP16_FIELDS = {
-    "q4_0": [0], "q4_1": [0, 2], "q5_0": [0], "q5_1": [0, 2], "q8_0": [0],
-    "q2_k": [80, 82], "q3_k": [108], "q4_k": [0, 2], "q5_k": [0, 2], "q6_k": [208],
+    "q4_0": [0],
+    "q4_1": [0, 2],
+    "q5_0": [0],
+    "q5_1": [0, 2],
+    "q8_0": [0],
+    "q2_k": [80, 82],
+    "q3_k": [108],
+    "q4_k": [0, 2],
+    "q5_k": [0, 2],
+    "q6_k": [208],
 }
 
 
@@ -68,8 +76,15 @@ def gguf_case(enc: QuantizationEncoding, rows: int, rng) -> Case:
     for off in FP16_FIELDS[enc.name]:
         d = rng.uniform(-0.05, 0.05, size=blocks.shape[:2]).astype(np.float16)
         blocks[:, :, off : off + 2] = d.view(np.uint8).reshape(*blocks.shape[:2], 2)
-    return Case(enc.name, f"#quant.encoding<{enc.name}>", [w],
-                [f"tensor<?x{row_bytes}xui8>"], rows, [0], [32])
+    return Case(
+        enc.name,
+        f"#quant.encoding<{enc.name}>",
+        [w],
+        [f"tensor<?x{row_bytes}xui8>"],
+        rows,
+        [0],
+        [32],
+    )
 
 
 def gptq_case(bits: int, rows: int, rng) -> Case:
@@ -77,15 +92,24 @@ def gptq_case(bits: int, rows: int, rng) -> Case:
 
     base = quantize_gptq_rtn(rng.standard_normal((CHECK_ROWS, K)).astype(np.float32), bits, 128)
     reps = rows // CHECK_ROWS
-    tensors = [np.tile(base.qweight, (1, reps)), np.tile(base.qzeros, (1, reps)),
-               np.tile(base.scales, (1, reps)), base.g_idx]
+    tensors = [
+        np.tile(base.qweight, (1, reps)),
+        np.tile(base.qzeros, (1, reps)),
+        np.tile(base.scales, (1, reps)),
+        base.g_idx,
+    ]
     g = K // 128
-    types = [f"tensor<{K * bits // 32}x?xi32>", f"tensor<{g}x?xi32>", f"tensor<{g}x?xf16>",
-             f"tensor<{K}xi32>"]
-    attr = (f"#quant.encoding<gptq> config #quant.gptq<bits = {bits}, group_size = 128, "
-            "desc_act = false, sym = true, format = gptq>")
-    return Case(f"gptq{bits}-g128", attr, tensors, types, rows, [1, 1, 1, None],
-                [32, bits, 32, 32])
+    types = [
+        f"tensor<{K * bits // 32}x?xi32>",
+        f"tensor<{g}x?xi32>",
+        f"tensor<{g}x?xf16>",
+        f"tensor<{K}xi32>",
+    ]
+    attr = (
+        f"#quant.encoding<gptq> config #quant.gptq<bits = {bits}, group_size = 128, "
+        "desc_act = false, sym = true, format = gptq>"
+    )
+    return Case(f"gptq{bits}-g128", attr, tensors, types, rows, [1, 1, 1, None], [32, bits, 32, 32])
 
 
 def graphs(case: Case) -> tuple[str, str]:
@@ -190,8 +214,12 @@ def copy_bandwidth(gpu: cuda.GpuDevice | None, nbytes: int = 1 << 30, repeats: i
     for _ in range(repeats):
         gpu.synchronize()
         t = time.perf_counter()
-        gpu.driver.call("cuMemcpyDtoD_v2", ctypes.c_uint64(dst.ptr), ctypes.c_uint64(src.ptr),
-                        ctypes.c_size_t(nbytes))
+        gpu.driver.call(
+            "cuMemcpyDtoD_v2",
+            ctypes.c_uint64(dst.ptr),
+            ctypes.c_uint64(src.ptr),
+            ctypes.c_size_t(nbytes),
+        )
         gpu.synchronize()
         best = min(best, time.perf_counter() - t)
     src.free()
@@ -204,19 +232,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-tests", action="store_true", help="skip the GPU tests")
     parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--encodings", default="", help="comma-separated subset (q4_k,gptq4,...)")
-    parser.add_argument("--dry-run", action="store_true",
-                        help="small weights on the CPU, to check this script without a GPU")
+    parser.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="small weights on the CPU, to check this script without a GPU",
+    )
     args = parser.parse_args(argv)
     gpu = None
     if not args.dry_run:
         if not cuda.available():
-            print("gpu_check: no GPU: the CUDA driver or a device is not available",
-                  file=sys.stderr)
+            print(
+                "gpu_check: no GPU: the CUDA driver or a device is not available", file=sys.stderr
+            )
             return 2
         if not args.no_tests:
             root = Path(__file__).resolve().parent.parent
-            rc = subprocess.call([sys.executable, "-m", "pytest", "-q", "-m", "gpu",
-                                  str(root / "tests" / "gpu")])
+            rc = subprocess.call(
+                [sys.executable, "-m", "pytest", "-q", "-m", "gpu", str(root / "tests" / "gpu")]
+            )
             print(f"GPU tests: exit status {rc}", flush=True)
         gpu = cuda.GpuDevice.get(0)
     bw = copy_bandwidth(gpu, nbytes=(1 << 30) if gpu else (64 << 20))
@@ -227,8 +260,10 @@ def main(argv: list[str] | None = None) -> int:
     cases = all_cases(min_bytes, wanted, np.random.default_rng(0))
     runner = Runner(gpu, args.repeats)
     x = np.random.default_rng(1).standard_normal((1, K)).astype(np.float32)
-    print(f"{'encoding':<12} {'MB':>6} {'qmatmul GB/s':>13} {'of copy':>8} {'deq GB/s':>9} "
-          f"{'out GB/s':>9} {'=cpu':>5}")
+    print(
+        f"{'encoding':<12} {'MB':>6} {'qmatmul GB/s':>13} {'of copy':>8} {'deq GB/s':>9} "
+        f"{'out GB/s':>9} {'=cpu':>5}"
+    )
     failures = 0
     for case in cases:
         r = runner.run(case, x)
@@ -237,9 +272,11 @@ def main(argv: list[str] | None = None) -> int:
         target = case.name in ("q4_k", "gptq4-g128") and gpu is not None
         verdict = (" PASS" if frac >= 0.5 else " FAIL") if target else ""
         failures += int(not ok) + int(target and frac < 0.5)
-        print(f"{case.name:<12} {r['weight_mb']:6.0f} {r['qmatmul_gbs']:13.1f} {frac:8.0%} "
-              f"{r['dequantize_gbs']:9.1f} {r['dequantize_out_gbs']:9.1f} {str(ok):>5}{verdict}",
-              flush=True)
+        print(
+            f"{case.name:<12} {r['weight_mb']:6.0f} {r['qmatmul_gbs']:13.1f} {frac:8.0%} "
+            f"{r['dequantize_gbs']:9.1f} {r['dequantize_out_gbs']:9.1f} {str(ok):>5}{verdict}",
+            flush=True,
+        )
     return 1 if failures else 0
 
 

@@ -19,8 +19,7 @@ from quantir.dialects.qrt import TARGET_ATTR
 
 PIPELINES: dict[str, str] = {
     "quantir-cpu": (
-        "quantir-bufferize,lower-quant-to-loops,lower-qnn-to-loops,canonicalize,cse,"
-        "outline-kernels"
+        "quantir-bufferize,lower-quant-to-loops,lower-qnn-to-loops,canonicalize,cse,outline-kernels"
     ),
     # The CPU pipeline with the GPU's scalar lane loops: runs the lowering the
     # GPU shares on the CPU, so it can be tested without a GPU.
@@ -110,4 +109,3 @@ def lower(
     run_pipeline(ctx, lowered, pipeline)
     lowered.attributes[TARGET_ATTR] = StringAttr("cpu" if target == "cpu" else "nvptx")
     return lowered
-

@@ -78,9 +78,7 @@ class QuantizationConfig:
             raise ValueError(
                 f"QuantizationConfig.bits must be one of {list(GPTQ_BITS)}, got {self.bits!r}"
             )
-        if type(self.group_size) is not int or not (
-            self.group_size == -1 or self.group_size > 0
-        ):
+        if type(self.group_size) is not int or not (self.group_size == -1 or self.group_size > 0):
             raise ValueError(
                 "QuantizationConfig.group_size must be -1 or a positive integer, "
                 f"got {self.group_size!r}"

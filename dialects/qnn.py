@@ -140,9 +140,7 @@ class _BinaryGraphOp(IRDLOperation):
             printer.print_string(")")
         printer.print_op_attributes(self.attributes)
         printer.print_string(" : ")
-        printer.print_function_type(
-            [o.type for o in self.operands], [r.type for r in self.results]
-        )
+        printer.print_function_type([o.type for o in self.operands], [r.type for r in self.results])
 
     def _types(self) -> tuple[ShapedType, ShapedType, ShapedType]:
         what = self.name

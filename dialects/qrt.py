@@ -130,9 +130,7 @@ class LaunchOp(IRDLOperation):
         for name in ("threads_per_block", "items_per_block"):
             attr = getattr(self, name)
             if attr is not None and attr.value.data <= 0:
-                raise VerifyException(
-                    f"qrt.launch: {name} must be positive, got {attr.value.data}"
-                )
+                raise VerifyException(f"qrt.launch: {name} must be positive, got {attr.value.data}")
 
 
 @irdl_op_definition

@@ -271,16 +271,26 @@ def _shape_matches(shape: Sequence[int], expected: Sequence[int]) -> bool:
 
 
 def _is_byte(t: Attribute) -> bool:
-    return isinstance(t, IntegerType) and t.width.data == 8 and t.signedness.data in (
-        Signedness.SIGNLESS,
-        Signedness.UNSIGNED,
+    return (
+        isinstance(t, IntegerType)
+        and t.width.data == 8
+        and t.signedness.data
+        in (
+            Signedness.SIGNLESS,
+            Signedness.UNSIGNED,
+        )
     )
 
 
 def _is_i32(t: Attribute) -> bool:
-    return isinstance(t, IntegerType) and t.width.data == 32 and t.signedness.data in (
-        Signedness.SIGNLESS,
-        Signedness.SIGNED,
+    return (
+        isinstance(t, IntegerType)
+        and t.width.data == 32
+        and t.signedness.data
+        in (
+            Signedness.SIGNLESS,
+            Signedness.SIGNED,
+        )
     )
 
 
@@ -356,9 +366,7 @@ def verify_packed_operands(
             "is not a multiple of 32"
         )
     if cfg.group_size != -1 and k % cfg.group_size:
-        raise VerifyException(
-            f"{what}: GPTQ group_size {cfg.group_size} does not divide K={k}"
-        )
+        raise VerifyException(f"{what}: GPTQ group_size {cfg.group_size} does not divide K={k}")
     groups = 1 if cfg.group_size == -1 else k // cfg.group_size
     if n == DYNAMIC_INDEX:
         # N is not known from the consumer (a dynamic result, or the weight
@@ -383,8 +391,8 @@ def verify_packed_operands(
     }
     for name, t in zip(names, packed, strict=True):
         assert isinstance(t, ShapedType)
-        elem_ok = isinstance(t.element_type, Float16Type) if name == "scales" else _is_i32(
-            t.element_type
+        elem_ok = (
+            isinstance(t.element_type, Float16Type) if name == "scales" else _is_i32(t.element_type)
         )
         if not elem_ok:
             want = "f16" if name == "scales" else "i32"
@@ -482,9 +490,7 @@ class _DestinationStyle:
             printer.print_string(")")
         printer.print_op_attributes(op.attributes)
         printer.print_string(" : ")
-        printer.print_function_type(
-            [o.type for o in op.operands], [r.type for r in op.results]
-        )
+        printer.print_function_type([o.type for o in op.operands], [r.type for r in op.results])
 
     def _result_type(self, op: IRDLOperation, what: str) -> ShapedType:
         out: SSAValue | None = op.out  # type: ignore[attr-defined]
@@ -584,7 +590,7 @@ class WeightOp(IRDLOperation):
         return tuple(t.get_shape())
 
     def verify_(self) -> None:
-        what = f"quant.weight \"{self.weight_name.data}\""
+        what = f'quant.weight "{self.weight_name.data}"'
         if not self.weight_name.data:
             raise VerifyException("quant.weight: the weight name must not be empty")
         if self.encoding is None:
@@ -634,8 +640,7 @@ class WeightOp(IRDLOperation):
                 encoding = attr.encoding
                 if parser.parse_optional_punctuation("[") is None:
                     parser.raise_error(
-                        "expected the logical shape [N, K] of the encoded weight after "
-                        "its encoding"
+                        "expected the logical shape [N, K] of the encoded weight after its encoding"
                     )
                 shape = parser.parse_comma_separated_list(
                     parser.Delimiter.NONE, lambda: parser.parse_integer(allow_boolean=False)
@@ -698,7 +703,6 @@ class DequantizeOp(IRDLOperation, _DestinationStyle):
 
     irdl_options = (AttrSizedOperandSegments(as_property=True),)
     traits = traits_def(_WritesOutBuffer())
-
 
     def __init__(
         self,
@@ -766,7 +770,6 @@ class QMatmulOp(IRDLOperation, _DestinationStyle):
 
     irdl_options = (AttrSizedOperandSegments(as_property=True),)
     traits = traits_def(_WritesOutBuffer())
-
 
     def __init__(
         self,

@@ -104,9 +104,7 @@ class PackedTensor:
     dtype: DType
 
 
-def _gptq_packed_tensors(
-    n: int, k: int, config: QuantizationConfig
-) -> tuple[PackedTensor, ...]:
+def _gptq_packed_tensors(n: int, k: int, config: QuantizationConfig) -> tuple[PackedTensor, ...]:
     if (k * config.bits) % 32:
         raise ValueError(
             f"GPTQ {config.bits}-bit packs K into 32-bit words: K={k} times bits "

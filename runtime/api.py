@@ -38,7 +38,7 @@ def _encoding(encoding: QuantizationEncoding | str) -> QuantizationEncoding:
 
 
 def parse_device(device: str) -> tuple[str, int]:
-    """"cpu" -> ("cpu", 0); "gpu", "cuda" -> ("gpu", 0); "cuda:N" / "gpu:N" -> ("gpu", N)."""
+    """ "cpu" -> ("cpu", 0); "gpu", "cuda" -> ("gpu", 0); "cuda:N" / "gpu:N" -> ("gpu", N)."""
     if not isinstance(device, str):
         device = str(device)
     d = device.strip().lower()
@@ -54,8 +54,9 @@ def parse_device(device: str) -> tuple[str, int]:
 
 def _gguf_k(enc: QuantizationEncoding, packed: object) -> tuple[np.ndarray, int]:
     if not isinstance(packed, np.ndarray):
-        raise BufferError(f"{enc.name} packed weight: expected a numpy uint8 array, got "
-                          f"{type(packed).__name__}")
+        raise BufferError(
+            f"{enc.name} packed weight: expected a numpy uint8 array, got {type(packed).__name__}"
+        )
     if packed.dtype not in (np.uint8, np.int8):
         raise BufferError(f"{enc.name} packed weight: expected dtype uint8, got {packed.dtype}")
     if packed.ndim != 2:

@@ -32,14 +32,11 @@ def check_buffer(
         _check_dtype_shape(what, array.dtype, tuple(array.shape), spec)
         return array  # type: ignore[return-value]
     if not isinstance(array, np.ndarray):
-        raise BufferError(
-            f"{what}: expected a numpy array, got {type(array).__name__}"
-        )
+        raise BufferError(f"{what}: expected a numpy array, got {type(array).__name__}")
     _check_dtype_shape(what, array.dtype, array.shape, spec)
     if not array.flags.c_contiguous:
         raise BufferError(
-            f"{what}: must be C-contiguous (row-major, no strides); "
-            "pass np.ascontiguousarray(...)"
+            f"{what}: must be C-contiguous (row-major, no strides); pass np.ascontiguousarray(...)"
         )
     if writable and not array.flags.writeable:
         raise BufferError(f"{what}: is read-only but the graph writes its result there")

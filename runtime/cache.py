@@ -91,8 +91,9 @@ def store(key: str, payload: bytes) -> None:
         tmp = None
     except OSError as e:
         if not _warned:
-            warnings.warn(f"quantir: cannot write the compile cache in {path.parent}: {e}",
-                          stacklevel=2)
+            warnings.warn(
+                f"quantir: cannot write the compile cache in {path.parent}: {e}", stacklevel=2
+            )
             _warned = True
     finally:
         if tmp is not None:

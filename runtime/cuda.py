@@ -23,7 +23,7 @@ import numpy as np
 from quantir.compiler.backend.llvm_translation import KernelSignature
 
 
-class CudaUnavailable(RuntimeError):
+class CudaUnavailable(RuntimeError):  # noqa: N818 (reads as "no GPU", like the message)
     """There is no usable GPU (no driver library, no device, or cuInit failed)."""
 
 
@@ -63,7 +63,9 @@ class Driver:
             try:
                 lib = ctypes.CDLL("libcuda.so.1")
             except OSError as e:
-                raise CudaUnavailable(f"no GPU: cannot load the CUDA driver (libcuda.so.1): {e}")
+                raise CudaUnavailable(
+                    f"no GPU: cannot load the CUDA driver (libcuda.so.1): {e}"
+                ) from None
         self.lib = lib
         rc = lib.cuInit(0)
         if rc != 0:
@@ -164,16 +166,22 @@ class GpuDevice:
         count = ctypes.c_int()
         d.call("cuDeviceGetCount", ctypes.byref(count))
         if not 0 <= index < count.value:
-            raise CudaUnavailable(
-                f"no GPU cuda:{index}: {count.value} device(s) visible"
-            )
+            raise CudaUnavailable(f"no GPU cuda:{index}: {count.value} device(s) visible")
         self.handle = ctypes.c_int()
         d.call("cuDeviceGet", ctypes.byref(self.handle), index)
         major, minor = ctypes.c_int(), ctypes.c_int()
-        d.call("cuDeviceGetAttribute", ctypes.byref(major),
-               CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR, self.handle)
-        d.call("cuDeviceGetAttribute", ctypes.byref(minor),
-               CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR, self.handle)
+        d.call(
+            "cuDeviceGetAttribute",
+            ctypes.byref(major),
+            CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR,
+            self.handle,
+        )
+        d.call(
+            "cuDeviceGetAttribute",
+            ctypes.byref(minor),
+            CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR,
+            self.handle,
+        )
         self.arch = f"sm_{major.value}{minor.value}"
         self.context = ctypes.c_void_p()
         d.call("cuDevicePrimaryCtxRetain", ctypes.byref(self.context), self.handle)
@@ -204,16 +212,20 @@ class GpuDevice:
             self.activate()
             module = ctypes.c_void_p()
             log = ctypes.create_string_buffer(8192)
-            options = (ctypes.c_int * 2)(CU_JIT_ERROR_LOG_BUFFER, CU_JIT_ERROR_LOG_BUFFER_SIZE_BYTES)
+            options = (ctypes.c_int * 2)(
+                CU_JIT_ERROR_LOG_BUFFER, CU_JIT_ERROR_LOG_BUFFER_SIZE_BYTES
+            )
             values = (ctypes.c_void_p * 2)(ctypes.addressof(log), ctypes.sizeof(log))
             image = ptx.encode() + b"\0"
-            rc = self.driver.lib.cuModuleLoadDataEx(
-                ctypes.byref(module), image, 2, options, values
-            )
+            rc = self.driver.lib.cuModuleLoadDataEx(ctypes.byref(module), image, 2, options, values)
             if rc != 0:
                 detail = log.value.decode(errors="replace").strip()
-                err = CudaError("cuModuleLoadDataEx", rc, self.driver.error_name(rc),
-                                self.driver.error_string(rc) + (f": {detail}" if detail else ""))
+                err = CudaError(
+                    "cuModuleLoadDataEx",
+                    rc,
+                    self.driver.error_name(rc),
+                    self.driver.error_string(rc) + (f": {detail}" if detail else ""),
+                )
                 raise err
             self._modules[ptx] = module
             return module
@@ -253,15 +265,23 @@ class GpuDevice:
         array = np.ascontiguousarray(array)
         buf = self.alloc(array.shape, array.dtype.name)
         if array.nbytes:
-            self.driver.call("cuMemcpyHtoD_v2", ctypes.c_uint64(buf.ptr),
-                             ctypes.c_void_p(array.ctypes.data), ctypes.c_size_t(array.nbytes))
+            self.driver.call(
+                "cuMemcpyHtoD_v2",
+                ctypes.c_uint64(buf.ptr),
+                ctypes.c_void_p(array.ctypes.data),
+                ctypes.c_size_t(array.nbytes),
+            )
         return buf
 
     def to_host(self, buffer: DeviceBuffer, out: np.ndarray) -> None:
         self.activate()
         if buffer.nbytes:
-            self.driver.call("cuMemcpyDtoH_v2", ctypes.c_void_p(out.ctypes.data),
-                             ctypes.c_uint64(buffer.ptr), ctypes.c_size_t(buffer.nbytes))
+            self.driver.call(
+                "cuMemcpyDtoH_v2",
+                ctypes.c_void_p(out.ctypes.data),
+                ctypes.c_uint64(buffer.ptr),
+                ctypes.c_size_t(buffer.nbytes),
+            )
 
     def synchronize(self) -> None:
         self.activate()
@@ -301,8 +321,12 @@ class GpuProgramDevice:
     def copy(self, src: DeviceBuffer, dst: DeviceBuffer) -> None:
         self.gpu.activate()
         if src.nbytes:
-            self.gpu.driver.call("cuMemcpyDtoD_v2", ctypes.c_uint64(dst.ptr),
-                                 ctypes.c_uint64(src.ptr), ctypes.c_size_t(src.nbytes))
+            self.gpu.driver.call(
+                "cuMemcpyDtoD_v2",
+                ctypes.c_uint64(dst.ptr),
+                ctypes.c_uint64(src.ptr),
+                ctypes.c_size_t(src.nbytes),
+            )
 
     def reshape(self, buffer: DeviceBuffer, shape) -> DeviceBuffer:
         return DeviceBuffer(buffer.ptr, tuple(shape), buffer.dtype, self.gpu, owner=False)
@@ -324,9 +348,7 @@ class GpuProgramDevice:
         pointers = (ctypes.c_void_p * len(params))(
             *[ctypes.cast(ctypes.byref(p), ctypes.c_void_p) for p in params]
         )
-        self.gpu.driver.call(
-            "cuLaunchKernel", fn, grid, 1, 1, tpb, 1, 1, 0, None, pointers, None
-        )
+        self.gpu.driver.call("cuLaunchKernel", fn, grid, 1, 1, tpb, 1, 1, 0, None, pointers, None)
 
 
 def kernel_params(sig: KernelSignature, args: list, n: int) -> list:

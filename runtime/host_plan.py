@@ -124,8 +124,18 @@ _INT_BINOPS: dict[type, Callable[[int, int], int]] = {
     arith.MaxUIOp: max,
 }
 
-_CMP = {0: operator.eq, 1: operator.ne, 2: operator.lt, 3: operator.le, 4: operator.gt,
-        5: operator.ge, 6: operator.lt, 7: operator.le, 8: operator.gt, 9: operator.ge}
+_CMP = {
+    0: operator.eq,
+    1: operator.ne,
+    2: operator.lt,
+    3: operator.le,
+    4: operator.gt,
+    5: operator.ge,
+    6: operator.lt,
+    7: operator.le,
+    8: operator.gt,
+    9: operator.ge,
+}
 
 
 class _PlanBuilder:
@@ -231,10 +241,17 @@ class _PlanBuilder:
                 return Step("free", -1, (self.r(op.memref),))
             case memref.CopyOp():
                 return Step("copy", -1, (self.r(op.source), self.r(op.destination)))
-            case memref.CollapseShapeOp() | memref.ExpandShapeOp():
-                t = op.result.type
-                assert isinstance(t, MemRefType)
-                return Step("reshape", self.new(op.result), (self.r(op.src), BufferSpec.of(t)))
+            case memref.CollapseShapeOp():
+                groups = tuple(
+                    tuple(i.value.data for i in group.data) for group in op.reassociation.data
+                )
+                return Step("collapse", self.new(op.result), (self.r(op.src), groups))
+            case memref.ExpandShapeOp():
+                static = tuple(
+                    -1 if d == DYNAMIC_INDEX else d for d in op.static_output_shape.get_values()
+                )
+                dyn = tuple(self.r(v) for v in op.output_shape)
+                return Step("expand", self.new(op.result), (self.r(op.src), static, dyn))
             case LaunchOp():
                 args = tuple(self.r(a) for a in op.args)
                 launch = (

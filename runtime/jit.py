@@ -8,11 +8,11 @@ result is cached in this process and on disk (see `runtime.cache`).
 
 from __future__ import annotations
 
+import functools
 import json
 import struct
 import threading
 from dataclasses import dataclass, field
-import functools
 from importlib.metadata import version
 
 from xdsl.dialects import func
@@ -167,9 +167,7 @@ def compile_source(
     return compiled
 
 
-def _build(
-    module: ModuleOp, target: str, gpu_arch: str, pipeline: str | None
-) -> CompiledModule:
+def _build(module: ModuleOp, target: str, gpu_arch: str, pipeline: str | None) -> CompiledModule:
     lowered = lower(module, "cpu" if target == "cpu" else "gpu", pipeline=pipeline)
     host = ModuleOp([])
     for op in list(lowered.ops):

@@ -19,7 +19,6 @@ from quantir.runtime.buffers import (
     aligned_empty,
     check_buffer,
     check_no_overlap,
-    describe_shape,
 )
 from quantir.runtime.host_plan import ArgSpec, HostPlan, Step
 
@@ -134,9 +133,7 @@ class Program:
         """Check every buffer and return the argument list (outputs allocated if absent)."""
         plan = self.plan
         if len(inputs) != len(plan.inputs):
-            raise BufferError(
-                f"@{plan.name} takes {len(plan.inputs)} input(s), got {len(inputs)}"
-            )
+            raise BufferError(f"@{plan.name} takes {len(plan.inputs)} input(s), got {len(inputs)}")
         args: list[object] = [None] * len(plan.args)
         for spec in plan.inputs:
             what = f"@{plan.name} input {spec.position}"
@@ -159,21 +156,28 @@ class Program:
             if outputs is not None:
                 if len(outputs) != len(plan.outputs):
                     raise BufferError(
-                        f"@{plan.name} has {len(plan.outputs)} output(s), got {len(outputs)} buffers"
+                        f"@{plan.name} has {len(plan.outputs)} output(s), "
+                        f"got {len(outputs)} buffers"
                     )
                 given = outputs[spec.position]
                 if _is_device_buffer(given) and isinstance(self.device, CpuDevice):
                     raise BufferError(f"{what}: a GPU buffer cannot receive a CPU program's result")
                 out = check_buffer(what, given, spec.spec, writable=True)
                 if tuple(out.shape) != shape:
-                    raise BufferError(f"{what}: expected shape {list(shape)}, got {list(out.shape)}")
+                    raise BufferError(
+                        f"{what}: expected shape {list(shape)}, got {list(out.shape)}"
+                    )
             else:
                 out = aligned_empty(shape, spec.spec.dtypes[0])
             args[spec.index] = out
         if outputs is not None:
             host = lambda a: not _is_device_buffer(a)  # noqa: E731
             check_no_overlap(
-                [(f"output {s.position}", args[s.index]) for s in plan.outputs if host(args[s.index])],
+                [
+                    (f"output {s.position}", args[s.index])
+                    for s in plan.outputs
+                    if host(args[s.index])
+                ],
                 [
                     (f"argument {a.index}", args[a.index])
                     for a in plan.args
@@ -257,29 +261,24 @@ class Program:
             regs[a[0]] = None
         elif k == "copy":
             dev.copy(regs[a[0]], regs[a[1]])
-        elif k == "reshape":
-            src, spec = a
-            shape = _infer_reshape(dev.shape(regs[src]), spec.shape)
+        elif k == "collapse":
+            src, groups = a
+            dims = dev.shape(regs[src])
+            shape = tuple(int(np.prod([dims[i] for i in g], dtype=np.int64)) for g in groups)
+            regs[step.target] = dev.reshape(regs[src], shape)
+        elif k == "expand":
+            src, static, dyn = a
+            it = iter(dyn)
+            shape = tuple(d if d >= 0 else regs[next(it)] for d in static)
             regs[step.target] = dev.reshape(regs[src], shape)
         elif k == "launch":
             name, arg_regs, range_reg, tpb, ipb = a
-            dev.launch(self.signatures[name], [regs[r] for r in arg_regs], regs[range_reg], tpb, ipb)
+            dev.launch(
+                self.signatures[name], [regs[r] for r in arg_regs], regs[range_reg], tpb, ipb
+            )
         else:  # pragma: no cover - HostPlan only builds the kinds above
             raise AssertionError(k)
 
 
 def _is_device_buffer(value: object) -> bool:
     return type(value).__name__ == "DeviceBuffer" and hasattr(value, "ptr")
-
-
-def _infer_reshape(src: tuple[int, ...], target: tuple[int, ...]) -> tuple[int, ...]:
-    """Fill the one dynamic dimension of `target` so the element count matches `src`."""
-    total = int(np.prod(src, dtype=np.int64)) if src else 1
-    known = 1
-    for d in target:
-        if d >= 0:
-            known *= d
-    shape = tuple(d if d >= 0 else (total // known if known else 0) for d in target)
-    if sum(1 for d in target if d < 0) > 1:
-        raise BufferError(f"cannot reshape {list(src)} to {describe_shape(target)}")
-    return shape

@@ -38,7 +38,8 @@ class HostTarget:
     @property
     def key(self) -> str:
         """Identifies the generated code: what a cache of object files is keyed by."""
-        return f"{self.triple}|{self.cpu}|{self.features}|llvm{'.'.join(map(str, llvm.llvm_version_info))}"
+        llvm_version = ".".join(map(str, llvm.llvm_version_info))
+        return f"{self.triple}|{self.cpu}|{self.features}|llvm{llvm_version}"
 
 
 @cache

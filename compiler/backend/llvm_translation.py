@@ -41,7 +41,7 @@ from xdsl.dialects.builtin import (
 from xdsl.ir import Attribute, Block, Operation, SSAValue
 
 from quantir.dialects import arith_vector
-from quantir.dialects.qrt import KERNEL_ATTR, LaunchOp, WarpReduceOp
+from quantir.dialects.qrt import KERNEL_ATTR, CheckOp, LaunchOp, WarpReduceOp
 
 I64 = ir.IntType(64)
 I32 = ir.IntType(32)
@@ -154,7 +154,11 @@ def _fast_flags(op: Operation) -> tuple[str, ...]:
     if fm is None:
         return ()
     flags = tuple(sorted(f.value if hasattr(f, "value") else str(f) for f in fm.data))
-    return ("fast",) if set(flags) >= {"reassoc", "nnan", "ninf", "nsz", "arcp", "contract", "afn"} else flags
+    return (
+        ("fast",)
+        if set(flags) >= {"reassoc", "nnan", "ninf", "nsz", "arcp", "contract", "afn"}
+        else flags
+    )
 
 
 @dataclass
@@ -181,7 +185,10 @@ class ModuleTranslator:
     def translate(self, mod: ModuleOp) -> ir.Module:
         funcs = [f for f in mod.ops if isinstance(f, func.FuncOp) and not f.is_declaration]
         kernels = [f for f in funcs if KERNEL_ATTR in f.attributes]
-        hosts = [f for f in funcs if any(isinstance(o, LaunchOp) for o in f.walk())]
+        # Host functions (launches, allocations, copies, checks) run in the
+        # runtime's host plan, not in compiled code.
+        host_ops = (LaunchOp, CheckOp, memref.AllocOp, memref.DeallocOp, memref.CopyOp)
+        hosts = [f for f in funcs if any(isinstance(o, host_ops) for o in f.walk())]
         if kernels:
             for f in kernels:
                 self.translate_kernel(f)
@@ -218,9 +225,7 @@ class ModuleTranslator:
             t = arg.type
             if isinstance(t, MemRefType):
                 ptr = next(it)
-                sizes: list[int | ir.Value] = [
-                    d if d >= 0 else next(it) for d in t.get_shape()
-                ]
+                sizes: list[int | ir.Value] = [d if d >= 0 else next(it) for d in t.get_shape()]
                 state.values[arg] = MemRefValue(
                     ptr, llvm_type(t.element_type), sizes, self.target.global_addrspace
                 )
@@ -346,7 +351,11 @@ class ModuleTranslator:
                 src = g(op.source)
                 undef = ir.Constant(t, ir.Undefined)
                 one = b.insert_element(undef, src, ir.Constant(I32, 0))
-                put(b.shuffle_vector(one, undef, ir.Constant(ir.VectorType(I32, t.count), [0] * t.count)))
+                put(
+                    b.shuffle_vector(
+                        one, undef, ir.Constant(ir.VectorType(I32, t.count), [0] * t.count)
+                    )
+                )
             case vector.ExtractOp():
                 if op.dynamic_position:
                     raise TranslationError("vector.extract with dynamic positions is unsupported")
@@ -359,7 +368,11 @@ class ModuleTranslator:
                 put(b.insert_element(g(op.dest), g(op.source), ir.Constant(I32, pos)))
             case vector.ShuffleOp():
                 mask = list(op.mask.get_values())
-                put(b.shuffle_vector(g(op.v1), g(op.v2), ir.Constant(ir.VectorType(I32, len(mask)), mask)))
+                put(
+                    b.shuffle_vector(
+                        g(op.v1), g(op.v2), ir.Constant(ir.VectorType(I32, len(mask)), mask)
+                    )
+                )
             case vector.BitcastOp():
                 put(b.bitcast(g(op.source), llvm_type(op.result.type)))
             case vector.FMAOp():
@@ -403,7 +416,12 @@ class ModuleTranslator:
             arith.ShRUIOp: b.lshr,
             arith.ShRSIOp: b.ashr,
         }
-        fbinops = {arith.AddfOp: b.fadd, arith.SubfOp: b.fsub, arith.MulfOp: b.fmul, arith.DivfOp: b.fdiv}
+        fbinops = {
+            arith.AddfOp: b.fadd,
+            arith.SubfOp: b.fsub,
+            arith.MulfOp: b.fmul,
+            arith.DivfOp: b.fdiv,
+        }
         casts = {
             arith_vector.ExtUIOp: b.zext,
             arith_vector.ExtSIOp: b.sext,
@@ -434,7 +452,9 @@ class ModuleTranslator:
         elif isinstance(op, arith.IndexCastOp):
             src = g(op.input)
             sw, dw = src.type.width, rt.width
-            state.values[res] = src if sw == dw else (b.sext(src, rt) if dw > sw else b.trunc(src, rt))
+            state.values[res] = (
+                src if sw == dw else (b.sext(src, rt) if dw > sw else b.trunc(src, rt))
+            )
         elif isinstance(op, arith.NegfOp):
             state.values[res] = b.fneg(g(op.operand), flags=_fast_flags(op))
         elif isinstance(op, arith.CmpiOp):
@@ -453,7 +473,9 @@ class ModuleTranslator:
             pred = "<" if isinstance(op, arith.MinUIOp | arith.MinSIOp) else ">"
             cond = (b.icmp_signed if signed else b.icmp_unsigned)(pred, a, c)
             state.values[res] = b.select(cond, a, c)
-        elif isinstance(op, arith.MaximumfOp | arith.MinimumfOp | arith.MaxnumfOp | arith.MinnumfOp):
+        elif isinstance(
+            op, arith.MaximumfOp | arith.MinimumfOp | arith.MaxnumfOp | arith.MinnumfOp
+        ):
             name = {
                 arith.MaximumfOp: "llvm.maximum",
                 arith.MinimumfOp: "llvm.minimum",
@@ -496,7 +518,11 @@ class ModuleTranslator:
                 )
             case memref.StoreOp():
                 m = g(op.memref)
-                b.store(g(op.value), self.address(b, m, [g(i) for i in op.indices]), align=_align(m.elem))
+                b.store(
+                    g(op.value),
+                    self.address(b, m, [g(i) for i in op.indices]),
+                    align=_align(m.elem),
+                )
             case vector.LoadOp():
                 m = g(op.base)
                 t = llvm_type(op.result.type)
@@ -690,7 +716,9 @@ class ModuleTranslator:
         if kind != "add":
             raise TranslationError(f"vector.reduction <{kind}> is unsupported")
         if _is_float(t):
-            fn = self.intrinsic(f"llvm.vector.reduce.fadd", t.element, [t.element, t], suffix_types=[t])
+            fn = self.intrinsic(
+                "llvm.vector.reduce.fadd", t.element, [t.element, t], suffix_types=[t]
+            )
             start = ir.Constant(t.element, -0.0)
             call = b.call(fn, [start, v], fastmath=_fast_flags(op) or ("reassoc",))
             result = call
@@ -711,7 +739,11 @@ class ModuleTranslator:
             gpu.BlockDimOp: "ntid",
             gpu.GridDimOp: "nctaid",
         }[type(op)]
-        dim = op.dimension.data.value if hasattr(op.dimension.data, "value") else str(op.dimension.data)
+        dim = (
+            op.dimension.data.value
+            if hasattr(op.dimension.data, "value")
+            else str(op.dimension.data)
+        )
         fn = self.intrinsic_void(f"llvm.nvvm.read.ptx.sreg.{reg}.{dim}", [], ret=I32)
         return state.builder.zext(state.builder.call(fn, []), I64)
 
@@ -732,12 +764,16 @@ class ModuleTranslator:
 
     # -- intrinsics -------------------------------------------------------------
 
-    def intrinsic(self, name: str, ret: ir.Type, args: list[ir.Type], suffix_types=None) -> ir.Function:
+    def intrinsic(
+        self, name: str, ret: ir.Type, args: list[ir.Type], suffix_types=None
+    ) -> ir.Function:
         suffix_src = suffix_types if suffix_types is not None else [ret]
         full = name + "".join("." + _mangle(t) for t in suffix_src)
         return self.intrinsic_void(full, args, ret=ret)
 
-    def intrinsic_void(self, full: str, args: list[ir.Type], ret: ir.Type | None = None) -> ir.Function:
+    def intrinsic_void(
+        self, full: str, args: list[ir.Type], ret: ir.Type | None = None
+    ) -> ir.Function:
         existing = self.module.globals.get(full)
         if existing is not None:
             return existing
@@ -810,8 +846,9 @@ def _mul_size(b: ir.IRBuilder, a: int | ir.Value, c: int | ir.Value) -> int | ir
     return b.mul(av, cv)
 
 
-def translate_module(mod: ModuleOp, target: TargetInfo) -> tuple[ir.Module, dict[str, KernelSignature]]:
+def translate_module(
+    mod: ModuleOp, target: TargetInfo
+) -> tuple[ir.Module, dict[str, KernelSignature]]:
     translator = ModuleTranslator(target)
     translator.translate(mod)
     return translator.module, translator.kernels
-

@@ -16,7 +16,18 @@ from quantir.dialects.encoding import QuantizationEncoding
 @cache
 def layout_for(encoding: QuantizationEncoding) -> BlockLayout:
     """The block layout of a GGUF encoding (ValueError for GPTQ)."""
-    from quantir.compiler.encodings import q2_k, q3_k, q4_0, q4_1, q4_k, q5_0, q5_1, q5_k, q6_k, q8_0
+    from quantir.compiler.encodings import (
+        q2_k,
+        q3_k,
+        q4_0,
+        q4_1,
+        q4_k,
+        q5_0,
+        q5_1,
+        q5_k,
+        q6_k,
+        q8_0,
+    )
 
     layouts = {
         QuantizationEncoding.Q4_0: q4_0.Q4_0Layout,

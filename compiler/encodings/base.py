@@ -23,6 +23,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from xdsl.dialects.builtin import VectorType, f16, f32, i16, i32
+
 from quantir.compiler.lowering.emitter import Emitter, Value
 from quantir.dialects.encoding import QuantizationEncoding
 
@@ -242,9 +243,7 @@ def _shuffle(e: Emitter, a: Value, b: Value, mask: list[int]) -> Value:
     from xdsl.dialects import vector
     from xdsl.dialects.builtin import DenseArrayBase, i64
 
-    return e.v(
-        vector.ShuffleOp(a, b, DenseArrayBase.from_list(i64, mask), result_type=a.type)
-    )
+    return e.v(vector.ShuffleOp(a, b, DenseArrayBase.from_list(i64, mask), result_type=a.type))
 
 
 def dequant_value(e: Emitter, blk: BlockBytes, qf: Value, s: SubBlockScale) -> Value:
@@ -291,4 +290,3 @@ __all__ = [
     "dequant_value",
     "lane_scale",
 ]
-

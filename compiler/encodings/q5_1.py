@@ -24,7 +24,9 @@ class Q5_1Layout(BlockLayout):
         LaneGroup(
             (QS,),
             (
-                ElementSet(0, 0, lambda e, blk, s: e.ori(e.andi(s[0], 15), fifth_bit(e, blk, QH, 0))),
+                ElementSet(
+                    0, 0, lambda e, blk, s: e.ori(e.andi(s[0], 15), fifth_bit(e, blk, QH, 0))
+                ),
                 ElementSet(
                     16, 0, lambda e, blk, s: e.ori(e.shrui(s[0], 4), fifth_bit(e, blk, QH, 16))
                 ),

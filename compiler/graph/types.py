@@ -27,7 +27,6 @@ from quantir.dialects.weight import DeviceRef, DType
 __all__ = [
     "Dim",
     "TensorType",
-    "dtype_of_element",
     "element_type",
     "format_dim",
     "format_shape",
@@ -69,14 +68,6 @@ def element_type(dtype: DType) -> Attribute:
         raise ValueError(
             f"DType.{dtype.name} is not supported in quantir graphs (supported: {names})"
         ) from None
-
-
-def dtype_of_element(attr: Attribute) -> DType:
-    """The DType of an IR element type (inverse of `element_type`)."""
-    for dtype, elem in _ELEMENT_TYPES.items():
-        if elem == attr:
-            return dtype
-    raise ValueError(f"the IR element type {attr} has no quantir DType")
 
 
 def normalize_dim(dim: object, what: str = "dimension") -> Dim:

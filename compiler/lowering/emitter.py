@@ -22,7 +22,6 @@ from xdsl.dialects.builtin import (
     MemRefType,
     VectorType,
     f32,
-    i32,
 )
 from xdsl.dialects.utils.fast_math import FastMathFlag
 from xdsl.ir import Attribute, Block, Operation, SSAValue
@@ -334,4 +333,3 @@ class Emitter:
         yield inner
         inner.op(scf.YieldOp())
         self.op(scf.IfOp(cond, [], [block]))
-

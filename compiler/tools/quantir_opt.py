@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
-
 from typing import IO
 
 from xdsl.dialects.builtin import ModuleOp
@@ -67,7 +66,6 @@ class QuantirOptMain(xDSLOptMain):
         for name, factory in quantir_targets().items():
             self.available_targets[name] = factory
         super().register_all_targets()
-
 
     def parse_chunk(
         self, chunk: IO[bytes], file_extension: str, start_offset: int = 0

@@ -26,7 +26,8 @@ blocks of `threads_per_block`.
 qrt.launch @f_kernel0(%w, %y) range(%n) : memref<?x18xi8>, memref<?x32xf32>
 // after
 %threads = arith.muli %n, %c16 : index
-qrt.launch @f_kernel0(%w, %y) range(%threads) {items_per_block = 256 : i64, threads_per_block = 256 : i64} : ...
+qrt.launch @f_kernel0(%w, %y) range(%threads)
+    {items_per_block = 256 : i64, threads_per_block = 256 : i64} : ...
 ```
 """
 
@@ -267,4 +268,3 @@ def _after(op: Operation):
     from xdsl.rewriter import InsertPoint
 
     return InsertPoint.after(op)
-

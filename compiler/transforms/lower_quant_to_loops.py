@@ -82,7 +82,9 @@ class LowerQuantToLoopsPass(ModulePass):
                 e, layout_for(encoding), op.packed[0], op.out, self.vectorize
             )
 
-    def lower_qmatmul(self, e: Emitter, encoding: QuantizationEncoding, op: quant.QMatmulOp) -> None:
+    def lower_qmatmul(
+        self, e: Emitter, encoding: QuantizationEncoding, op: quant.QMatmulOp
+    ) -> None:
         assert op.out is not None
         x, y = as_rows(e, op.x), as_rows(e, op.out)
         if encoding is QuantizationEncoding.GPTQ:

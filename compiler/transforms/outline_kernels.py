@@ -96,7 +96,9 @@ class OutlineKernelsPass(ModulePass):
 
     def outline(self, host: func.FuncOp, loop: scf.ParallelOp, name: str) -> func.FuncOp:
         if loop.initVals:
-            raise PassFailedException(f"{self.name}: parallel loops with reductions are not supported")
+            raise PassFailedException(
+                f"{self.name}: parallel loops with reductions are not supported"
+            )
         if not _is_const_int(loop.lowerBound[0], 0) or not _is_const_int(loop.step[0], 1):
             raise PassFailedException(
                 f"{self.name}: the first dimension of a parallel loop must start at 0 with step 1"

@@ -19,7 +19,8 @@ Each graph function `f(inputs) -> results` becomes
 // before
 func.func @f(%x: tensor<?x256xf32>) -> tensor<?x64xf32> {
   %w = quant.weight "w" #quant.encoding<q4_0> [64, 256] : tensor<64x144xui8>
-  %y = quant.qmatmul #quant.encoding<q4_0> %x, %w : (tensor<?x256xf32>, tensor<64x144xui8>) -> tensor<?x64xf32>
+  %y = quant.qmatmul #quant.encoding<q4_0> %x, %w
+      : (tensor<?x256xf32>, tensor<64x144xui8>) -> tensor<?x64xf32>
   func.return %y : tensor<?x64xf32>
 }
 // after
@@ -60,7 +61,6 @@ from quantir.compiler.lowering.emitter import Emitter
 from quantir.dialects import qnn, quant
 from quantir.dialects.qrt import (
     INPUT_ATTR,
-    CheckOp,
     OUTPUT_ATTR,
     RESULT_DIMS_ATTR,
     WEIGHT_ATTR,
@@ -68,6 +68,7 @@ from quantir.dialects.qrt import (
     WEIGHT_ENCODING_ATTR,
     WEIGHT_PART_ATTR,
     WEIGHT_SHAPE_ATTR,
+    CheckOp,
 )
 
 DimSource = tuple[int, int]
@@ -193,9 +194,7 @@ class _FunctionBufferizer:
         bits = op.config.bits.data
         qweight, qzeros, scales, _ = packed
         n = self.unify([qweight[1], scales[1]], f"{op.name}: GPTQ qweight and scales disagree on N")
-        self.check(
-            qzeros[1], n, f"{op.name}: GPTQ qzeros must have N*{bits}/32 columns", 32, bits
-        )
+        self.check(qzeros[1], n, f"{op.name}: GPTQ qzeros must have N*{bits}/32 columns", 32, bits)
         return n
 
     # -- the function ---------------------------------------------------------
@@ -370,4 +369,3 @@ class QuantirBufferizePass(ModulePass):
                 op.body.block.insert_op_before(new, f)
                 f.detach()
                 f.erase()
-

@@ -24,8 +24,10 @@ def gguf_graph(enc: QuantizationEncoding, k: int = 512) -> str:
     b = k // enc.elements_per_block * enc.block_size
     name = enc.name
     return f"""
-func.func @f(%x: tensor<?x{k}xf32>, %w: tensor<?x{b}xui8>) -> (tensor<?x?xf32>, tensor<?x{k}xf32>) {{
-  %y = quant.qmatmul #quant.encoding<{name}> %x, %w : (tensor<?x{k}xf32>, tensor<?x{b}xui8>) -> tensor<?x?xf32>
+func.func @f(%x: tensor<?x{k}xf32>, %w: tensor<?x{b}xui8>)
+    -> (tensor<?x?xf32>, tensor<?x{k}xf32>) {{
+  %y = quant.qmatmul #quant.encoding<{name}> %x, %w
+      : (tensor<?x{k}xf32>, tensor<?x{b}xui8>) -> tensor<?x?xf32>
   %d = quant.dequantize #quant.encoding<{name}> %w : (tensor<?x{b}xui8>) -> tensor<?x{k}xf32>
   func.return %y, %d : tensor<?x?xf32>, tensor<?x{k}xf32>
 }}"""
@@ -41,8 +43,10 @@ def gptq_graph(bits: int, group_size: int, desc_act: bool, k: int = 256) -> str:
     return f"""
 func.func @f(%x: tensor<?x{k}xf32>, %a: tensor<{k * bits // 32}x?xi32>, %b: tensor<{g}x?xi32>,
              %c: tensor<{g}x?xf16>, %d: tensor<{k}xi32>) -> (tensor<?x?xf32>, tensor<?x{k}xf32>) {{
-  %y = quant.qmatmul #quant.encoding<gptq> config {cfg} %x, %a, %b, %c, %d : (tensor<?x{k}xf32>, {t}) -> tensor<?x?xf32>
-  %w = quant.dequantize #quant.encoding<gptq> config {cfg} %a, %b, %c, %d : ({t}) -> tensor<?x{k}xf32>
+  %y = quant.qmatmul #quant.encoding<gptq> config {cfg} %x, %a, %b, %c, %d
+      : (tensor<?x{k}xf32>, {t}) -> tensor<?x?xf32>
+  %w = quant.dequantize #quant.encoding<gptq> config {cfg} %a, %b, %c, %d
+      : ({t}) -> tensor<?x{k}xf32>
   func.return %y, %w : tensor<?x?xf32>, tensor<?x{k}xf32>
 }}"""
 

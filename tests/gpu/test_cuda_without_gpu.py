@@ -46,7 +46,9 @@ class _FakeBuffer:
 def test_kernel_parameters_follow_the_signature() -> None:
     sig = KernelSignature("k", (("int", ()), ("memref", (0,)), ("memref", ()), ("memref", (0, 1))))
     params = cuda.kernel_params(
-        sig, [7, _FakeBuffer(0x1000, (5, 8)), _FakeBuffer(0x2000, (4,)), _FakeBuffer(0x3000, (2, 3))], 640
+        sig,
+        [7, _FakeBuffer(0x1000, (5, 8)), _FakeBuffer(0x2000, (4,)), _FakeBuffer(0x3000, (2, 3))],
+        640,
     )
     values = [p.value for p in params]
     assert values == [0, 640, 7, 0x1000, 5, 0x2000, 0x3000, 2, 3]

@@ -22,8 +22,16 @@ pytestmark = [
 
 GGUF = [e for e in QuantizationEncoding if e.is_gguf]
 FP16_FIELDS = {
-    "q4_0": [0], "q4_1": [0, 2], "q5_0": [0], "q5_1": [0, 2], "q8_0": [0],
-    "q2_k": [80, 82], "q3_k": [108], "q4_k": [0, 2], "q5_k": [0, 2], "q6_k": [208],
+    "q4_0": [0],
+    "q4_1": [0, 2],
+    "q5_0": [0],
+    "q5_1": [0, 2],
+    "q8_0": [0],
+    "q2_k": [80, 82],
+    "q3_k": [108],
+    "q4_k": [0, 2],
+    "q5_k": [0, 2],
+    "q6_k": [208],
 }
 
 
@@ -63,15 +71,18 @@ def test_gptq_matches_cpu(bits: int, group_size: int, desc_act: bool, fmt: str) 
     from quantir.runtime.gptq import quantize_gptq_rtn
 
     w = np.random.default_rng(bits).standard_normal((96, 256)).astype(np.float32)
-    layer = quantize_gptq_rtn(w, bits, group_size, sym=False, desc_act=desc_act,
-                              checkpoint_format=fmt)
+    layer = quantize_gptq_rtn(
+        w, bits, group_size, sym=False, desc_act=desc_act, checkpoint_format=fmt
+    )
     cpu = dequantize("gptq", layer.tensors(), config=layer.config, checkpoint_format=fmt)
-    gpu = dequantize("gptq", layer.tensors(), config=layer.config, checkpoint_format=fmt,
-                     device="cuda:0")
+    gpu = dequantize(
+        "gptq", layer.tensors(), config=layer.config, checkpoint_format=fmt, device="cuda:0"
+    )
     assert np.array_equal(gpu.view(np.uint32), cpu.view(np.uint32))
     x = np.random.default_rng(1).standard_normal((3, 256)).astype(np.float32)
-    y = qmatmul("gptq", x, layer.tensors(), config=layer.config, checkpoint_format=fmt,
-                device="cuda:0")
+    y = qmatmul(
+        "gptq", x, layer.tensors(), config=layer.config, checkpoint_format=fmt, device="cuda:0"
+    )
     ref = x.astype(np.float64) @ cpu.astype(np.float64).T
     assert np.all(np.abs(y - ref) <= bound(x, cpu))
 

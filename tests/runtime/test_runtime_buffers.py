@@ -257,7 +257,8 @@ GPTQ_BAD = {
     "qweight-float32": (_swap(0, lambda a: a.astype(np.float32)), "qweight"),
     "qweight-int64": (_swap(0, lambda a: a.astype(np.int64)), "qweight"),
     "qweight-rows": (_swap(0, lambda a: a[:16].copy()), "qweight"),
-    "qweight-cols": (_swap(0, lambda a: a[:, :32].copy()), "qweight|scales"),
+    # N from qweight (32) disagrees with scales (40) and with out= (40 columns)
+    "qweight-cols": (_swap(0, lambda a: a[:, :32].copy()), "qweight|scales|out"),
     "qweight-fortran": (_swap(0, np.asfortranarray), "qweight"),
     "qzeros-int16": (_swap(1, lambda a: a.astype(np.int16)), "qzeros"),
     "qzeros-rows": (_swap(1, lambda a: a[:1].copy()), "qzeros"),
@@ -326,11 +327,6 @@ _G_IDX_SCRIPT = textwrap.dedent(
 )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="runtime bug: with desc_act, g_idx values are not range-checked; an out-of-range "
-    "group index reads out of bounds (segfault)",
-)
 def test_gptq_g_idx_out_of_range_is_an_error_not_a_crash():
     """g_idx values index scales/qzeros rows: out-of-range ones must be rejected.
 

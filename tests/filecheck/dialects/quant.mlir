@@ -331,3 +331,15 @@ func.func @extra_attributes(%x: tensor<1x32xf32>) {
   %f = quant.weight "f" {origin = "safetensors"} : tensor<2xf32>
   func.return
 }
+
+// -----
+
+// The attributes on their own, as bufferization leaves them on the arguments
+// of a graph function (the runtime's contract, see dialects/qrt.py).
+// CHECK-LABEL: func.func @weight_arguments
+// CHECK-SAME:    %w: memref<8x288xi8> {quant.weight = "linear.weight", quant.encoding = #quant.encoding<q4_k>, quant.shape = array<i64: 8, 512>}
+// CHECK-SAME:    %qw: memref<32x64xi32> {quant.weight = "l.weight", quant.weight_part = "qweight", quant.encoding = #quant.encoding<gptq>, quant.config = #quant.gptq<bits = 4, group_size = 64, desc_act = false, sym = true, format = gptq_v2>}
+// CHECK-SAME:    attributes {encodings = [#quant.encoding<q4_0>, #quant.encoding<q4_k>, #quant.encoding<q5_k>, #quant.encoding<q6_k>, #quant.encoding<gptq>, #quant.encoding<q8_0>, #quant.encoding<q5_0>, #quant.encoding<q4_1>, #quant.encoding<q5_1>, #quant.encoding<q2_k>, #quant.encoding<q3_k>]}
+func.func @weight_arguments(%w: memref<8x288xi8> {quant.weight = "linear.weight", quant.encoding = #quant.encoding<q4_k>, quant.shape = array<i64: 8, 512>}, %qw: memref<32x64xi32> {quant.weight = "l.weight", quant.weight_part = "qweight", quant.encoding = #quant.encoding<gptq>, quant.config = #quant.gptq<bits = 4, group_size = 64, desc_act = false, sym = true, format = gptq_v2>}) attributes {encodings = [#quant.encoding<q4_0>, #quant.encoding<q4_k>, #quant.encoding<q5_k>, #quant.encoding<q6_k>, #quant.encoding<gptq>, #quant.encoding<q8_0>, #quant.encoding<q5_0>, #quant.encoding<q4_1>, #quant.encoding<q5_1>, #quant.encoding<q2_k>, #quant.encoding<q3_k>]} {
+  func.return
+}
