@@ -16,7 +16,6 @@ from quantir.compiler.graph.weight_sources import (
     bind_weights,
     weight_declarations,
 )
-from quantir.dialects.quant import WeightOp
 
 if TYPE_CHECKING:
     from quantir.compiler.graph.builder import Graph
@@ -78,18 +77,6 @@ def _function(module: ModuleOp, name: str) -> func.FuncOp:
         if isinstance(op, func.FuncOp) and op.sym_name.data == name:
             return op
     raise ValueError(f"no function @{name} in the module")
-
-
-def computes_something(function: func.FuncOp) -> bool:
-    """False when every result is an argument or a weight, passed through unchanged.
-
-    Such a function has no kernel, and the CPU backend cannot yet translate
-    its host-side copies (quantir-opt -p quantir-cpu -t llvm on
-    `func.return %x` fails with "'memref.copy' has no LLVM translation").
-    """
-    return any(
-        not isinstance(op, WeightOp | func.ReturnOp) for op in function.body.block.ops
-    )
 
 
 class CompiledGraph:
@@ -174,11 +161,6 @@ def compile_graph(
 ) -> CompiledGraph:
     module = graph.module
     function = _function(module, graph.name)
-    if not computes_something(function):
-        raise ValueError(
-            f"graph {graph.name!r} computes nothing: every output is an input or a weight "
-            "passed through unchanged, which quantir cannot compile yet"
-        )
     declarations = weight_declarations(function)
     program = compile_on_device(
         module,

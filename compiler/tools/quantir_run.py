@@ -32,7 +32,6 @@ from quantir.compiler.diagnostics import UserError
 from quantir.compiler.graph.compiled import (
     DeviceUnavailableError,
     compile_on_device,
-    computes_something,
 )
 from quantir.compiler.graph.weight_sources import (
     WeightSource,
@@ -214,12 +213,6 @@ def _run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         for s in sources:
             if id(s) not in used:
                 err.write(f"{PROG}: note: {s.label} has none of @{name}'s weights\n")
-        if not computes_something(function):
-            raise UserError(
-                f"@{name} computes nothing (every result is an input or a weight passed "
-                "through unchanged), which quantir cannot compile yet"
-            )
-
         t0 = time.perf_counter()
         program = compile_on_device(
             ModuleOp([function.clone()]),
