@@ -12,7 +12,7 @@ from xdsl.context import Context
 from xdsl.dialects.builtin import FileLineColLoc, IntAttr, ModuleOp, StringAttr
 from xdsl.ir import Operation
 from xdsl.parser import Parser
-from xdsl.utils.exceptions import DiagnosticException, VerifyException
+from xdsl.utils.exceptions import DiagnosticException, ParseError, VerifyException
 
 
 class UserError(Exception):
@@ -69,5 +69,17 @@ def verify_located(module: ModuleOp) -> None:
 
 
 def parse_located(ctx: Context, text: str, name: str, line_offset: int = 0) -> ModuleOp:
-    """Parse (not verify) an MLIR module whose ops carry their source locations."""
+    """Parse (not verify) an MLIR module whose ops carry their source locations.
+
+    Input holding only whitespace and comments is an empty module, as in mlir-opt.
+    """
+    if all(not line.strip() or line.strip().startswith("//") for line in text.splitlines()):
+        return ModuleOp([])
     return LocatingParser(ctx, text, name, line_offset).parse_module()
+
+
+def format_parse_error(e: ParseError) -> str:
+    """`FILE:LINE:COL: error: MESSAGE`, then the source line and a caret under the span."""
+    where = e.span.get_location()
+    context = e.span.print_with_context(None).splitlines()[1:]  # drop xDSL's location line
+    return "\n".join([f"{where}: error: {e.msg}", *context])

@@ -22,7 +22,12 @@ from xdsl.printer import Printer
 from quantir.compiler.backend import cpu as cpu_backend
 from quantir.compiler.backend.llvm_translation import KernelSignature, translate_module
 from quantir.compiler.context import make_context
-from quantir.compiler.diagnostics import UserError, parse_located, verify_located
+from quantir.compiler.diagnostics import (
+    UserError,
+    format_parse_error,
+    parse_located,
+    verify_located,
+)
 from quantir.compiler.pipeline import lower
 from quantir.dialects.qrt import KERNEL_ATTR
 from quantir.runtime import cache
@@ -118,7 +123,7 @@ def parse_source(source: str | ModuleOp, name: str = "<graph>") -> ModuleOp:
     try:
         module = parse_located(make_context(), source, name)
     except ParseError as e:
-        raise UserError(str(e)) from None
+        raise UserError(format_parse_error(e)) from None
     verify_located(module)
     return module
 

@@ -21,7 +21,12 @@ from xdsl.utils.exceptions import (
 )
 from xdsl.xdsl_opt_main import xDSLOptMain
 
-from quantir.compiler.diagnostics import UserError, parse_located, verify_located
+from quantir.compiler.diagnostics import (
+    UserError,
+    format_parse_error,
+    parse_located,
+    verify_located,
+)
 from quantir.compiler.registry import quantir_dialects, quantir_passes, quantir_targets
 
 
@@ -52,6 +57,10 @@ class QuantirOptMain(xDSLOptMain):
         super().register_all_passes()
         for name, factory in quantir_passes().items():
             self.register_pass(name, factory)
+
+    def register_all_arguments(self, arg_parser) -> None:
+        arg_parser.prog = "quantir-opt"  # also under `python -m`
+        super().register_all_arguments(arg_parser)
 
     def setup_pipeline(self) -> None:
         # Named pipelines (-p quantir-cpu) expand into their passes here, so
@@ -101,8 +110,10 @@ def main(args: Sequence[str] | None = None) -> int:
     try:
         QuantirOptMain(description="quantir modular optimizer driver", args=args).run()
     except UserError as e:
-        return _report(f"quantir-opt: {e}")
-    except (ParseError, DiagnosticException, PassFailedException) as e:
+        return _report(str(e))  # already `FILE:LINE:COL: error: ...`
+    except ParseError as e:
+        return _report(format_parse_error(e))
+    except (DiagnosticException, PassFailedException) as e:
         return _report(f"quantir-opt: error: {e}")
     except FileNotFoundError as e:
         return _report(f"quantir-opt: error: no such file: {e.filename}")

@@ -71,8 +71,11 @@ def test_gptq_attr_round_trips_a_config(checkpoint_format: str) -> None:
 
 def gptq_attr(bits=4, group_size=64, checkpoint_format="gptq") -> GPTQConfigAttr:
     return GPTQConfigAttr(
-        IntAttr(bits), IntAttr(group_size), BoolAttr.from_bool(False),
-        BoolAttr.from_bool(True), StringAttr(checkpoint_format),
+        IntAttr(bits),
+        IntAttr(group_size),
+        BoolAttr.from_bool(False),
+        BoolAttr.from_bool(True),
+        StringAttr(checkpoint_format),
     )
 
 
@@ -83,8 +86,7 @@ def gptq_attr(bits=4, group_size=64, checkpoint_format="gptq") -> GPTQConfigAttr
         ({"bits": 16}, "#quant.gptq bits must be one of [2, 3, 4, 8], got 16"),
         ({"group_size": 0}, "#quant.gptq group_size must be -1 or positive, got 0"),
         ({"group_size": -8}, "#quant.gptq group_size must be -1 or positive, got -8"),
-        ({"checkpoint_format": "awq"},
-         "#quant.gptq format must be one of gptq, gptq_v2, got awq"),
+        ({"checkpoint_format": "awq"}, "#quant.gptq format must be one of gptq, gptq_v2, got awq"),
     ],
 )
 def test_gptq_attr_built_in_python_is_verified(kwargs: dict, message: str) -> None:

@@ -165,7 +165,11 @@ def test_block_parameters_is_a_frozen_dataclass() -> None:
 def test_config_fields_and_defaults() -> None:
     config = QuantizationConfig("gptq", 4, 128)
     assert [f.name for f in dataclasses.fields(config)] == [
-        "quant_method", "bits", "group_size", "desc_act", "sym",
+        "quant_method",
+        "bits",
+        "group_size",
+        "desc_act",
+        "sym",
     ]
     assert (config.quant_method, config.bits, config.group_size) == ("gptq", 4, 128)
     assert config.desc_act is False
@@ -188,7 +192,9 @@ def test_config_is_frozen_and_hashable() -> None:
 def test_valid_configs(bits: int, group_size: int, flags: tuple[bool, bool]) -> None:
     config = QuantizationConfig("gptq", bits, group_size, *flags)
     assert (config.bits, config.group_size, config.desc_act, config.sym) == (
-        bits, group_size, *flags,
+        bits,
+        group_size,
+        *flags,
     )
 
 

@@ -29,8 +29,13 @@ GGUF = [e for e in E if e.is_gguf]
 
 def test_the_spec_seed_example_runs_as_written() -> None:
     encoding = QuantizationEncoding.Q4_K
-    w = Weight(name="linear.weight", dtype=DType.uint8, shape=[4096, 4096],
-               device=DeviceRef.GPU(0), quantization_encoding=encoding)
+    w = Weight(
+        name="linear.weight",
+        dtype=DType.uint8,
+        shape=[4096, 4096],
+        device=DeviceRef.GPU(0),
+        quantization_encoding=encoding,
+    )
     assert w.name == "linear.weight"
     assert w.dtype is DType.uint8
     assert tuple(w.shape) == (4096, 4096)  # the LOGICAL [N, K] shape
@@ -83,14 +88,18 @@ def test_encoded_weights_are_two_dimensional(shape) -> None:
 
 def test_gguf_takes_no_config() -> None:
     with pytest.raises(ValueError, match=r"q4_k takes no quantization_config \(GPTQ only\)"):
-        Weight("w", DType.uint8, [8, 256], quantization_encoding=E.Q4_K,
-               quantization_config=QuantizationConfig("gptq", 4, 128))
+        Weight(
+            "w",
+            DType.uint8,
+            [8, 256],
+            quantization_encoding=E.Q4_K,
+            quantization_config=QuantizationConfig("gptq", 4, 128),
+        )
 
 
 def test_a_config_needs_the_gptq_encoding() -> None:
     with pytest.raises(ValueError, match=r"a quantization_config needs quantization_encoding=GPTQ"):
-        Weight("w", DType.float32, [8, 256],
-               quantization_config=QuantizationConfig("gptq", 4, 128))
+        Weight("w", DType.float32, [8, 256], quantization_config=QuantizationConfig("gptq", 4, 128))
 
 
 # --------------------------------------------------------------------------
@@ -114,8 +123,13 @@ def gptq_tensors(n: int, k: int, bits: int, group_size: int):
 def test_gptq_packed_tensors(bits: int, group_size: int) -> None:
     n, k = 96, 512
     config = QuantizationConfig("gptq", bits, group_size, desc_act=True, sym=True)
-    w = Weight("layer.weight", DType.int32, [n, k], quantization_encoding=E.GPTQ,
-               quantization_config=config)
+    w = Weight(
+        "layer.weight",
+        DType.int32,
+        [n, k],
+        quantization_encoding=E.GPTQ,
+        quantization_config=config,
+    )
     assert w.packed_tensors == gptq_tensors(n, k, bits, group_size)
     assert w.packed_shape == (k * bits // 32, n)  # qweight
     assert w.packed_nbytes == sum(
@@ -125,8 +139,13 @@ def test_gptq_packed_tensors(bits: int, group_size: int) -> None:
 
 def test_gptq_3_bit_example() -> None:
     # 3-bit packs 32 values into 3 words: K=4096 -> 384 rows of qweight.
-    w = Weight("w", DType.int32, [4096, 4096], quantization_encoding=E.GPTQ,
-               quantization_config=QuantizationConfig("gptq", 3, 128))
+    w = Weight(
+        "w",
+        DType.int32,
+        [4096, 4096],
+        quantization_encoding=E.GPTQ,
+        quantization_config=QuantizationConfig("gptq", 3, 128),
+    )
     assert [t.shape for t in w.packed_tensors] == [(384, 4096), (32, 384), (32, 4096), (4096,)]
 
 
@@ -139,26 +158,46 @@ def test_gptq_needs_a_config() -> None:
 def test_gptq_weights_are_int32(dtype: DType) -> None:
     message = rf"stored as int32 words \(qweight\), got dtype {dtype.name}"
     with pytest.raises(ValueError, match=message):
-        Weight("w", dtype, [64, 256], quantization_encoding=E.GPTQ,
-               quantization_config=QuantizationConfig("gptq", 4, 128))
+        Weight(
+            "w",
+            dtype,
+            [64, 256],
+            quantization_encoding=E.GPTQ,
+            quantization_config=QuantizationConfig("gptq", 4, 128),
+        )
 
 
 def test_gptq_k_times_bits_fills_words() -> None:
     with pytest.raises(ValueError, match=r"Weight 'w': GPTQ 3-bit packs K into 32-bit words: K=48"):
-        Weight("w", DType.int32, [64, 48], quantization_encoding=E.GPTQ,
-               quantization_config=QuantizationConfig("gptq", 3, -1))
+        Weight(
+            "w",
+            DType.int32,
+            [64, 48],
+            quantization_encoding=E.GPTQ,
+            quantization_config=QuantizationConfig("gptq", 3, -1),
+        )
 
 
 def test_gptq_n_times_bits_fills_words() -> None:
     with pytest.raises(ValueError, match=r"Weight 'w': GPTQ 4-bit packs zero points .* N=4"):
-        Weight("w", DType.int32, [4, 256], quantization_encoding=E.GPTQ,
-               quantization_config=QuantizationConfig("gptq", 4, -1))
+        Weight(
+            "w",
+            DType.int32,
+            [4, 256],
+            quantization_encoding=E.GPTQ,
+            quantization_config=QuantizationConfig("gptq", 4, -1),
+        )
 
 
 def test_gptq_group_size_divides_k() -> None:
     with pytest.raises(ValueError, match=r"Weight 'w': GPTQ group_size 96 does not divide"):
-        Weight("w", DType.int32, [64, 256], quantization_encoding=E.GPTQ,
-               quantization_config=QuantizationConfig("gptq", 4, 96))
+        Weight(
+            "w",
+            DType.int32,
+            [64, 256],
+            quantization_encoding=E.GPTQ,
+            quantization_config=QuantizationConfig("gptq", 4, 96),
+        )
 
 
 # --------------------------------------------------------------------------
@@ -196,15 +235,23 @@ def test_numpy_integers_are_accepted_as_dimensions() -> None:
         ({"shape": [0, 256]}, "Weight 'w': dimensions must be positive, got [0, 256]"),
         ({"shape": [8, -256]}, "Weight 'w': dimensions must be positive, got [8, -256]"),
         ({"device": "gpu"}, "Weight 'w': device must be a DeviceRef, got 'gpu'"),
-        ({"quantization_encoding": "q4_k"},
-         "Weight 'w': quantization_encoding must be a QuantizationEncoding, got 'q4_k'"),
-        ({"quantization_config": {"bits": 4}},
-         "Weight 'w': quantization_config must be a QuantizationConfig"),
+        (
+            {"quantization_encoding": "q4_k"},
+            "Weight 'w': quantization_encoding must be a QuantizationEncoding, got 'q4_k'",
+        ),
+        (
+            {"quantization_config": {"bits": 4}},
+            "Weight 'w': quantization_config must be a QuantizationConfig",
+        ),
     ],
 )
 def test_bad_arguments(kwargs: dict, message: str) -> None:
-    args = {"name": "w", "dtype": DType.uint8, "shape": [8, 256],
-            "quantization_encoding": E.Q4_K} | kwargs
+    args = {
+        "name": "w",
+        "dtype": DType.uint8,
+        "shape": [8, 256],
+        "quantization_encoding": E.Q4_K,
+    } | kwargs
     with pytest.raises(ValueError) as info:
         Weight(**args)
     assert str(info.value).startswith(message)

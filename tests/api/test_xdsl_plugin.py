@@ -43,9 +43,7 @@ def test_entry_point_is_registered() -> None:
     assert isinstance(universe, Universe)
     assert {"quant", "qnn", "qrt"} <= set(universe.all_dialects)
     assert universe.all_dialects["quant"]().name == "quant"
-    assert {"quantir-bufferize", "lower-quant-to-loops", "quantir-cpu"} <= set(
-        universe.all_passes
-    )
+    assert {"quantir-bufferize", "lower-quant-to-loops", "quantir-cpu"} <= set(universe.all_passes)
     assert {"quantir-llvm", "quantir-ptx"} <= set(universe.all_targets)
 
 

@@ -41,12 +41,11 @@ _tools = {
 }
 if _tools["quantir-opt"] is None:
     # Not installed as a console script: run the module with this Python.
-    _tools["quantir-opt"] = (
-        f"{shlex.quote(sys.executable)} -m quantir.compiler.tools.quantir_opt"
-    )
+    _tools["quantir-opt"] = f"{shlex.quote(sys.executable)} -m quantir.compiler.tools.quantir_opt"
 if _tools["filecheck"] is None:
     lit_config.fatal(
-        "filecheck not found on PATH or next to " + sys.executable
+        "filecheck not found on PATH or next to "
+        + sys.executable
         + ": install the test extras (pip install -e '.[test]')"
     )
 

@@ -173,8 +173,15 @@ def test_help_lists_quantir_passes_and_targets() -> None:
     # argparse wraps the comma-separated lists anywhere, even at a hyphen.
     text = "".join(line.strip() for line in result.stdout.splitlines())
     passes = text.split("Available passes are:")[1].split("--")[0].split(",")
-    for name in ("quantir-bufferize", "lower-quant-to-loops", "lower-qnn-to-loops",
-                 "outline-kernels", "quantir-cpu", "quantir-gpu", "canonicalize"):
+    for name in (
+        "quantir-bufferize",
+        "lower-quant-to-loops",
+        "lower-qnn-to-loops",
+        "outline-kernels",
+        "quantir-cpu",
+        "quantir-gpu",
+        "canonicalize",
+    ):
         assert name in passes, name
     targets = text.split("Available targets are:")[1].split("-o OUTPUT_FILE")[0].split(",")
     for name in ("llvm", "ptx", "mlir"):
