@@ -81,10 +81,21 @@ def _gptq_parts(packed: object, config: QuantizationConfig | None) -> tuple[dict
         else:
             raise ValueError("GPTQ needs config=QuantizationConfig(...) (bits, group_size, ...)")
     parts = gather_weight_parts("gptq", packed, GPTQ_PARTS)
-    g_idx = parts["g_idx"]
-    if not isinstance(g_idx, np.ndarray) or g_idx.ndim != 1:
-        raise BufferError("GPTQ g_idx: expected a 1-D int32 array of length K")
-    return parts, g_idx.shape[0]
+    qweight, g_idx = parts["qweight"], parts["g_idx"]
+    if not isinstance(qweight, np.ndarray) or qweight.ndim != 2:
+        raise BufferError(
+            f"GPTQ qweight: expected a 2-D int32 array [K*{config.bits}/32, N], got "
+            f"{getattr(qweight, 'shape', type(qweight).__name__)}"
+        )
+    # K follows from qweight's rows: K*bits/32 words per column.
+    k = qweight.shape[0] * 32 // config.bits
+    if not isinstance(g_idx, np.ndarray) or g_idx.shape != (k,):
+        raise BufferError(
+            f"GPTQ g_idx: expected a 1-D int32 array of length K={k} (qweight has "
+            f"{qweight.shape[0]} rows of {config.bits}-bit codes), got "
+            f"{list(getattr(g_idx, 'shape', [])) or type(g_idx).__name__}"
+        )
+    return parts, k
 
 
 def _check_g_idx(g_idx: np.ndarray, config: QuantizationConfig, k: int, groups: int) -> None:
@@ -104,6 +115,11 @@ def _check_g_idx(g_idx: np.ndarray, config: QuantizationConfig, k: int, groups: 
             "GPTQ g_idx: without desc_act it must be k // group_size for every k; "
             "this checkpoint reorders input features, so set desc_act=True"
         )
+
+
+def _packed_names(enc: QuantizationEncoding) -> tuple[str, ...]:
+    """Argument names of the packed operands (so errors say `input packed`, `input scales`)."""
+    return GPTQ_PARTS if enc is QuantizationEncoding.GPTQ else ("packed",)
 
 
 def _config_attr(config: QuantizationConfig, checkpoint_format: str) -> str:
@@ -188,8 +204,9 @@ def dequantize(
     """
     enc = _encoding(encoding)
     arrays, types, k, attr = _operands(enc, packed, config, checkpoint_format)
-    names = ", ".join(f"%p{i}: {t}" for i, t in enumerate(types))
-    uses = ", ".join(f"%p{i}" for i in range(len(types)))
+    pnames = _packed_names(enc)
+    names = ", ".join(f"%{p}: {t}" for p, t in zip(pnames, types))
+    uses = ", ".join(f"%{p}" for p in pnames)
     source = (
         f"func.func @dequantize({names}) -> tensor<?x{k}xf32> {{\n"
         f"  %y = quant.dequantize {attr} {uses} : ({', '.join(types)}) -> tensor<?x{k}xf32>\n"
@@ -223,8 +240,9 @@ def qmatmul(
         )
     lead = "?x" * (x.ndim - 1)
     xt, yt = f"tensor<{lead}{k}xf32>", f"tensor<{lead}?xf32>"
-    names = ", ".join([f"%x: {xt}", *(f"%p{i}: {t}" for i, t in enumerate(types))])
-    uses = ", ".join(["%x", *(f"%p{i}" for i in range(len(types)))])
+    pnames = _packed_names(enc)
+    names = ", ".join([f"%x: {xt}", *(f"%{p}: {t}" for p, t in zip(pnames, types))])
+    uses = ", ".join(["%x", *(f"%{p}" for p in pnames)])
     source = (
         f"func.func @qmatmul({names}) -> {yt} {{\n"
         f"  %y = quant.qmatmul {attr} {uses} : ({xt}, {', '.join(types)}) -> {yt}\n"

@@ -81,6 +81,12 @@ class ArgSpec:
     weight_name: str = ""
     weight_part: str = ""
     result_dims: tuple[tuple[int, int], ...] = ()  # outputs: (arg, dim) per dynamic dim
+    name: str = ""  # the argument's name in the IR (`%x` -> "x"), when it has one
+
+    @property
+    def label(self) -> str:
+        """How errors name this argument: `x` when named, else its position."""
+        return self.name or str(self.position)
 
 
 @dataclass
@@ -164,7 +170,7 @@ class _PlanBuilder:
             d = a.data if a is not None else {}
             spec = BufferSpec.of(arg.type)
             if INPUT_ATTR in d:
-                arg_spec = ArgSpec(i, "input", spec, _int(d[INPUT_ATTR]))
+                arg_spec = ArgSpec(i, "input", spec, _int(d[INPUT_ATTR]), name=arg.name_hint or "")
             elif OUTPUT_ATTR in d:
                 dims = ()
                 if RESULT_DIMS_ATTR in d:

@@ -136,7 +136,7 @@ class Program:
             raise BufferError(f"@{plan.name} takes {len(plan.inputs)} input(s), got {len(inputs)}")
         args: list[object] = [None] * len(plan.args)
         for spec in plan.inputs:
-            what = f"@{plan.name} input {spec.position}"
+            what = f"@{plan.name} input {spec.label}"
             args[spec.index] = check_buffer(what, inputs[spec.position], spec.spec)
         weights = weights or {}
         by_name: dict[str, list[ArgSpec]] = {}

@@ -194,7 +194,7 @@ def test_non_buffer_arguments():
         api.dequantize(ENC, packed, device="tpu")
 
 
-# -- threads ----------------------------------------------------------------------------------------
+# -- threads ------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("threads", [0, -1, 1.5, "2", True])
