@@ -39,13 +39,32 @@ CACHE_FORMAT = "1"
 
 @functools.cache
 def _versions() -> str:
+    """What generated code depends on besides its input: tool versions and the
+    compiler's own source (so an edited checkout never reuses stale kernels)."""
     parts = []
     for pkg in ("quantir", "xdsl", "llvmlite"):
         try:
             parts.append(f"{pkg}={version(pkg)}")
         except Exception:  # not installed as a distribution (a source checkout)
             parts.append(f"{pkg}=?")
+    parts.append(f"source={_compiler_fingerprint()}")
     return ";".join(parts)
+
+
+def _compiler_fingerprint() -> str:
+    import hashlib
+    from pathlib import Path
+
+    import quantir.compiler
+    import quantir.dialects
+
+    h = hashlib.sha256()
+    for package in (quantir.compiler, quantir.dialects):
+        root = Path(package.__file__).parent
+        for path in sorted(root.rglob("*.py")):
+            h.update(str(path.relative_to(root)).encode())
+            h.update(path.read_bytes())
+    return h.hexdigest()[:16]
 
 
 @dataclass
