@@ -28,7 +28,8 @@ from quantir.compiler.lowering.emitter import Emitter, Value, vector_of
 from quantir.compiler.lowering.gguf_kernels import _role, lower_subblock_sums
 from quantir.dialects.quant import GPTQConfigAttr
 
-VECTOR = 16
+COLUMNS = 16
+"""Default number of adjacent columns a vectorized qmatmul handles together."""
 PARTIAL_SUMS = 4
 
 
@@ -156,8 +157,12 @@ def lower_qmatmul(
     y: Value,
     vectorize: bool,
     m_tile: int,
+    columns: int = COLUMNS,
 ) -> None:
-    """y[m, n] = sum_k x[m, k] * w[k, n] for x [M, K] and a GPTQ weight (logical [N, K])."""
+    """y[m, n] = sum_k x[m, k] * w[k, n] for x [M, K] and a GPTQ weight (logical [N, K]).
+
+    `columns` adjacent columns share each vector of qweight words (vectorized code).
+    """
     xt = x.type
     assert isinstance(xt, MemRefType)
     k = xt.get_shape()[1]
@@ -165,7 +170,7 @@ def lower_qmatmul(
     zbuf = gp.zeros_as_float(e)
     xsum = lower_subblock_sums(e, x, gp.group_size, vectorize) if gp.fast else None
     m = e.dim(x, 0)
-    lanes = VECTOR if vectorize else 1
+    lanes = columns if vectorize else 1
 
     def columns(e: Emitter, col: Value, v: int) -> None:
         """All rows of y for columns col .. col+v-1."""

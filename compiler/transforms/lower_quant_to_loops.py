@@ -11,6 +11,8 @@ Options:
   (the GPU path maps them onto threads).
 - `m_tile` (default 4): how many rows of x a qmatmul reuses each unpacked
   weight for.
+- `gptq_columns` (default 16): how many adjacent GPTQ columns a vectorized
+  qmatmul reads as one vector of qweight words.
 
 ```mlir
 // before
@@ -52,10 +54,15 @@ class LowerQuantToLoopsPass(ModulePass):
 
     vectorize: bool = True
     m_tile: int = 4
+    gptq_columns: int = 16
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:
         if self.m_tile < 1:
             raise PassFailedException(f"{self.name}: m_tile must be >= 1, got {self.m_tile}")
+        if self.gptq_columns < 1:
+            raise PassFailedException(
+                f"{self.name}: gptq_columns must be >= 1, got {self.gptq_columns}"
+            )
         for qop in [o for o in op.walk() if isinstance(o, quant.DequantizeOp | quant.QMatmulOp)]:
             if qop.out is None or any(isinstance(v.type, TensorType) for v in qop.operands):
                 raise PassFailedException(
@@ -90,7 +97,7 @@ class LowerQuantToLoopsPass(ModulePass):
         if encoding is QuantizationEncoding.GPTQ:
             assert op.config is not None
             gptq_kernels.lower_qmatmul(
-                e, op.config, x, list(op.packed), y, self.vectorize, self.m_tile
+                e, op.config, x, list(op.packed), y, self.vectorize, self.m_tile, self.gptq_columns
             )
         else:
             gguf_kernels.lower_qmatmul(
