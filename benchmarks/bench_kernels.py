@@ -59,6 +59,7 @@ from gguf import GGMLQuantizationType
 from gguf.quants import dequantize as gguf_dequantize
 
 from quantir.dialects.encoding import QuantizationEncoding
+from quantir.runtime.buffers import aligned_empty
 from quantir.runtime.gptq import GPTQLinear, dequantize_gptq_reference, quantize_gptq_rtn
 from quantir.runtime.jit import compile_source, load_program
 from quantir.runtime.quantize import quantize
@@ -294,7 +295,10 @@ def run_shape(label: str, n: int, k: int, thread_counts, meter: CopyMeter, flush
     else:
         w = gguf_operands(label, n, k, rng)
     x = rng.standard_normal((1, k), dtype=np.float32)
-    outputs = {"dequantize": np.empty((n, k), np.float32), "qmatmul": np.empty((1, n), np.float32)}
+    # Outputs allocated as the runtime allocates its own (64-byte aligned, so
+    # streaming stores write whole vectors); see README for numpy's 16-byte one.
+    outputs = {"dequantize": aligned_empty((n, k), "float32"),
+               "qmatmul": aligned_empty((1, n), "float32")}
     inputs = {"dequantize": w.arrays, "qmatmul": [x, *w.arrays]}
     compiled = {op: compile_source(graph(op, w, k), "cpu") for op in outputs}
 

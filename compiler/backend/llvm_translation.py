@@ -571,17 +571,24 @@ class ModuleTranslator:
                 # Allocas go in the entry block so loops do not grow the stack.
                 with b.goto_entry_block():
                     b.position_at_start(state.entry)
-                    ptr = b.alloca(ir.ArrayType(elem, count))
-                    ptr.align = 64
-                state.values[op.memref] = MemRefValue(ptr, elem, list(t.get_shape()))
+                    slot = b.alloca(ir.ArrayType(elem, count))
+                    slot.align = 64
+                    # llvmlite types allocas as typed pointers, whose loads and
+                    # stores it checks against the pointee; LLVM 22 pointers
+                    # are opaque, so give this one the opaque type of every
+                    # other buffer pointer (the printed IR is the same).
+                    slot.type = ir.PointerType()
+                state.values[op.memref] = MemRefValue(slot, elem, list(t.get_shape()))
 
     def store_nontemporal(self, b: ir.IRBuilder, value: ir.Value, addr: ir.Value, elem_align: int):
-        """A streaming store where the address allows it, else a plain store.
+        """A streaming store: whole-vector where the address allows it.
 
         x86 streaming stores of whole vectors need the vector's alignment
-        (capped at 64 bytes); without it LLVM splits them into 8-byte MOVNTI.
-        Buffers quantir allocates are 64-byte aligned, so the aligned branch
-        is the one taken; the check keeps unaligned user buffers correct.
+        (capped at 64 bytes). Buffers quantir allocates are 64-byte aligned,
+        so that branch is the one normally taken; for other buffers (numpy's
+        are 16-byte aligned) the store stays non-temporal at element
+        alignment, which LLVM splits into 8-byte MOVNTI stores: still no
+        read-for-ownership of the destination, unlike a plain store.
         """
         t = value.type
         size = t.count * _align(t.element) if isinstance(t, ir.VectorType) else _align(t)
@@ -597,7 +604,8 @@ class ModuleTranslator:
                 st = b.store(value, addr, align=align)
                 st.set_metadata("nontemporal", self.nontemporal)
             with otherwise:
-                b.store(value, addr, align=elem_align)
+                st = b.store(value, addr, align=elem_align)
+                st.set_metadata("nontemporal", self.nontemporal)
 
     # -- control flow -----------------------------------------------------------
 

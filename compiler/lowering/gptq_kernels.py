@@ -3,9 +3,10 @@
 GPTQ packs along K within each column, so qmatmul vectorizes across columns:
 a vector of V adjacent columns loads V consecutive words of a qweight row
 (contiguous), unpacks the same code of each, and accumulates
-`x[m, k] * q[k, n0:n0+V]`. When groups are contiguous runs of whole words
-(no desc_act, group_size a multiple of the run length), the zero point
-leaves the inner loop:
+`x[m, k] * q[k, n0:n0+V]`. Vectorized code streams a chunk of columns at a
+time, row by row, keeping per-column partial sums in a small stack buffer.
+When groups are contiguous runs of whole words (no desc_act, group_size a
+multiple of the run length), the zero point leaves the inner loop:
 
     sum_{k in g} x_k * s_g * (q_k - z_g) = s_g * (sum_{k in g} x_k q_k - z_g * xsum_g)
 
@@ -28,8 +29,13 @@ from quantir.compiler.lowering.emitter import Emitter, Value, vector_of
 from quantir.compiler.lowering.gguf_kernels import _role, lower_subblock_sums
 from quantir.dialects.quant import GPTQConfigAttr
 
-COLUMNS = 16
-"""Default number of adjacent columns a vectorized qmatmul handles together."""
+VECTOR = 16
+"""Columns per vector of qweight words in vectorized code."""
+CHUNK = 1024
+"""Default number of adjacent columns one vectorized qmatmul task streams
+through together: each row of qweight is then read as CHUNK*4 contiguous
+bytes, which the hardware prefetcher follows (a 64-byte tile per row would
+touch a new page on every load)."""
 PARTIAL_SUMS = 4
 
 
@@ -104,6 +110,14 @@ def lower_dequantize(
     gp = _Gptq(e, config, packed, k)
     zbuf = gp.zeros_as_float(e)
     bits = gp.bits
+    # Vectorized, 16 codes (one 64-byte line of output) per step when whole
+    # words hold whole codes and groups allow it.
+    per_step = 16 if vectorize and 32 % bits == 0 else gp.run_codes
+    if per_step % gp.run_codes or (gp.group_size % per_step):
+        per_step = gp.run_codes
+    step_words = per_step * bits // 32 if 32 % bits == 0 else gp.run_words
+    steps = gp.group_size // per_step
+    by_columns = gp.fast and vectorize and 32 % bits == 0 and per_step == VECTOR
 
     def row_body(e: Emitter, ivs: Sequence[Value]) -> None:
         (n,) = ivs
@@ -112,27 +126,22 @@ def lower_dequantize(
             def group_body(e: Emitter, g: Value, _c) -> None:
                 s = gp.scales_at(e, g, n, 1)
                 z = e.load(zbuf, [g, n])
-                runs = gp.group_size // gp.run_codes
 
-                def run_body(e: Emitter, r: Value, _c) -> None:
-                    run = e.add(e.mul(g, runs), r)
-                    row0 = e.mul(run, gp.run_words)
-                    k0 = e.mul(run, gp.run_codes)
-                    words = [e.load(gp.qweight, [e.add(row0, w), n]) for w in range(gp.run_words)]
+                def step_body(e: Emitter, r: Value, _c) -> None:
+                    k0 = e.add(e.mul(g, gp.group_size), e.mul(r, per_step))
+                    row0 = e.divui(e.mul(k0, bits), 32)
+                    words = [e.load(gp.qweight, [e.add(row0, w), n]) for w in range(step_words)]
                     if vectorize and 32 % bits == 0:
-                        lanes = gp.run_codes
-                        vt = vector_of(i32, lanes)
-                        shifts = e.vconst([bits * j for j in range(lanes)], i32)
-                        q = e.andi(e.shrui(e.broadcast(words[0], vt), shifts), (1 << bits) - 1)
-                        ft = vector_of(f32, lanes)
+                        q = e.andi(_codes_vector(e, words, per_step, bits), (1 << bits) - 1)
+                        ft = vector_of(f32, per_step)
                         v = e.mulf(e.broadcast(s, ft), e.subf(e.uitofp(q), e.broadcast(z, ft)))
                         e.vstore(v, out, [n, k0], nontemporal=True)
                         return
-                    for j in range(gp.run_codes):
+                    for j in range(per_step):
                         q = e.uitofp(code_in_run(e, words, j, bits))
                         e.store(e.mulf(s, e.subf(q, z)), out, [n, e.add(k0, j)])
 
-                e.for_(0, runs, 1, run_body)
+                e.for_(0, steps, 1, step_body)
 
             e.for_(0, gp.groups, 1, group_body)
             return
@@ -145,8 +154,70 @@ def lower_dequantize(
 
         e.for_(0, k, 1, k_body)
 
-    e.parallel([0], [gp.n], row_body, _role("rows"))
+    start: Value = e.index(0)
+    if by_columns:
+        # 16 output rows at a time: each 64-byte line of qweight words is
+        # used by all 16 while it is in L1 (row by row, one output row would
+        # touch a new page of qweight at every word).
+        column_groups = e.divui(gp.n, VECTOR)
+
+        def columns_body(e: Emitter, ivs: Sequence[Value]) -> None:
+            n0 = e.mul(ivs[0], VECTOR)
+
+            def group_body(e: Emitter, g: Value, _c) -> None:
+                s_all = gp.scales_at(e, g, n0, VECTOR)
+                z_all = e.vload(zbuf, [g, n0], VECTOR)
+                ft = vector_of(f32, VECTOR)
+                s = [e.broadcast(e.extract(s_all, i), ft) for i in range(VECTOR)]
+                z = [e.broadcast(e.extract(z_all, i), ft) for i in range(VECTOR)]
+
+                def step_body(e: Emitter, r: Value, _c) -> None:
+                    k0 = e.add(e.mul(g, gp.group_size), e.mul(r, per_step))
+                    row0 = e.divui(e.mul(k0, bits), 32)
+                    rows = [e.add(row0, w) for w in range(step_words)]
+                    for i in range(VECTOR):
+                        # Scalar loads (broadcast straight from the cache
+                        # line the previous column brought in).
+                        words = [e.load(gp.qweight, [row, e.add(n0, i)]) for row in rows]
+                        q = e.andi(_codes_vector(e, words, per_step, bits), (1 << bits) - 1)
+                        v = e.mulf(s[i], e.subf(e.uitofp(q), z[i]))
+                        e.vstore(v, out, [e.add(n0, i), k0], nontemporal=True)
+
+                e.for_(0, steps, 1, step_body)
+
+            e.for_(0, gp.groups, 1, group_body)
+
+        e.parallel([0], [column_groups], columns_body, _role("rows"))
+        start = e.mul(column_groups, VECTOR)
+    e.parallel(
+        [0],
+        [e.sub(gp.n, start)],
+        lambda ie, ivs: row_body(ie, [ie.add(start, ivs[0])]),
+        _role("rows"),
+    )
     e.op(memref.DeallocOp.get(zbuf))
+
+
+def _codes_vector(e: Emitter, words: list[Value], lanes: int, bits: int) -> Value:
+    """Lane j holds word (bits*j)//32 shifted right by (bits*j)%32 (not yet masked).
+
+    Each word is broadcast and blended into the lanes it feeds, so the
+    shift-and-mask that follows extracts every code at once.
+    """
+    from xdsl.dialects import vector
+    from xdsl.dialects.builtin import DenseArrayBase, i64
+
+    vt = vector_of(i32, lanes)
+    per_word = 32 // bits
+    vec = e.broadcast(words[0], vt)
+    for w in range(1, len(words)):
+        mask = [lanes + j if j // per_word == w else j for j in range(lanes)]
+        blend = vector.ShuffleOp(
+            vec, e.broadcast(words[w], vt), DenseArrayBase.from_list(i64, mask), result_type=vt
+        )
+        vec = e.v(blend)
+    shifts = e.vconst([(bits * j) % 32 for j in range(lanes)], i32)
+    return e.shrui(vec, shifts)
 
 
 def lower_qmatmul(
@@ -157,11 +228,12 @@ def lower_qmatmul(
     y: Value,
     vectorize: bool,
     m_tile: int,
-    columns: int = COLUMNS,
+    chunk: int = CHUNK,
 ) -> None:
     """y[m, n] = sum_k x[m, k] * w[k, n] for x [M, K] and a GPTQ weight (logical [N, K]).
 
-    `columns` adjacent columns share each vector of qweight words (vectorized code).
+    Vectorized code streams `chunk` adjacent columns at a time (a multiple of
+    16); the columns past the last whole chunk go 16 at a time, then singly.
     """
     xt = x.type
     assert isinstance(xt, MemRefType)
@@ -170,7 +242,14 @@ def lower_qmatmul(
     zbuf = gp.zeros_as_float(e)
     xsum = lower_subblock_sums(e, x, gp.group_size, vectorize) if gp.fast else None
     m = e.dim(x, 0)
-    lanes = columns if vectorize else 1
+    lanes = VECTOR if vectorize else 1
+
+    def m_tiles(e: Emitter, tile) -> None:
+        """tile(e, m0, t) over the rows of x: tiles of m_tile, then single rows."""
+        m_full = e.sub(m, e.remui(m, m_tile)) if m_tile > 1 else e.index(0)
+        if m_tile > 1:
+            e.for_(0, m_full, m_tile, lambda ie, m0, _c: tile(ie, m0, m_tile))
+        e.for_(m_full, m, 1, lambda ie, m0, _c: tile(ie, m0, 1))
 
     def columns(e: Emitter, col: Value, v: int) -> None:
         """All rows of y for columns col .. col+v-1."""
@@ -185,21 +264,33 @@ def lower_qmatmul(
             for i in range(t):
                 e.vstore(accs[i], y, [e.add(m0, i), col])
 
-        m_full = e.sub(m, e.remui(m, m_tile)) if m_tile > 1 else e.index(0)
-        if m_tile > 1:
-            e.for_(0, m_full, m_tile, lambda ie, m0, _c: tile(ie, m0, m_tile))
-        e.for_(m_full, m, 1, lambda ie, m0, _c: tile(ie, m0, 1))
+        m_tiles(e, tile)
 
-    full_tiles = e.divui(gp.n, lanes)
+    start: Value = e.index(0)
+    if vectorize and gp.fast:
+        if chunk % VECTOR or chunk <= 0:
+            raise ValueError(f"the GPTQ column chunk must be a positive multiple of {VECTOR}")
+        chunks = e.divui(gp.n, chunk)
+
+        def chunk_body(ie: Emitter, ivs: Sequence[Value]) -> None:
+            c0 = ie.mul(ivs[0], chunk)
+            m_tiles(ie, lambda je, m0, t: _fast_chunk(je, gp, x, xsum, zbuf, y, c0, chunk, m0, t))
+
+        e.parallel([0], [chunks], chunk_body, _role("rows"))
+        start = e.mul(chunks, chunk)
+    # Columns past the last whole chunk: vectors of `lanes`, then one at a time.
+    tiles = e.divui(e.sub(gp.n, start), lanes)
     e.parallel(
-        [0], [full_tiles], lambda ie, ivs: columns(ie, ie.mul(ivs[0], lanes), lanes), _role("rows")
+        [0],
+        [tiles],
+        lambda ie, ivs: columns(ie, ie.add(start, ie.mul(ivs[0], lanes)), lanes),
+        _role("rows"),
     )
     if lanes > 1:
-        # Columns past the last whole vector, one at a time.
-        tail = e.sub(gp.n, e.mul(full_tiles, lanes))
-        start = e.mul(full_tiles, lanes)
+        tail_start = e.add(start, e.mul(tiles, lanes))
+        tail = e.sub(gp.n, tail_start)
         e.parallel(
-            [0], [tail], lambda ie, ivs: columns(ie, ie.add(start, ivs[0]), 1), _role("rows")
+            [0], [tail], lambda ie, ivs: columns(ie, ie.add(tail_start, ivs[0]), 1), _role("rows")
         )
     if xsum is not None:
         e.op(memref.DeallocOp.get(xsum))
@@ -248,6 +339,78 @@ def _fast_groups(e, gp: _Gptq, x, xsum, zbuf, col, v, m0, t, init) -> list[Value
         return out
 
     return list(e.for_(0, gp.groups, 1, group_body, init, _role("reduction")))
+
+
+def _fast_chunk(e: Emitter, gp: _Gptq, x, xsum, zbuf, y, c0, chunk: int, m0, t: int) -> None:
+    """Rows m0..m0+t-1 of y for columns c0..c0+chunk-1, streaming qweight row by row."""
+    v = VECTOR
+    vt = vector_of(f32, v)
+    subs = chunk // v
+    runs = gp.group_size // gp.run_codes
+    # Per-column sums for this task: the whole result, and the current group's.
+    acc = e.v(memref.AllocaOp.get(f32, 64, [t, chunk]))
+    gacc = e.v(memref.AllocaOp.get(f32, 64, [t, chunk]))
+
+    def fill_zero(e: Emitter, buf: Value) -> None:
+        def body(ie: Emitter, c: Value, _c) -> None:
+            for i in range(t):
+                ie.vstore(ie.const(0.0, vt), buf, [ie.index(i), ie.mul(c, v)])
+
+        e.for_(0, subs, 1, body)
+
+    fill_zero(e, acc)
+
+    def group_body(e: Emitter, g: Value, _c) -> None:
+        fill_zero(e, gacc)
+
+        def run_body(e: Emitter, r: Value, _c) -> None:
+            run = e.add(e.mul(g, runs), r)
+            row0 = e.mul(run, gp.run_words)
+            k0 = e.mul(run, gp.run_codes)
+            xs = [
+                [
+                    e.broadcast(e.load(x, [e.add(m0, i), e.add(k0, j)]), vt)
+                    for j in range(gp.run_codes)
+                ]
+                for i in range(t)
+            ]
+
+            def column_body(e: Emitter, c: Value, _c) -> None:
+                col = e.add(c0, e.mul(c, v))
+                words = [e.vload(gp.qweight, [e.add(row0, w), col], v) for w in range(gp.run_words)]
+                partial = [e.const(0.0, vt) for _ in range(t)]
+                for j in range(gp.run_codes):
+                    q = e.uitofp(code_in_run(e, words, j, gp.bits))
+                    for i in range(t):
+                        partial[i] = e.fma(q, xs[i][j], partial[i])
+                for i in range(t):
+                    at = [e.index(i), e.mul(c, v)]
+                    e.vstore(e.addf(e.vload(gacc, at, v), partial[i], True), gacc, at)
+
+            e.for_(0, subs, 1, column_body)
+
+        e.for_(0, runs, 1, run_body)
+
+        def fold_group(e: Emitter, c: Value, _c) -> None:
+            col = e.add(c0, e.mul(c, v))
+            s = gp.scales_at(e, g, col, v)
+            z = e.vload(zbuf, [g, col], v)
+            for i in range(t):
+                at = [e.index(i), e.mul(c, v)]
+                xsum_g = e.broadcast(e.load(xsum, [e.add(m0, i), g]), vt)
+                corrected = e.subf(e.vload(gacc, at, v), e.mulf(z, xsum_g, True), True)
+                e.vstore(e.fma(s, corrected, e.vload(acc, at, v)), acc, at)
+
+        e.for_(0, subs, 1, fold_group)
+
+    e.for_(0, gp.groups, 1, group_body)
+
+    def store_body(e: Emitter, c: Value, _c) -> None:
+        col = e.add(c0, e.mul(c, v))
+        for i in range(t):
+            e.vstore(e.vload(acc, [e.index(i), e.mul(c, v)], v), y, [e.add(m0, i), col])
+
+    e.for_(0, subs, 1, store_body)
 
 
 def _general_k(e, gp: _Gptq, x, zbuf, col, v, m0, t, init) -> list[Value]:

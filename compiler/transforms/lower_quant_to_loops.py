@@ -11,8 +11,8 @@ Options:
   (the GPU path maps them onto threads).
 - `m_tile` (default 4): how many rows of x a qmatmul reuses each unpacked
   weight for.
-- `gptq_columns` (default 16): how many adjacent GPTQ columns a vectorized
-  qmatmul reads as one vector of qweight words.
+- `gptq_chunk` (default 1024): how many adjacent GPTQ columns one vectorized
+  qmatmul task streams through together (a multiple of 16).
 
 ```mlir
 // before
@@ -54,14 +54,14 @@ class LowerQuantToLoopsPass(ModulePass):
 
     vectorize: bool = True
     m_tile: int = 4
-    gptq_columns: int = 16
+    gptq_chunk: int = 1024
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:
         if self.m_tile < 1:
             raise PassFailedException(f"{self.name}: m_tile must be >= 1, got {self.m_tile}")
-        if self.gptq_columns < 1:
+        if self.gptq_chunk < 16 or self.gptq_chunk % 16:
             raise PassFailedException(
-                f"{self.name}: gptq_columns must be >= 1, got {self.gptq_columns}"
+                f"{self.name}: gptq_chunk must be a positive multiple of 16, got {self.gptq_chunk}"
             )
         for qop in [o for o in op.walk() if isinstance(o, quant.DequantizeOp | quant.QMatmulOp)]:
             if qop.out is None or any(isinstance(v.type, TensorType) for v in qop.operands):
@@ -97,7 +97,7 @@ class LowerQuantToLoopsPass(ModulePass):
         if encoding is QuantizationEncoding.GPTQ:
             assert op.config is not None
             gptq_kernels.lower_qmatmul(
-                e, op.config, x, list(op.packed), y, self.vectorize, self.m_tile, self.gptq_columns
+                e, op.config, x, list(op.packed), y, self.vectorize, self.m_tile, self.gptq_chunk
             )
         else:
             gguf_kernels.lower_qmatmul(

@@ -13,7 +13,8 @@
   fresh directory), so the work is split over two cores and every kernel is
   still compiled in this session from the current code. The helper only
   warms the cache: every result is computed and checked in this process,
-  which compiles anything the helper has not reached.
+  which compiles anything the helper has not reached. QUANTIR_TEST_NO_WARM=1
+  turns the helper off.
 """
 
 from __future__ import annotations
@@ -91,15 +92,18 @@ for i, path in enumerate(reversed(sys.argv[1:])):
 """
 
 _WARM_PATHS = pytest.StashKey[list]()
+WARM_MIN_TESTS = 50
+"""A module's kernels are compiled ahead only when this many of its tests run
+(a run of a few selected tests would not wait for most of them)."""
 
 
-def pytest_collection_modifyitems(session, config, items) -> None:
-    paths: list[str] = []
-    for item in items:
+def pytest_collection_finish(session) -> None:
+    selected: dict[str, int] = {}
+    for item in session.items:
         module = getattr(item, "module", None)
-        if module is not None and hasattr(module, "warm_cases") and module.__file__ not in paths:
-            paths.append(module.__file__)
-    config.stash[_WARM_PATHS] = paths
+        if module is not None and hasattr(module, "warm_cases"):
+            selected[module.__file__] = selected.get(module.__file__, 0) + 1
+    session.config.stash[_WARM_PATHS] = [p for p, n in selected.items() if n >= WARM_MIN_TESTS]
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -107,7 +111,12 @@ def _background_compile(request, tmp_path_factory):
     paths = request.config.stash.get(_WARM_PATHS, [])
     if "QUANTIR_CACHE_DIR" not in os.environ:
         os.environ["QUANTIR_CACHE_DIR"] = str(tmp_path_factory.mktemp("quantir-cache"))
-    if not paths or cache.cache_dir() is None or os.environ.get("QUANTIR_TEST_NO_WARM"):
+    if (
+        not paths
+        or cache.cache_dir() is None  # nowhere to share compiled kernels
+        or os.environ.get("QUANTIR_TEST_NO_WARM")
+        or os.environ.get("PYTEST_XDIST_WORKER")  # already parallel
+    ):
         yield
         return
     proc = subprocess.Popen(
