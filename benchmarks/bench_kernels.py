@@ -78,8 +78,13 @@ DEQUANT_TARGET, QMATMUL_TARGET, NUMPY_TARGET = 0.50, 0.25, 10.0
 # -- measuring -------------------------------------------------------------------------------
 
 
-def best_seconds(run: Callable[[], object], flush: Callable[[], None] | None,
-                 min_calls: int = 3, max_calls: int = 15, budget_s: float = 0.4) -> float:
+def best_seconds(
+    run: Callable[[], object],
+    flush: Callable[[], None] | None,
+    min_calls: int = 3,
+    max_calls: int = 15,
+    budget_s: float = 0.4,
+) -> float:
     """Best time of one call, after a warm-up call; at least `min_calls` calls."""
     run()
     times: list[float] = []
@@ -167,7 +172,10 @@ def gguf_operands(name: str, n: int, k: int, rng: np.random.Generator) -> Operan
     packed = _tile_rows(tile, n, 0)
     qtype = GGMLQuantizationType[name.upper()]
     return Operands(
-        name, [packed], [f"tensor<?x{packed.shape[1]}xui8>"], f"#quant.encoding<{name}>",
+        name,
+        [packed],
+        [f"tensor<?x{packed.shape[1]}xui8>"],
+        f"#quant.encoding<{name}>",
         lambda: gguf_dequantize(packed, qtype),
     )
 
@@ -192,11 +200,14 @@ def gptq_operands(label: str, bits: int, n: int, k: int, rng: np.random.Generato
         "desc_act = false, sym = false, format = gptq>"
     )
     types = [
-        f"tensor<{k * bits // 32}x?xi32>", f"tensor<{groups}x?xi32>",
-        f"tensor<{groups}x?xf16>", f"tensor<{k}xi32>",
+        f"tensor<{k * bits // 32}x?xi32>",
+        f"tensor<{groups}x?xi32>",
+        f"tensor<{groups}x?xf16>",
+        f"tensor<{k}xi32>",
     ]
-    return Operands(label, list(layer.tensors()), types, attr,
-                    lambda: dequantize_gptq_reference(layer))
+    return Operands(
+        label, list(layer.tensors()), types, attr, lambda: dequantize_gptq_reference(layer)
+    )
 
 
 def graph(op: str, w: Operands, k: int) -> str:
@@ -272,8 +283,14 @@ class Row:
         if self.n * self.k < 4096 * 14336 or self.threads != 1:
             return "-"
         target = DEQUANT_TARGET if self.op == "dequantize" else QMATMUL_TARGET
-        missed = [name for name, bad in (("%copy", self.fraction_of_copy < target),
-                                         ("x_np", self.speedup < NUMPY_TARGET)) if bad]
+        missed = [
+            name
+            for name, bad in (
+                ("%copy", self.fraction_of_copy < target),
+                ("x_np", self.speedup < NUMPY_TARGET),
+            )
+            if bad
+        ]
         return "PASS" if not missed else f"FAIL ({', '.join(missed)})"
 
     def line(self) -> str:
@@ -287,8 +304,9 @@ class Row:
         )
 
 
-def run_shape(label: str, n: int, k: int, thread_counts, meter: CopyMeter, flush,
-              rng: np.random.Generator) -> list[Row]:
+def run_shape(
+    label: str, n: int, k: int, thread_counts, meter: CopyMeter, flush, rng: np.random.Generator
+) -> list[Row]:
     """Time both kernels at every thread count for one weight, printing each row."""
     if label in GPTQ_NAMES:
         w = gptq_operands(label, GPTQ_NAMES[label], n, k, rng)
@@ -297,8 +315,10 @@ def run_shape(label: str, n: int, k: int, thread_counts, meter: CopyMeter, flush
     x = rng.standard_normal((1, k), dtype=np.float32)
     # Outputs allocated as the runtime allocates its own (64-byte aligned, so
     # streaming stores write whole vectors); see README for numpy's 16-byte one.
-    outputs = {"dequantize": aligned_empty((n, k), "float32"),
-               "qmatmul": aligned_empty((1, n), "float32")}
+    outputs = {
+        "dequantize": aligned_empty((n, k), "float32"),
+        "qmatmul": aligned_empty((1, n), "float32"),
+    }
     inputs = {"dequantize": w.arrays, "qmatmul": [x, *w.arrays]}
     compiled = {op: compile_source(graph(op, w, k), "cpu") for op in outputs}
 
@@ -340,13 +360,21 @@ def cpu_model() -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true",
-                        help=f"small shapes {QUICK_SHAPES} and encodings {QUICK_ENCODINGS}")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help=f"small shapes {QUICK_SHAPES} and encodings {QUICK_ENCODINGS}",
+    )
     parser.add_argument("--encodings", help="comma-separated: q4_0 ... q6_k, gptq4, gptq3, gptq8")
-    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1,
-                        help="the multi-threaded count (default: every core)")
-    parser.add_argument("--no-flush", action="store_true",
-                        help="do not evict the caches before each timed call")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="the multi-threaded count (default: every core)",
+    )
+    parser.add_argument(
+        "--no-flush", action="store_true", help="do not evict the caches before each timed call"
+    )
     args = parser.parse_args()
 
     known = GGUF_NAMES + list(GPTQ_NAMES)
@@ -367,11 +395,15 @@ def main() -> None:
 
     print(f"CPU: {cpu_model()}, {os.cpu_count()} logical cores; numpy {np.__version__}")
     flush = None if args.no_flush else CacheFlusher()
-    print(f"cache flush before each timed call: "
-          f"{'off' if flush is None else f'{flush.a.nbytes >> 20} MiB copy'}")
+    print(
+        f"cache flush before each timed call: "
+        f"{'off' if flush is None else f'{flush.a.nbytes >> 20} MiB copy'}"
+    )
     meter = CopyMeter()
-    print(f"copy bandwidth (np.copyto of {COPY_BYTES >> 20} MiB, read + write): "
-          f"{meter.measure() / 1e9:.1f} GB/s at start")
+    print(
+        f"copy bandwidth (np.copyto of {COPY_BYTES >> 20} MiB, read + write): "
+        f"{meter.measure() / 1e9:.1f} GB/s at start"
+    )
     print(HEADER, flush=True)
     rng = np.random.default_rng(0)
     start = time.perf_counter()
@@ -380,10 +412,11 @@ def main() -> None:
         for n, k in shapes:
             rows += run_shape(label, n, k, thread_counts, meter, flush, rng)
     checked = [r for r in rows if r.verdict() != "-"]
-    failed = [f"{r.label} {shape_label(r.n, r.k)} {r.op}" for r in checked
-              if r.verdict() != "PASS"]
-    print(f"total {time.perf_counter() - start:.0f} s; targets: {len(checked) - len(failed)} "
-          f"of {len(checked)} rows pass" + (f"; failing: {', '.join(failed)}" if failed else ""))
+    failed = [f"{r.label} {shape_label(r.n, r.k)} {r.op}" for r in checked if r.verdict() != "PASS"]
+    print(
+        f"total {time.perf_counter() - start:.0f} s; targets: {len(checked) - len(failed)} "
+        f"of {len(checked)} rows pass" + (f"; failing: {', '.join(failed)}" if failed else "")
+    )
 
 
 if __name__ == "__main__":

@@ -87,8 +87,12 @@ def format_table(rows: Sequence[dict[str, Any]]) -> str:
     """Columns name, type, shape, bytes from rows with those keys."""
     header = ("NAME", "TYPE", "SHAPE", "BYTES")
     cells = [
-        (_printable(str(r["name"])), str(r["type"]), "[" + ", ".join(map(str, r["shape"])) + "]",
-         str(r["nbytes"]))
+        (
+            _printable(str(r["name"])),
+            str(r["type"]),
+            "[" + ", ".join(map(str, r["shape"])) + "]",
+            str(r["nbytes"]),
+        )
         for r in rows
     ]
     widths = [max([len(h)] + [len(c[i]) for c in cells]) for i, h in enumerate(header)]
@@ -96,8 +100,8 @@ def format_table(rows: Sequence[dict[str, Any]]) -> str:
     for line in [header, *cells]:
         lines.append(
             "  ".join(
-                (cell.rjust(w) if i == 3 else cell.ljust(w)) for i, (cell, w) in
-                enumerate(zip(line, widths, strict=True))
+                (cell.rjust(w) if i == 3 else cell.ljust(w))
+                for i, (cell, w) in enumerate(zip(line, widths, strict=True))
             ).rstrip()
         )
     return "\n".join(lines)
@@ -107,13 +111,18 @@ def format_summary(summary: dict[str, Any]) -> str:
     fields = [("file", summary["path"]), ("format", summary["format"])]
     if summary.get("architecture") is not None:
         fields.append(("arch", _printable(summary["architecture"])))
-    fields.append((
-        "tensors",
-        (f"{summary['tensor_count']}, {human_bytes(summary['total_bytes'])} "
-         f"({summary['total_bytes']} bytes)"),
-    ))
-    fields.append(("types", ", ".join(f"{t} {n}" for t, n in summary["type_counts"].items())
-                   or "-"))
+    fields.append(
+        (
+            "tensors",
+            (
+                f"{summary['tensor_count']}, {human_bytes(summary['total_bytes'])} "
+                f"({summary['total_bytes']} bytes)"
+            ),
+        )
+    )
+    fields.append(
+        ("types", ", ".join(f"{t} {n}" for t, n in summary["type_counts"].items()) or "-")
+    )
     if "metadata_count" in summary:
         fields.append(("metadata", f"{summary['metadata_count']} keys"))
     width = max(len(k) for k, _ in fields) + 1
@@ -172,13 +181,15 @@ def _describe_checkpoint(path: Path) -> tuple[dict[str, Any], list[dict[str, Any
     for r in described:
         encoding = r.get("encoding")
         label = encoding.name if isinstance(encoding, QuantizationEncoding) else encoding
-        rows.append({
-            "name": r["name"],
-            "type": str(label if label is not None else r.get("dtype", "-")),
-            "encoding": str(label) if label is not None else None,
-            "shape": list(r["shape"]),
-            "nbytes": int(r["nbytes"]),
-        })
+        rows.append(
+            {
+                "name": r["name"],
+                "type": str(label if label is not None else r.get("dtype", "-")),
+                "encoding": str(label) if label is not None else None,
+                "shape": list(r["shape"]),
+                "nbytes": int(r["nbytes"]),
+            }
+        )
     summary = {
         "path": str(path),
         "format": "safetensors checkpoint",
@@ -271,9 +282,7 @@ def _cmd_quantize(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     if in_main_thread:
         signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
-        report = quantize_model(
-            in_path, out_path, args.encoding, arch=args.arch, progress=bar
-        )
+        report = quantize_model(in_path, out_path, args.encoding, arch=args.arch, progress=bar)
     finally:
         if in_main_thread:
             signal.signal(signal.SIGTERM, previous)
@@ -302,33 +311,50 @@ def _in_main_thread() -> bool:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog=PROG, description="Inspect and quantize model weight files.")
-    parser.add_argument("--traceback", action="store_true",
-                        help="on an error, show the Python traceback (for bug reports)")
+    parser.add_argument(
+        "--traceback",
+        action="store_true",
+        help="on an error, show the Python traceback (for bug reports)",
+    )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     inspect = commands.add_parser(
-        "inspect", help="list the tensors of a GGUF file or a GPTQ/safetensors checkpoint",
+        "inspect",
+        help="list the tensors of a GGUF file or a GPTQ/safetensors checkpoint",
         description="List tensors (name, type, logical shape, bytes) with a header summary.",
     )
-    inspect.add_argument("file", metavar="FILE",
-                         help="a .gguf file, a .safetensors file or a checkpoint directory")
+    inspect.add_argument(
+        "file", metavar="FILE", help="a .gguf file, a .safetensors file or a checkpoint directory"
+    )
     inspect.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    inspect.add_argument("--metadata", action="store_true",
-                         help="also print the GGUF metadata (key = value)")
+    inspect.add_argument(
+        "--metadata", action="store_true", help="also print the GGUF metadata (key = value)"
+    )
 
     quantize = commands.add_parser(
-        "quantize", help="quantize float weights to a GGUF file",
+        "quantize",
+        help="quantize float weights to a GGUF file",
         description="Convert float weights (GGUF with F32/F16/BF16 tensors, or a .safetensors "
         "file) to a quantized GGUF file, choosing types like llama-quantize --pure.",
     )
     quantize.add_argument("input", metavar="IN", help="float weights: .gguf or .safetensors")
     quantize.add_argument("output", metavar="OUT", help="the quantized .gguf file to write")
-    quantize.add_argument("--encoding", required=True, type=_parse_encoding,
-                          help="the GGUF encoding, e.g. q4_k, q6_k, q8_0")
-    quantize.add_argument("--progress", action="store_true",
-                          help="show a progress bar even when stderr is not a terminal")
-    quantize.add_argument("--arch", default=None,
-                          help="general.architecture for .safetensors input (default: unknown)")
+    quantize.add_argument(
+        "--encoding",
+        required=True,
+        type=_parse_encoding,
+        help="the GGUF encoding, e.g. q4_k, q6_k, q8_0",
+    )
+    quantize.add_argument(
+        "--progress",
+        action="store_true",
+        help="show a progress bar even when stderr is not a terminal",
+    )
+    quantize.add_argument(
+        "--arch",
+        default=None,
+        help="general.architecture for .safetensors input (default: unknown)",
+    )
     return parser
 
 

@@ -75,6 +75,7 @@ class CompiledModule:
     object_code: bytes = b""  # CPU
     ptx: str = ""  # GPU
     _plans: dict[str, HostPlan] = field(default_factory=dict, repr=False, compare=False)
+    _kernels: object = field(default=None, repr=False, compare=False)
 
     def plan(self, function: str | None) -> HostPlan:
         """The host plan of `function` (the only function when None), built once."""
@@ -120,8 +121,8 @@ class CompiledModule:
 
 
 _memory: dict[str, CompiledModule] = {}
-_loaded: dict[str, object] = {}
-_lock = threading.Lock()
+_keys: dict[tuple, str] = {}  # (text, target, arch, pipeline) -> cache key, to skip rehashing
+_lock = threading.RLock()
 
 
 def _print(module: ModuleOp) -> str:
@@ -166,9 +167,13 @@ def compile_source(
     `pipeline` overrides the target's named pipeline (e.g. "quantir-cpu-scalar").
     """
     text = source if isinstance(source, str) else _print(source)
-    key = cache.make_key(
-        CACHE_FORMAT, _versions(), target, target_key(target, gpu_arch), pipeline or "", text
-    )
+    memo = (text, target, gpu_arch, pipeline)
+    key = _keys.get(memo)
+    if key is None:
+        key = cache.make_key(
+            CACHE_FORMAT, _versions(), target, target_key(target, gpu_arch), pipeline or "", text
+        )
+        _keys[memo] = key
     with _lock:
         hit = _memory.get(key)
     if hit is not None:
@@ -229,13 +234,13 @@ def load_program(
 
 
 def _cpu_kernels(compiled: CompiledModule):
+    """The module's machine code, mapped once per compiled module."""
     from quantir.runtime.cpu import CpuKernels
 
-    key = cache.make_key("loaded", compiled.object_code)
-    with _lock:
-        loaded = _loaded.get(key)
-    if loaded is None:
-        loaded = CpuKernels(cpu_backend.LoadedObject(compiled.object_code), compiled.signatures)
+    if compiled._kernels is None:
         with _lock:
-            _loaded[key] = loaded
-    return loaded
+            if compiled._kernels is None:
+                compiled._kernels = CpuKernels(
+                    cpu_backend.LoadedObject(compiled.object_code), compiled.signatures
+                )
+    return compiled._kernels

@@ -50,13 +50,18 @@ def host_target() -> HostTarget:
     )
 
 
-@cache
-def _target_machine() -> llvm.TargetMachine:
+def _new_target_machine() -> llvm.TargetMachine:
     host = host_target()
     target = llvm.Target.from_triple(host.triple)
     return target.create_target_machine(
         cpu=host.cpu, features=host.features, opt=3, codemodel="jitdefault"
     )
+
+
+@cache
+def _target_machine() -> llvm.TargetMachine:
+    """The target machine used to optimize and emit code (never given to an engine)."""
+    return _new_target_machine()
 
 
 def data_layout() -> str:
@@ -110,7 +115,11 @@ class LoadedObject:
     def __init__(self, obj: bytes):
         _init()
         with _compile_lock:
-            self._engine = llvm.create_mcjit_compiler(llvm.parse_assembly(""), _target_machine())
+            # An engine takes ownership of its target machine and destroys it
+            # with itself: each engine gets its own.
+            self._engine = llvm.create_mcjit_compiler(
+                llvm.parse_assembly(""), _new_target_machine()
+            )
             self._engine.add_object_file(llvm.ObjectFileRef.from_data(obj))
             self._engine.finalize_object()
 

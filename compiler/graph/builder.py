@@ -328,4 +328,3 @@ def _describe_key(key: tuple) -> str:
         f"GPTQ bits={config.bits} group_size={config.group_size} desc_act={config.desc_act} "
         f"sym={config.sym} format={fmt} {shape_text}"
     )
-

@@ -44,8 +44,7 @@ def _graph_of(what: str, *values: object):
     for v in values[1:]:
         if v.graph is not graph:  # type: ignore[union-attr]
             raise ValueError(
-                f"{what}: operands come from different graphs ({graph.name!r} and "
-                f"{v.graph.name!r})"  # type: ignore[union-attr]
+                f"{what}: operands come from different graphs ({graph.name!r} and {v.graph.name!r})"  # type: ignore[union-attr]
             )
     graph._check_open(what)
     return graph
@@ -70,14 +69,11 @@ def _check_weight_use(what: str, encoding: QuantizationEncoding, values: Sequenc
         if origin is not None and origin.encoding is not encoding:
             declared = origin.encoding.value if origin.encoding is not None else "a float weight"
             raise ValueError(
-                f"{what}: weight {origin.name!r} is declared {declared}, not "
-                f"{encoding.value}"
+                f"{what}: weight {origin.name!r} is declared {declared}, not {encoding.value}"
             )
 
 
-def _gguf_packed(
-    what: str, encoding: QuantizationEncoding, packed: TensorValue
-) -> tuple[Dim, int]:
+def _gguf_packed(what: str, encoding: QuantizationEncoding, packed: TensorValue) -> tuple[Dim, int]:
     """(N, K) of a GGUF packed weight value [N, K / elements_per_block * block_size]."""
     if packed.dtype not in (DType.uint8, DType.int8):
         hint = " (a float weight? use ops.matmul)" if packed.dtype is DType.float32 else ""
@@ -110,8 +106,7 @@ def _gptq_packed(
     """(config attribute, N, K) of GPTQ's four tensors; K from lhs when given."""
     if config is None:
         raise ValueError(
-            f"{what}: GPTQ needs config=QuantizationConfig(...) (bits, group_size, "
-            "desc_act, sym)"
+            f"{what}: GPTQ needs config=QuantizationConfig(...) (bits, group_size, desc_act, sym)"
         )
     if not isinstance(config, QuantizationConfig):
         raise TypeError(f"{what}: config must be a QuantizationConfig, got {config!r}")
@@ -150,8 +145,12 @@ def _gptq_packed(
     fmt = check_checkpoint_format(checkpoint_format or "gptq")
 
     qweight, qzeros, scales, g_idx = parts
-    wanted = {"qweight": (DType.int32, 2), "qzeros": (DType.int32, 2),
-              "scales": (DType.float16, 2), "g_idx": (DType.int32, 1)}
+    wanted = {
+        "qweight": (DType.int32, 2),
+        "qzeros": (DType.int32, 2),
+        "scales": (DType.float16, 2),
+        "g_idx": (DType.int32, 1),
+    }
     for name, v in zip(GPTQ_PARTS, parts, strict=True):
         dtype, rank = wanted[name]
         if v.dtype is not dtype or v.rank != rank:
@@ -214,9 +213,7 @@ def qmatmul(
         if config is not None:
             raise ValueError(f"{what}: {enc.value} takes no config (config is for GPTQ)")
         if len(rhs) != 1:
-            raise ValueError(
-                f"{what}: {enc.value} takes one packed weight operand, got {len(rhs)}"
-            )
+            raise ValueError(f"{what}: {enc.value} takes one packed weight operand, got {len(rhs)}")
         n, k_w = _gguf_packed(what, enc, rhs[0])
         if k % enc.elements_per_block:
             raise ValueError(

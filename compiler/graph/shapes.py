@@ -21,8 +21,7 @@ def require_equal(what: str, a: Dim, b: Dim, a_name: str, b_name: str) -> Dim:
         return a
     if isinstance(a, str) or isinstance(b, str):
         raise ValueError(
-            f"{what}: {a_name} is {a} but {b_name} is {b}; a symbolic dimension only "
-            "matches itself"
+            f"{what}: {a_name} is {a} but {b_name} is {b}; a symbolic dimension only matches itself"
         )
     raise ValueError(f"{what}: {a_name} is {a} but {b_name} is {b}; they must be equal")
 

@@ -81,8 +81,7 @@ def normalize_dim(dim: object, what: str = "dimension") -> Dim:
     if isinstance(dim, str):
         if not _SYMBOL.fullmatch(dim):
             raise ValueError(
-                f"{what}: a symbolic dimension is an identifier (letters, digits, _), "
-                f"got {dim!r}"
+                f"{what}: a symbolic dimension is an identifier (letters, digits, _), got {dim!r}"
             )
         return dim
     raise ValueError(f"{what} must be a positive int or a symbol name, got {dim!r}")
@@ -119,12 +118,8 @@ class TensorType:
     ) -> None:
         element_type(dtype)  # rejects dtypes graphs cannot hold
         if isinstance(shape, str | bytes) or not isinstance(shape, Sequence | np.ndarray):
-            raise ValueError(
-                f"TensorType shape must be a list of dimensions, got {shape!r}"
-            )
-        dims = tuple(
-            normalize_dim(d, f"TensorType dimension {i}") for i, d in enumerate(shape)
-        )
+            raise ValueError(f"TensorType shape must be a list of dimensions, got {shape!r}")
+        dims = tuple(normalize_dim(d, f"TensorType dimension {i}") for i, d in enumerate(shape))
         device = device if device is not None else DeviceRef.CPU()
         if not isinstance(device, DeviceRef):
             raise ValueError(f"TensorType device must be a DeviceRef, got {device!r}")
@@ -144,9 +139,10 @@ class TensorType:
         return IRTensorType(element_type(self.dtype), ir_shape(self.shape))
 
     def __eq__(self, other: object) -> bool:
-        return (
-            isinstance(other, TensorType)
-            and (self.dtype, self.shape, self.device) == (other.dtype, other.shape, other.device)
+        return isinstance(other, TensorType) and (self.dtype, self.shape, self.device) == (
+            other.dtype,
+            other.shape,
+            other.device,
         )
 
     def __hash__(self) -> int:

@@ -149,7 +149,7 @@ def weight_declarations(function: func.FuncOp) -> list[WeightDeclaration]:
             found[decl.name] = decl
         elif known != decl:
             raise WeightMismatchError(
-                f"the graph declares weight \"{decl.name}\" twice, as {known.describe()} and "
+                f'the graph declares weight "{decl.name}" twice, as {known.describe()} and '
                 f"as {decl.describe()}"
             )
     return list(found.values())
@@ -166,7 +166,7 @@ def _mismatch(
     if stored and decl.encoding is not None and decl.encoding.is_gguf:
         extra = f" (stored as {decl.stored_description()})"
     return WeightMismatchError(
-        f"weight \"{decl.name}\" is {found} in {label} but the graph declares "
+        f'weight "{decl.name}" is {found} in {label} but the graph declares '
         f"{decl.describe()}{extra}"
     )
 
@@ -273,7 +273,7 @@ class ArrayWeights(WeightSource):
         array = self.arrays[decl.name]
         if not isinstance(array, np.ndarray):
             raise WeightMismatchError(
-                f"weight \"{decl.name}\" in {self.label} must be a numpy array, "
+                f'weight "{decl.name}" in {self.label} must be a numpy array, '
                 f"got {type(array).__name__}"
             )
         found = _array_text(array)
@@ -309,7 +309,7 @@ class ArrayWeights(WeightSource):
             missing = [keys[p] for p in names if p not in present]
             if missing:
                 raise WeightMismatchError(
-                    f"GPTQ weight \"{decl.name}\": {self.label} has "
+                    f'GPTQ weight "{decl.name}": {self.label} has '
                     f"{', '.join(keys[p] for p in present)} but not {', '.join(missing)}"
                 )
             parts = {p: self.arrays[k] for p, k in keys.items()}
@@ -317,12 +317,12 @@ class ArrayWeights(WeightSource):
             array = parts[spec.part]
             if not isinstance(array, np.ndarray):
                 raise WeightMismatchError(
-                    f"GPTQ weight \"{decl.name}\" {spec.part} in {self.label} must be a numpy "
+                    f'GPTQ weight "{decl.name}" {spec.part} in {self.label} must be a numpy '
                     f"array, got {type(array).__name__}"
                 )
             if array.dtype.name not in spec.dtypes or tuple(array.shape) != spec.shape:
                 raise WeightMismatchError(
-                    f"GPTQ weight \"{decl.name}\" {spec.part} is {_array_text(array)} in "
+                    f'GPTQ weight "{decl.name}" {spec.part} is {_array_text(array)} in '
                     f"{self.label} but the graph's declaration ({decl.describe()}) needs "
                     f"{spec.dtypes[0]} {_shape_text(spec.shape)}"
                 )
@@ -450,8 +450,9 @@ def bind_weights(
     Every declaration must be found in exactly one source. `hint` ends the
     error for missing weights (e.g. "pass --weights FILE").
     """
-    return {name: value for name, (_, value) in locate_weights(declarations, sources, hint=hint)
-            .items()}
+    return {
+        name: value for name, (_, value) in locate_weights(declarations, sources, hint=hint).items()
+    }
 
 
 def locate_weights(
@@ -475,7 +476,7 @@ def locate_weights(
         if len(hits) > 1:
             labels = " and ".join(s.label for s, _ in hits)
             raise WeightMismatchError(
-                f"weight \"{decl.name}\" is in both {labels}: pass only one source that has it"
+                f'weight "{decl.name}" is in both {labels}: pass only one source that has it'
             )
         bound[decl.name] = hits[0]
     if missing:
@@ -491,6 +492,6 @@ def locate_weights(
             more = f" (also missing: {others}{', ...' if len(missing) > 6 else ''})"
         tail = f"; {hint}" if hint else ""
         raise MissingWeightError(
-            f"weight \"{first.name}\" ({first.describe()}) is {where}{more}{tail}"
+            f'weight "{first.name}" ({first.describe()}) is {where}{more}{tail}'
         )
     return bound

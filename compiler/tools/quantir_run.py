@@ -86,38 +86,73 @@ def build_parser() -> argparse.ArgumentParser:
         "with weights from GGUF files, .npz archives or GPTQ checkpoints.",
     )
     parser.add_argument("file", metavar="FILE.mlir", help="the graph file")
-    parser.add_argument("--function", metavar="NAME",
-                        help="the function to run (default: the only one in the file)")
     parser.add_argument(
-        "--input", action="append", default=[], type=parse_input_spec, metavar="[NAME=]SOURCE",
+        "--function", metavar="NAME", help="the function to run (default: the only one in the file)"
+    )
+    parser.add_argument(
+        "--input",
+        action="append",
+        default=[],
+        type=parse_input_spec,
+        metavar="[NAME=]SOURCE",
         help="an input: PATH.npy (inputs in order) or NAME=PATH.npy; SOURCE may also be "
         "random:SHAPE (e.g. random:1x4096, seeded float32 normal data) or random (the "
-        "argument's static shape); repeat for several inputs")
+        "argument's static shape); repeat for several inputs",
+    )
     parser.add_argument(
-        "--weights", action="append", default=[], metavar="FILE",
+        "--weights",
+        action="append",
+        default=[],
+        metavar="FILE",
         help="a weights file: .gguf, .npz (name -> array), or a GPTQ checkpoint directory or "
-        ".safetensors file; repeatable")
-    parser.add_argument("--device", default="cpu", type=_device,
-                        help="cpu (default) or cuda:N")
-    parser.add_argument("--threads", type=_positive_int, metavar="N",
-                        help="CPU threads (default: QUANTIR_NUM_THREADS, else every core)")
-    parser.add_argument("--pipeline", metavar="NAME",
-                        help="compile with another named pipeline (e.g. quantir-cpu-scalar)")
+        ".safetensors file; repeatable",
+    )
+    parser.add_argument("--device", default="cpu", type=_device, help="cpu (default) or cuda:N")
+    parser.add_argument(
+        "--threads",
+        type=_positive_int,
+        metavar="N",
+        help="CPU threads (default: QUANTIR_NUM_THREADS, else every core)",
+    )
+    parser.add_argument(
+        "--pipeline",
+        metavar="NAME",
+        help="compile with another named pipeline (e.g. quantir-cpu-scalar)",
+    )
     outputs = parser.add_mutually_exclusive_group()
-    outputs.add_argument("--output", metavar="PATH.npy",
-                         help="write the (single) result to this .npy file")
-    outputs.add_argument("--output-dir", metavar="DIR",
-                         help="write the results to DIR/result0.npy, DIR/result1.npy, ...")
-    parser.add_argument("--print-full", action="store_true",
-                        help="print every value of the results (default: numpy's summary)")
-    parser.add_argument("--time", action="store_true",
-                        help="report weight loading, compile and run times separately")
-    parser.add_argument("--repeat", type=_positive_int, default=1, metavar="N",
-                        help="run N times (with --time: report the min and median run time)")
-    parser.add_argument("--seed", type=int, default=0,
-                        help="seed of random:SHAPE inputs (default 0)")
-    parser.add_argument("--traceback", action="store_true",
-                        help="on an error, show the Python traceback (for bug reports)")
+    outputs.add_argument(
+        "--output", metavar="PATH.npy", help="write the (single) result to this .npy file"
+    )
+    outputs.add_argument(
+        "--output-dir",
+        metavar="DIR",
+        help="write the results to DIR/result0.npy, DIR/result1.npy, ...",
+    )
+    parser.add_argument(
+        "--print-full",
+        action="store_true",
+        help="print every value of the results (default: numpy's summary)",
+    )
+    parser.add_argument(
+        "--time",
+        action="store_true",
+        help="report weight loading, compile and run times separately",
+    )
+    parser.add_argument(
+        "--repeat",
+        type=_positive_int,
+        default=1,
+        metavar="N",
+        help="run N times (with --time: report the min and median run time)",
+    )
+    parser.add_argument(
+        "--seed", type=int, default=0, help="seed of random:SHAPE inputs (default 0)"
+    )
+    parser.add_argument(
+        "--traceback",
+        action="store_true",
+        help="on an error, show the Python traceback (for bug reports)",
+    )
     return parser
 
 
@@ -204,7 +239,8 @@ def _run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     sources = _open_sources(args.weights)
     try:
         located = locate_weights(
-            declarations, sources,
+            declarations,
+            sources,
             hint="pass --weights FILE (a .gguf file, a .npz archive or a GPTQ checkpoint)",
         )
         weights = {n: value for n, (_, value) in located.items()}
@@ -276,7 +312,7 @@ def one_line(error: BaseException) -> str:
     if len(lines) > 1 and _LOCATION_LINE.match(lines[0].strip()):
         caret = next((i for i, ln in enumerate(lines) if ln.strip().startswith("^")), None)
         if caret is not None and caret + 1 < len(lines):
-            text = f"{lines[0].strip()}: " + " ".join(ln.strip() for ln in lines[caret + 1:])
+            text = f"{lines[0].strip()}: " + " ".join(ln.strip() for ln in lines[caret + 1 :])
     m = _LOCATED_ERROR.match(text.strip())
     if m:
         text = f"{m.group(1)}: {m.group(2)}"

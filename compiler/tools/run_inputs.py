@@ -71,7 +71,7 @@ def parse_input_spec(text: str) -> InputSpec:
     if rest == "random":
         return InputSpec(text, name, random=True)
     if rest.startswith("random:"):
-        return InputSpec(text, name, random_shape=parse_shape(rest[len("random:"):]), random=True)
+        return InputSpec(text, name, random_shape=parse_shape(rest[len("random:") :]), random=True)
     return InputSpec(text, name, path=rest)
 
 
@@ -131,7 +131,7 @@ def assign_inputs(
         if fi is None:
             listing = ", ".join(f.name or f"#{f.index}" for f in inputs) or "none"
             raise UserError(
-                f"--input {spec.text}: @{function} has no input named \"{spec.name}\" "
+                f'--input {spec.text}: @{function} has no input named "{spec.name}" '
                 f"(its inputs: {listing})"
             )
         if fi.index in chosen:

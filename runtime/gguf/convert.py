@@ -218,9 +218,7 @@ def _same_file(a: Path, b: Path) -> bool:
         return os.path.realpath(a) == os.path.realpath(b)
 
 
-def _quantized_data(
-    src: SourceTensor, plan: TensorPlan, quantizer: Quantizer
-) -> np.ndarray:
+def _quantized_data(src: SourceTensor, plan: TensorPlan, quantizer: Quantizer) -> np.ndarray:
     encoding = plan.encoding
     assert encoding is not None
     k = plan.shape[-1]
@@ -231,8 +229,11 @@ def _quantized_data(
     except (ValueError, NotImplementedError) as e:
         raise QuantizeError(f"cannot quantize tensor {plan.name!r} to {encoding.name}: {e}") from e
     if not isinstance(packed, np.ndarray) or packed.dtype != np.uint8 or packed.shape != expected:
-        got = (f"{packed.dtype} {list(packed.shape)}" if isinstance(packed, np.ndarray)
-               else type(packed).__name__)
+        got = (
+            f"{packed.dtype} {list(packed.shape)}"
+            if isinstance(packed, np.ndarray)
+            else type(packed).__name__
+        )
         raise QuantizeError(
             f"the quantizer returned {got} for tensor {plan.name!r} ({encoding.name}); "
             f"expected uint8 {list(expected)}"
@@ -257,8 +258,10 @@ def _open_source(
         return list(tensors), {}, arch or "unknown", []
     model = open_gguf(path)
     if arch is not None:
-        raise QuantizeError("--arch/arch= applies to .safetensors input only; GGUF input "
-                            "keeps its own general.architecture")
+        raise QuantizeError(
+            "--arch/arch= applies to .safetensors input only; GGUF input "
+            "keeps its own general.architecture"
+        )
     split_count = model.metadata.get("split.count", 1)
     if isinstance(split_count, int) and split_count > 1:
         raise QuantizeError(f"{path}: split GGUF files ({split_count} parts) are not supported")

@@ -120,8 +120,12 @@ def _encode_scalar(value: Any, vtype: GGUFValueType) -> Any:
 
 def _infer_int_type(value: int) -> GGUFValueType:
     # llama.cpp reads its counts as UINT32: prefer it for non-negative values.
-    for vtype in (GGUFValueType.UINT32, GGUFValueType.INT32, GGUFValueType.UINT64,
-                  GGUFValueType.INT64):
+    for vtype in (
+        GGUFValueType.UINT32,
+        GGUFValueType.INT32,
+        GGUFValueType.UINT64,
+        GGUFValueType.INT64,
+    ):
         lo, hi = _INT_RANGES[vtype]
         if lo <= value < hi:
             return vtype
@@ -138,17 +142,16 @@ def _infer_element_type(key: str, items: Sequence[Any]) -> GGUFValueType:
         return GGUFValueType.STRING
     if all(isinstance(v, (bool, np.bool_)) for v in items):
         return GGUFValueType.BOOL
-    if all(isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
-           for v in items):
+    if all(isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_)) for v in items):
         # Arrays of ints are INT32 in GGUF files written by llama.cpp's tools.
         lo, hi = min(int(v) for v in items), max(int(v) for v in items)
         return GGUFValueType.INT32 if lo >= -(1 << 31) and hi < (1 << 31) else GGUFValueType.INT64
-    if all(isinstance(v, (int, float, np.integer, np.floating))
-           and not isinstance(v, (bool, np.bool_)) for v in items):
+    if all(
+        isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, (bool, np.bool_))
+        for v in items
+    ):
         return GGUFValueType.FLOAT32
-    raise ValueError(
-        f"metadata {key!r}: list items must all be str, all bool, or all numbers"
-    )
+    raise ValueError(f"metadata {key!r}: list items must all be str, all bool, or all numbers")
 
 
 def infer_metadata_value(key: str, value: Any) -> MetadataValue:

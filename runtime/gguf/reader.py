@@ -246,8 +246,8 @@ def _cross_check(path: str, layout: GGUFLayout, reader: GGUFReader) -> None:
     """gguf-py and the scan must agree; a mismatch means one misread the file."""
     if len(reader.tensors) != len(layout.tensors):
         raise GGUFFormatError(
-            path, f"gguf-py found {len(reader.tensors)} tensors, the header scan "
-            f"{len(layout.tensors)}"
+            path,
+            f"gguf-py found {len(reader.tensors)} tensors, the header scan {len(layout.tensors)}",
         )
     for rt, info in zip(reader.tensors, layout.tensors, strict=True):
         expected = layout.data_offset + info.offset

@@ -48,7 +48,11 @@ class SafetensorsTensor:
     """One tensor: the same reading interface as GGUFTensor (name, shape, ggml_type, data)."""
 
     def __init__(
-        self, path: Path, name: str, ggml_type: GGMLQuantizationType, shape: tuple[int, ...],
+        self,
+        path: Path,
+        name: str,
+        ggml_type: GGMLQuantizationType,
+        shape: tuple[int, ...],
         data: np.ndarray,
     ) -> None:
         self.path = path
@@ -99,8 +103,9 @@ def _read_header(path: Path) -> tuple[dict, int, int]:
         (header_len,) = struct.unpack("<Q", f.read(8))
         if header_len > min(MAX_HEADER_BYTES, size - 8):
             raise _fail(
-                path, f"not a safetensors file: header length {header_len} does not fit "
-                f"in the file ({size} bytes)"
+                path,
+                f"not a safetensors file: header length {header_len} does not fit "
+                f"in the file ({size} bytes)",
             )
         raw = f.read(header_len)
     try:
@@ -118,17 +123,17 @@ def _entry(path: Path, name: str, entry: object, data_bytes: int) -> tuple[str, 
     dtype, shape, offsets = entry.get("dtype"), entry.get("shape"), entry.get("data_offsets")
     if dtype not in _DTYPES:
         raise _fail(
-            path, f"tensor {name!r} has dtype {dtype!r}; quantir reads "
-            f"{', '.join(_DTYPES)} from safetensors files"
+            path,
+            f"tensor {name!r} has dtype {dtype!r}; quantir reads "
+            f"{', '.join(_DTYPES)} from safetensors files",
         )
-    if not isinstance(shape, list) or any(
-        type(d) is not int or d < 0 for d in shape
-    ):
+    if not isinstance(shape, list) or any(type(d) is not int or d < 0 for d in shape):
         raise _fail(path, f"tensor {name!r} has a bad shape {shape!r}")
     if not 1 <= len(shape) <= MAX_DIMS or 0 in shape:
         raise _fail(
-            path, f"tensor {name!r} has shape {shape}: GGUF tensors need 1 to {MAX_DIMS} "
-            "non-zero dimensions"
+            path,
+            f"tensor {name!r} has shape {shape}: GGUF tensors need 1 to {MAX_DIMS} "
+            "non-zero dimensions",
         )
     if (
         not isinstance(offsets, list)
@@ -142,9 +147,10 @@ def _entry(path: Path, name: str, entry: object, data_bytes: int) -> tuple[str, 
         n_elements *= d
     if offsets[1] - offsets[0] != n_elements * _DTYPES[dtype][1].itemsize:
         raise _fail(
-            path, f"tensor {name!r}: {dtype} {shape} needs "
+            path,
+            f"tensor {name!r}: {dtype} {shape} needs "
             f"{n_elements * _DTYPES[dtype][1].itemsize} bytes, its offsets span "
-            f"{offsets[1] - offsets[0]}"
+            f"{offsets[1] - offsets[0]}",
         )
     return dtype, tuple(shape), offsets[0], offsets[1]
 

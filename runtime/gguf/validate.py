@@ -171,9 +171,9 @@ def _value_type(cursor: _Cursor, raw: int, what: str) -> GGUFValueType:
         raise cursor.fail(f"{what} has unknown value type id {raw}; known: {known}") from None
 
 
-def _skip_value(cursor: _Cursor, vtype: GGUFValueType, what: str) -> tuple[
-    GGUFValueType | None, int | None
-]:
+def _skip_value(
+    cursor: _Cursor, vtype: GGUFValueType, what: str
+) -> tuple[GGUFValueType | None, int | None]:
     """Skip over one value; for arrays return (element type, length)."""
     if vtype in _SCALAR_SIZES:
         cursor.skip(_SCALAR_SIZES[vtype], what)
@@ -294,8 +294,8 @@ def _open_checked(path: str) -> int:
         raise GGUFFormatError(path, "is not a regular file")
     if st.st_size < HEADER_BYTES:
         raise GGUFFormatError(
-            path, f"too small for a GGUF file ({st.st_size} bytes; the header alone is "
-            f"{HEADER_BYTES})"
+            path,
+            f"too small for a GGUF file ({st.st_size} bytes; the header alone is {HEADER_BYTES})",
         )
     return st.st_size
 

@@ -116,8 +116,7 @@ def _check_spec(spec: TensorToWrite, seen: set[str]) -> None:
         raise ValueError(f"tensor names must be non-empty strings, got {name!r}")
     if len(name.encode("utf-8")) > MAX_TENSOR_NAME_BYTES:
         raise ValueError(
-            f"tensor name {name!r} is longer than {MAX_TENSOR_NAME_BYTES} bytes "
-            "(ggml's limit)"
+            f"tensor name {name!r} is longer than {MAX_TENSOR_NAME_BYTES} bytes (ggml's limit)"
         )
     if name in seen:
         raise ValueError(f"tensor name {name!r} is used twice")
@@ -126,8 +125,7 @@ def _check_spec(spec: TensorToWrite, seen: set[str]) -> None:
     if (
         not isinstance(shape, tuple)
         or not 1 <= len(shape) <= MAX_DIMS
-        or any(isinstance(d, bool) or not isinstance(d, (int, np.integer)) or d <= 0
-               for d in shape)
+        or any(isinstance(d, bool) or not isinstance(d, (int, np.integer)) or d <= 0 for d in shape)
     ):
         raise ValueError(
             f"tensor {name!r}: shape must be a tuple of 1 to {MAX_DIMS} positive ints, "
@@ -163,8 +161,9 @@ def _metadata_values(
         raise ValueError("metadata 'general.architecture' must be a string")
     if arch is None:
         if meta_arch is None:
-            raise ValueError("write_gguf needs an architecture: pass arch= or "
-                             "metadata['general.architecture']")
+            raise ValueError(
+                "write_gguf needs an architecture: pass arch= or metadata['general.architecture']"
+            )
         arch = meta_arch.value
     elif meta_arch is not None and meta_arch.value != arch:
         raise ValueError(

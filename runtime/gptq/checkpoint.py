@@ -241,22 +241,32 @@ def describe_checkpoint(path: str | os.PathLike) -> list[dict[str, Any]]:
         assert found is not None
         config, fmt, _ = found
         k, n = _check_layer_headers(prefix, parts, config)
-        rows.append((natural_key(prefix), {
-            "name": prefix,
-            "encoding": _encoding_label(config, fmt),
-            "shape": [n, k],
-            "dtype": "int32",
-            "nbytes": sum(e.nbytes for e in parts.values()),
-            "files": sorted({e.file.name for e in parts.values()}),
-        }))
+        rows.append(
+            (
+                natural_key(prefix),
+                {
+                    "name": prefix,
+                    "encoding": _encoding_label(config, fmt),
+                    "shape": [n, k],
+                    "dtype": "int32",
+                    "nbytes": sum(e.nbytes for e in parts.values()),
+                    "files": sorted({e.file.name for e in parts.values()}),
+                },
+            )
+        )
     for name, entry in others.items():
-        rows.append((natural_key(name), {
-            "name": name,
-            "encoding": entry.dtype_name,
-            "shape": list(entry.shape),
-            "dtype": entry.dtype_name,
-            "nbytes": entry.nbytes,
-            "files": [entry.file.name],
-        }))
+        rows.append(
+            (
+                natural_key(name),
+                {
+                    "name": name,
+                    "encoding": entry.dtype_name,
+                    "shape": list(entry.shape),
+                    "dtype": entry.dtype_name,
+                    "nbytes": entry.nbytes,
+                    "files": [entry.file.name],
+                },
+            )
+        )
     rows.sort(key=lambda r: r[0])
     return [row for _, row in rows]

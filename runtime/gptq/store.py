@@ -103,9 +103,7 @@ def _index_files(directory: Path, index: Path) -> tuple[list[Path], dict[str, st
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
         raise GPTQFormatError(f"{index}: cannot read the shard index ({e})") from None
     weight_map = data.get("weight_map") if isinstance(data, dict) else None
-    if not isinstance(weight_map, dict) or not all(
-        isinstance(v, str) for v in weight_map.values()
-    ):
+    if not isinstance(weight_map, dict) or not all(isinstance(v, str) for v in weight_map.values()):
         raise GPTQFormatError(
             f"{index}: expected a 'weight_map' object mapping tensor names to shard files"
         )

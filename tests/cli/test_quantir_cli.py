@@ -29,8 +29,16 @@ Q4_K_M = DATA / "tiny-llama-q4_k_m.gguf"
 MINI_F32 = DATA / "mini-f32.gguf"
 # llama-quantize --pure output for each encoding (see tests/data/gguf/README.md).
 PURE_FILES = {
-    E.Q4_0: "Q4_0", E.Q4_1: "Q4_1", E.Q5_0: "Q5_0", E.Q5_1: "Q5_1", E.Q8_0: "Q8_0",
-    E.Q2_K: "Q2_K", E.Q3_K: "Q3_K_S", E.Q4_K: "Q4_K_S", E.Q5_K: "Q5_K_S", E.Q6_K: "Q6_K",
+    E.Q4_0: "Q4_0",
+    E.Q4_1: "Q4_1",
+    E.Q5_0: "Q5_0",
+    E.Q5_1: "Q5_1",
+    E.Q8_0: "Q8_0",
+    E.Q2_K: "Q2_K",
+    E.Q3_K: "Q3_K_S",
+    E.Q4_K: "Q4_K_S",
+    E.Q5_K: "Q5_K_S",
+    E.Q6_K: "Q6_K",
 }
 # gguf-py quantizes these bit-identically to ggml: a stand-in quantizer for
 # tests of the conversion itself.
@@ -91,8 +99,11 @@ def write_safetensors(path: Path, tensors: dict[str, tuple[str, tuple, bytes]]) 
     """A .safetensors file from (dtype, shape, raw bytes) triples."""
     header, offset, blobs = {}, 0, []
     for name, (dtype, shape, raw) in tensors.items():
-        header[name] = {"dtype": dtype, "shape": list(shape),
-                        "data_offsets": [offset, offset + len(raw)]}
+        header[name] = {
+            "dtype": dtype,
+            "shape": list(shape),
+            "data_offsets": [offset, offset + len(raw)],
+        }
         offset += len(raw)
         blobs.append(raw)
     text = json.dumps(header).encode()
@@ -124,8 +135,7 @@ def test_inspect_json_matches_the_reader(capsys):
     model = open_gguf(Q4_K_M)
     assert doc["summary"]["tensor_count"] == 21
     assert doc["summary"]["total_bytes"] == model.total_tensor_bytes
-    assert doc["summary"]["type_counts"] == {"q4_k": 12, "f32": 5, "q6_k": 2, "q5_0": 1,
-                                             "q8_0": 1}
+    assert doc["summary"]["type_counts"] == {"q4_k": 12, "f32": 5, "q6_k": 2, "q5_0": 1, "q8_0": 1}
     assert [(r["name"], r["ggml_type"], r["shape"], r["nbytes"]) for r in doc["tensors"]] == [
         (t.name, t.type_name, list(t.shape), t.nbytes) for t in model.tensors
     ]
@@ -154,10 +164,13 @@ def test_inspect_marks_unsupported_types(tmp_path, capsys):
 def test_inspect_safetensors_through_the_gptq_module(tmp_path, capsys):
     pytest.importorskip("quantir.runtime.gptq")
     path = tmp_path / "model.safetensors"
-    write_safetensors(path, {
-        "lm_head.weight": ("F16", (4, 8), np.ones((4, 8), np.float16).tobytes()),
-        "norm.weight": ("F32", (8,), np.ones(8, np.float32).tobytes()),
-    })
+    write_safetensors(
+        path,
+        {
+            "lm_head.weight": ("F16", (4, 8), np.ones((4, 8), np.float16).tobytes()),
+            "norm.weight": ("F32", (8,), np.ones(8, np.float32).tobytes()),
+        },
+    )
     code, out, err = run(capsys, "inspect", path)
     assert code == 0, err
     assert re.search(r"^format:\s+safetensors checkpoint$", out, re.M)
@@ -207,7 +220,9 @@ def test_console_script_and_module_entry_points(tmp_path):
     bad.write_bytes(b"GGUF" + b"\xff" * 40)
     proc = subprocess.run(
         [sys.executable, "-m", "quantir.runtime.cli", "inspect", str(bad)],
-        capture_output=True, text=True, timeout=60,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert proc.returncode == 1 and proc.stdout == ""
     assert_one_line_error(proc.returncode, proc.stderr, "version")
@@ -272,24 +287,30 @@ def test_quantize_safetensors_input(tmp_path, capsys, use_stand_in):
     head_bf16 = (head.view(np.uint32) >> 16).astype(np.uint16)  # truncated to bfloat16
     norm = np.ones(64, np.float16)
     src = tmp_path / "model.safetensors"
-    write_safetensors(src, {
-        "model.embed_tokens.weight": ("F32", embed.shape, embed.tobytes()),
-        "lm_head.weight": ("BF16", head.shape, head_bf16.tobytes()),
-        "model.norm.weight": ("F16", norm.shape, norm.tobytes()),
-    })
+    write_safetensors(
+        src,
+        {
+            "model.embed_tokens.weight": ("F32", embed.shape, embed.tobytes()),
+            "lm_head.weight": ("BF16", head.shape, head_bf16.tobytes()),
+            "model.norm.weight": ("F16", norm.shape, norm.tobytes()),
+        },
+    )
     out_path = tmp_path / "model.gguf"
-    code, out, err = run(capsys, "quantize", src, out_path, "--encoding", "q8_0",
-                         "--arch", "mymodel")
+    code, out, err = run(
+        capsys, "quantize", src, out_path, "--encoding", "q8_0", "--arch", "mymodel"
+    )
     assert code == 0, err
     model = open_gguf(out_path)
     assert model.architecture == "mymodel"
     assert model.metadata["general.file_type"] == 7  # LLAMA_FTYPE_MOSTLY_Q8_0
     assert {t.name: t.type_name for t in model.tensors} == {
-        "model.embed_tokens.weight": "Q8_0", "lm_head.weight": "Q8_0",
+        "model.embed_tokens.weight": "Q8_0",
+        "lm_head.weight": "Q8_0",
         "model.norm.weight": "F16",
     }
-    assert np.array_equal(model.tensor("model.embed_tokens.weight").data,
-                          gguf_quantize(embed, T.Q8_0))
+    assert np.array_equal(
+        model.tensor("model.embed_tokens.weight").data, gguf_quantize(embed, T.Q8_0)
+    )
     head_values = (head_bf16.astype(np.uint32) << 16).view(np.float32)
     assert np.array_equal(model.tensor("lm_head.weight").data, gguf_quantize(head_values, T.Q8_0))
     assert np.array_equal(model.tensor("model.norm.weight").data, norm)
@@ -355,8 +376,9 @@ def test_sigterm_during_quantize_leaves_no_partial_file(tmp_path, capsys, monkey
 
 
 def test_a_misbehaving_quantizer_is_reported(tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr(convert, "load_quantizer",
-                        lambda: lambda encoding, rows: np.zeros((1, 3), np.uint8))
+    monkeypatch.setattr(
+        convert, "load_quantizer", lambda: lambda encoding, rows: np.zeros((1, 3), np.uint8)
+    )
     code, _, err = run(capsys, "quantize", MINI_F32, tmp_path / "o.gguf", "--encoding", "q8_0")
     assert_one_line_error(code, err, "token_embd.weight", "expected uint8 [16, 272]")
     assert list(tmp_path.iterdir()) == []
@@ -365,9 +387,12 @@ def test_a_misbehaving_quantizer_is_reported(tmp_path, capsys, monkeypatch):
 def test_progress_bar_only_when_asked_or_on_a_terminal(tmp_path, capsys, use_stand_in):
     code, _, err = run(capsys, "quantize", MINI_F32, tmp_path / "a.gguf", "--encoding", "q8_0")
     assert code == 0 and "\r" not in err
-    code, _, err = run(capsys, "quantize", MINI_F32, tmp_path / "b.gguf", "--encoding", "q8_0",
-                       "--progress")
+    code, _, err = run(
+        capsys, "quantize", MINI_F32, tmp_path / "b.gguf", "--encoding", "q8_0", "--progress"
+    )
     assert code == 0
     assert "\r[" in err and "blk.0.ffn_down.weight" in err and "%" in err
-    assert open_gguf(tmp_path / "a.gguf").tensor("output.weight").raw_bytes.tobytes() == \
-        open_gguf(tmp_path / "b.gguf").tensor("output.weight").raw_bytes.tobytes()
+    assert (
+        open_gguf(tmp_path / "a.gguf").tensor("output.weight").raw_bytes.tobytes()
+        == open_gguf(tmp_path / "b.gguf").tensor("output.weight").raw_bytes.tobytes()
+    )

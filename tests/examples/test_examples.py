@@ -27,8 +27,14 @@ GRAPH = EXAMPLES / "tiny_mlp.mlir"
 MODEL = EXAMPLES / "tiny-llama-q4_k_m.gguf"
 X = EXAMPLES / "x.npy"
 # The README's command, run from the repository root.
-COMMAND = ["examples/tiny_mlp.mlir", "--weights", "examples/tiny-llama-q4_k_m.gguf",
-           "--input", "x=examples/x.npy", "--time"]
+COMMAND = [
+    "examples/tiny_mlp.mlir",
+    "--weights",
+    "examples/tiny-llama-q4_k_m.gguf",
+    "--input",
+    "x=examples/x.npy",
+    "--time",
+]
 
 
 def reference(x: np.ndarray) -> np.ndarray:
@@ -74,10 +80,19 @@ def test_readme_command_computes_the_reference(tmp_path, monkeypatch, capsys):
 
 def test_readme_command_as_a_subprocess():
     script = Path(sys.executable).parent / "quantir-run"
-    command = [str(script)] if script.exists() else [
-        sys.executable, "-m", "quantir.compiler.tools.quantir_run"]
-    result = subprocess.run([*command, *COMMAND], cwd=ROOT, capture_output=True, text=True,
-                            env=dict(os.environ), timeout=120)
+    command = (
+        [str(script)]
+        if script.exists()
+        else [sys.executable, "-m", "quantir.compiler.tools.quantir_run"]
+    )
+    result = subprocess.run(
+        [*command, *COMMAND],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env=dict(os.environ),
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert lines[0].startswith("result0: float32 [4, 32]  min ")
@@ -88,8 +103,9 @@ def test_readme_command_as_a_subprocess():
 
 
 def _load_build_graph():
-    spec = importlib.util.spec_from_file_location("quantir_example_build_graph",
-                                                  EXAMPLES / "build_graph.py")
+    spec = importlib.util.spec_from_file_location(
+        "quantir_example_build_graph", EXAMPLES / "build_graph.py"
+    )
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module

@@ -92,8 +92,11 @@ GPTQ_TEXT = (DATA / "gptq_layer.mlir").read_text()
 def build_gptq_layer() -> Graph:
     with Graph("gptq_layer", input_types=[TensorType(DType.float32, ["n", 256])]) as g:
         weight = Weight(
-            "layer", DType.int32, [64, 256],
-            quantization_encoding=E.GPTQ, quantization_config=GPTQ_CONFIG,
+            "layer",
+            DType.int32,
+            [64, 256],
+            quantization_encoding=E.GPTQ,
+            quantization_config=GPTQ_CONFIG,
         )
         parts = g.add_weight(weight)
         assert isinstance(parts, tuple) and len(parts) == 4
@@ -195,8 +198,13 @@ def test_qmatmul_encoding_and_config_errors(graph):
 
 def test_gptq_operand_errors(graph):
     x = graph.inputs[0]
-    weight = Weight("layer", DType.int32, [64, 256], quantization_encoding=E.GPTQ,
-                    quantization_config=GPTQ_CONFIG)
+    weight = Weight(
+        "layer",
+        DType.int32,
+        [64, 256],
+        quantization_encoding=E.GPTQ,
+        quantization_config=GPTQ_CONFIG,
+    )
     qw, qz, s, gi = graph.add_weight(weight)
     with pytest.raises(ValueError, match="GPTQ needs config=QuantizationConfig"):
         ops.qmatmul(E.GPTQ, None, x, qw, qz, s, gi)
@@ -220,8 +228,11 @@ def test_gptq_operand_errors(graph):
 def test_float_op_shape_errors(graph):
     x, y, z = graph.inputs
     w = graph.add_weight(Weight("w", DType.float32, [128, 16]))
-    with pytest.raises(ValueError, match=r"ops.matmul: lhs is \[batch, 256\] but rhs is "
-                       r"\[128, 16\]: K must match"):
+    with pytest.raises(
+        ValueError,
+        match=r"ops.matmul: lhs is \[batch, 256\] but rhs is "
+        r"\[128, 16\]: K must match",
+    ):
         ops.matmul(x, w)
     with pytest.raises(ValueError, match="rhs must be 2-D"):
         ops.matmul(x, graph.add_weight(Weight("v", DType.float32, [256])))
@@ -293,10 +304,16 @@ def test_graph_lifecycle_errors():
         (lambda: TensorType(DType.bfloat16, [4]), "DType.bfloat16 is not supported"),
         (lambda: TensorType(DType.float32, "batch"), "must be a list of dimensions"),
         (lambda: Graph("g", input_types=[TensorType(DType.float32, [])]), "is a scalar"),
-        (lambda: Graph("g", input_types=[TensorType(DType.float32, [4])], input_names=["x_1"]),
-         "not a valid value name"),
-        (lambda: Graph("g", input_types=[TensorType(DType.float32, [4])] * 2,
-                       input_names=["x", "x"]), "repeat a name"),
+        (
+            lambda: Graph("g", input_types=[TensorType(DType.float32, [4])], input_names=["x_1"]),
+            "not a valid value name",
+        ),
+        (
+            lambda: Graph(
+                "g", input_types=[TensorType(DType.float32, [4])] * 2, input_names=["x", "x"]
+            ),
+            "repeat a name",
+        ),
     ],
 )
 def test_construction_errors(make, match):
@@ -328,8 +345,11 @@ def reference_ffn(x: np.ndarray, model) -> np.ndarray:
 def test_compiled_gguf_graph_matches_numpy(model):
     compiled = build_ffn().compile(threads=2)
     assert compiled.weight_names == [
-        "blk.0.ffn_norm.weight", "blk.0.ffn_gate.weight", "blk.0.ffn_up.weight",
-        "blk.0.ffn_down.weight", "output.weight",
+        "blk.0.ffn_norm.weight",
+        "blk.0.ffn_gate.weight",
+        "blk.0.ffn_up.weight",
+        "blk.0.ffn_down.weight",
+        "output.weight",
     ]
     rng = np.random.default_rng(1)
     for rows in (1, 5):
@@ -351,8 +371,11 @@ def test_compiled_graph_checks_inputs_and_weights(model):
         compiled(x)
     arrays = {name: model.tensor(name).data for name in compiled.weight_names}
     arrays["output.weight"] = np.zeros((32, 144), np.uint8)
-    with pytest.raises(WeightMismatchError, match=r'"output.weight" is uint8 \[32, 144\] in '
-                       r"weights but the graph declares Q6_K \[32, 256\]"):
+    with pytest.raises(
+        WeightMismatchError,
+        match=r'"output.weight" is uint8 \[32, 144\] in '
+        r"weights but the graph declares Q6_K \[32, 256\]",
+    ):
         compiled(x, weights=arrays)
     with pytest.raises(BufferError, match="dimension 1 must be 256"):
         compiled(np.zeros((2, 255), np.float32), weights=model)

@@ -110,7 +110,10 @@ _CHILD = textwrap.dedent(
 def _child(mode: str, env: dict, ready: str = "-", go: str = "-") -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-c", _CHILD, mode, ready, go],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
 
 

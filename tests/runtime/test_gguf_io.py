@@ -383,7 +383,9 @@ def test_unsupported_types_are_listed_but_not_usable(tmp_path):
     )
     model = open_gguf(path)
     assert [(t.name, t.type_name) for t in model.tensors] == [
-        ("k8", "Q8_K"), ("iq", "IQ4_NL"), ("ok", "Q8_0"),
+        ("k8", "Q8_K"),
+        ("iq", "IQ4_NL"),
+        ("ok", "Q8_0"),
     ]
     k8 = model.tensor("k8")
     assert not k8.is_supported and k8.is_quantized and k8.encoding is None
@@ -647,12 +649,28 @@ def test_llama_cpp_q4_k_m_file_loads():
 # Worst acceptable relative RMS error of llama.cpp's quantization of the
 # small-input fixture, per encoding (Q2_K is coarse).
 REL_RMS = {
-    E.Q2_K: 0.45, E.Q3_K: 0.25, E.Q4_0: 0.15, E.Q4_1: 0.15, E.Q4_K: 0.12, E.Q5_0: 0.08,
-    E.Q5_1: 0.08, E.Q5_K: 0.06, E.Q6_K: 0.03, E.Q8_0: 0.01,
+    E.Q2_K: 0.45,
+    E.Q3_K: 0.25,
+    E.Q4_0: 0.15,
+    E.Q4_1: 0.15,
+    E.Q4_K: 0.12,
+    E.Q5_0: 0.08,
+    E.Q5_1: 0.08,
+    E.Q5_K: 0.06,
+    E.Q6_K: 0.03,
+    E.Q8_0: 0.01,
 }
 PURE_FILES = {
-    E.Q4_0: "Q4_0", E.Q4_1: "Q4_1", E.Q5_0: "Q5_0", E.Q5_1: "Q5_1", E.Q8_0: "Q8_0",
-    E.Q2_K: "Q2_K", E.Q3_K: "Q3_K_S", E.Q4_K: "Q4_K_S", E.Q5_K: "Q5_K_S", E.Q6_K: "Q6_K",
+    E.Q4_0: "Q4_0",
+    E.Q4_1: "Q4_1",
+    E.Q5_0: "Q5_0",
+    E.Q5_1: "Q5_1",
+    E.Q8_0: "Q8_0",
+    E.Q2_K: "Q2_K",
+    E.Q3_K: "Q3_K_S",
+    E.Q4_K: "Q4_K_S",
+    E.Q5_K: "Q5_K_S",
+    E.Q6_K: "Q6_K",
 }
 
 

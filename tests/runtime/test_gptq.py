@@ -275,13 +275,21 @@ def test_rtn_rejects_bad_input(kwargs, match):
 
 def _parts(bits=4, group_size=32, desc_act=False, k=64, n=32):
     layer = quantize_gptq_rtn(
-        np.random.default_rng(0).standard_normal((n, k)), bits, group_size,
-        desc_act=desc_act, name="model.layers.0.mlp.down_proj", bias=np.zeros(n),
+        np.random.default_rng(0).standard_normal((n, k)),
+        bits,
+        group_size,
+        desc_act=desc_act,
+        name="model.layers.0.mlp.down_proj",
+        bias=np.zeros(n),
     )
     return {
-        "name": layer.name, "qweight": layer.qweight, "qzeros": layer.qzeros,
+        "name": layer.name,
+        "qweight": layer.qweight,
+        "qzeros": layer.qzeros,
         "scales": layer.scales,
-        "g_idx": layer.g_idx, "bias": layer.bias, "config": layer.config,
+        "g_idx": layer.g_idx,
+        "bias": layer.bias,
+        "config": layer.config,
     }
 
 
@@ -317,8 +325,10 @@ def test_layer_validation_errors(change, match):
 def test_layer_validation_packing_limits():
     # 4-bit qzeros pack N in runs of 8: N = 4 cannot be stored.
     parts = _parts() | {
-        "qweight": np.zeros((8, 4), dtype=np.int32), "scales": np.zeros((2, 4), dtype=np.float16),
-        "qzeros": np.zeros((2, 1), dtype=np.int32), "bias": None,
+        "qweight": np.zeros((8, 4), dtype=np.int32),
+        "scales": np.zeros((2, 4), dtype=np.float16),
+        "qzeros": np.zeros((2, 1), dtype=np.int32),
+        "bias": None,
     }
     with pytest.raises(GPTQFormatError, match="N=4 is not a multiple of 8"):
         GPTQLinear(**parts)
@@ -336,10 +346,18 @@ def _model(bits=4, group_size=32, desc_act=False, fmt="gptq", sym=True, layers=3
     out = []
     for i in range(layers):
         w = rng.standard_normal((64, 128)).astype(np.float32)
-        out.append(quantize_gptq_rtn(
-            w, bits, group_size, sym=sym, desc_act=desc_act, checkpoint_format=fmt,
-            name=f"model.layers.{i}.mlp.up_proj", bias=np.ones(64) if i == 0 else None,
-        ))
+        out.append(
+            quantize_gptq_rtn(
+                w,
+                bits,
+                group_size,
+                sym=sym,
+                desc_act=desc_act,
+                checkpoint_format=fmt,
+                name=f"model.layers.{i}.mlp.up_proj",
+                bias=np.ones(64) if i == 0 else None,
+            )
+        )
     extra = {
         "model.embed_tokens.weight": rng.standard_normal((10, 128)).astype(np.float16),
         "model.norm.weight": np.ones(128, dtype=np.float32),
@@ -485,8 +503,12 @@ def test_describe_checkpoint(tmp_path):
     assert first["shape"] == [64, 128] and first["dtype"] == "int32"
     assert first["nbytes"] == layers[0].nbytes
     assert by_name["model.norm.weight"] == {
-        "name": "model.norm.weight", "encoding": "float32", "shape": [128],
-        "dtype": "float32", "nbytes": 512, "files": by_name["model.norm.weight"]["files"],
+        "name": "model.norm.weight",
+        "encoding": "float32",
+        "shape": [128],
+        "dtype": "float32",
+        "nbytes": 512,
+        "files": by_name["model.norm.weight"]["files"],
     }
     # A plain safetensors file needs no GPTQ config.
     plain = tmp_path / "plain"
@@ -506,7 +528,9 @@ def test_layers_sorted_naturally(tmp_path):
     ]
     save_gptq_checkpoint(tmp_path, layers, layers[0].config)
     assert list(load_gptq_checkpoint(tmp_path).layers) == [
-        "model.layers.1.q", "model.layers.2.q", "model.layers.10.q"
+        "model.layers.1.q",
+        "model.layers.2.q",
+        "model.layers.10.q",
     ]
 
 
@@ -594,12 +618,15 @@ def test_layer_tensor_problems(tmp_path):
     with pytest.raises(GPTQFormatError, match="model.safetensors: GPTQ layer.*desc_act is False"):
         load_gptq_checkpoint(tmp_path)
     # BF16 scales: a format error, not numpy's TypeError.
-    _write_raw_safetensors(tmp_path / "model.safetensors", {
-        f"{p}.qweight": ("I32", [16, 64], layer.qweight.tobytes()),
-        f"{p}.qzeros": ("I32", [4, 8], layer.qzeros.tobytes()),
-        f"{p}.scales": ("BF16", [4, 64], layer.scales.tobytes()),
-        f"{p}.g_idx": ("I32", [128], layer.g_idx.tobytes()),
-    })
+    _write_raw_safetensors(
+        tmp_path / "model.safetensors",
+        {
+            f"{p}.qweight": ("I32", [16, 64], layer.qweight.tobytes()),
+            f"{p}.qzeros": ("I32", [4, 8], layer.qzeros.tobytes()),
+            f"{p}.scales": ("BF16", [4, 64], layer.scales.tobytes()),
+            f"{p}.g_idx": ("I32", [128], layer.g_idx.tobytes()),
+        },
+    )
     with pytest.raises(GPTQFormatError, match="scales must be float16.*got bfloat16"):
         load_gptq_checkpoint(tmp_path)
     # Only plain tensors.
@@ -691,8 +718,13 @@ def test_save_rejects_bad_input(tmp_path):
         ({"max_shard_bytes": 0}, "max_shard_bytes"),
     ]
     for change, match in cases:
-        args = {"directory": tmp_path / "out", "layers": layers, "config": cfg,
-                    "checkpoint_format": "gptq", "extra_tensors": extra} | change
+        args = {
+            "directory": tmp_path / "out",
+            "layers": layers,
+            "config": cfg,
+            "checkpoint_format": "gptq",
+            "extra_tensors": extra,
+        } | change
         with pytest.raises(GPTQFormatError, match=match):
             save_gptq_checkpoint(**args)
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())

@@ -185,9 +185,7 @@ def set_fp16(blocks: np.ndarray, offset: int, bits: np.ndarray) -> None:
     blocks[..., offset + 1] = (bits >> 8).astype(np.uint8)
 
 
-def make_blocks(
-    rng: np.random.Generator, lay: Layout, rows: int, k: int, fp16=None
-) -> np.ndarray:
+def make_blocks(rng: np.random.Generator, lay: Layout, rows: int, k: int, fp16=None) -> np.ndarray:
     """Random packed rows [rows, k/epb*block_size]; fp16 fields from `fp16[field]`
     (bit patterns broadcast to [rows, blocks]) or typical_fp16."""
     nb = k // lay.epb
@@ -237,7 +235,10 @@ def _blocks_for(name: str, k: int, seed: int, rows: int = N_ROWS) -> np.ndarray:
     half = rows // 2
     typical = make_blocks(rng, lay, rows - half, k)
     wide = make_blocks(
-        rng, lay, half, k,
+        rng,
+        lay,
+        half,
+        k,
         {f: any_finite_fp16(rng, (half, k // lay.epb)) for f in lay.fp16},
     )
     out = np.concatenate([typical, wide])
@@ -261,9 +262,7 @@ def test_dequantize_random_blocks(name, pipeline, which_k):
 
 
 @pytest.mark.parametrize("pipeline", PIPELINES)
-@pytest.mark.parametrize(
-    "name,field", [(n, f) for n, lay in LAYOUTS.items() for f in lay.fp16]
-)
+@pytest.mark.parametrize("name,field", [(n, f) for n, lay in LAYOUTS.items() for f in lay.fp16])
 def test_dequantize_special_scale(name, field, pipeline):
     """Each special fp16 value in one field (others finite), bit-exact incl. NaN payloads."""
     lay = LAYOUTS[name]
@@ -300,9 +299,14 @@ def test_dequantize_two_nan_fields(name, pipeline):
     (f1, o1), (f2, o2) = lay.fp16.items()
     pairs = [(0x7E11, 0x7E22), (0x7C01, 0xFE33), (0xFD55, 0x7C02), (0x7E00, 0x7E00)]
     packed = make_blocks(
-        rng, lay, len(pairs), k,
-        {f1: np.array([p[0] for p in pairs], np.uint16)[:, None],
-         f2: np.array([p[1] for p in pairs], np.uint16)[:, None]},
+        rng,
+        lay,
+        len(pairs),
+        k,
+        {
+            f1: np.array([p[0] for p in pairs], np.uint16)[:, None],
+            f2: np.array([p[1] for p in pairs], np.uint16)[:, None],
+        },
     )
     y = api.dequantize(name, packed, pipeline=pipeline)
     ref = reference(lay, packed)
@@ -438,11 +442,13 @@ def test_thread_count_does_not_change_results(name, pipeline, monkeypatch):
     mm1 = api.qmatmul(name, x, packed, threads=1, pipeline=pipeline)
     for threads in (2, 3):
         assert_bits_equal(
-            api.dequantize(name, packed, threads=threads, pipeline=pipeline), deq1,
+            api.dequantize(name, packed, threads=threads, pipeline=pipeline),
+            deq1,
             f"{name} dequantize threads={threads}",
         )
         assert_bits_equal(
-            api.qmatmul(name, x, packed, threads=threads, pipeline=pipeline), mm1,
+            api.qmatmul(name, x, packed, threads=threads, pipeline=pipeline),
+            mm1,
             f"{name} qmatmul threads={threads}",
         )
     monkeypatch.setenv("QUANTIR_NUM_THREADS", "3")

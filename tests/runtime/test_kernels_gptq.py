@@ -143,10 +143,12 @@ def _run(op, layer: GPTQLinear, *, sym: bool = False, pipeline=None, x=None, **k
     cfg = dataclasses.replace(layer.config, sym=sym)
     fmt = layer.checkpoint_format
     if op == "dequantize":
-        return api.dequantize("gptq", layer.tensors(), config=cfg, checkpoint_format=fmt,
-                              pipeline=pipeline, **kw)
-    return api.qmatmul("gptq", x, layer.tensors(), config=cfg, checkpoint_format=fmt,
-                       pipeline=pipeline, **kw)
+        return api.dequantize(
+            "gptq", layer.tensors(), config=cfg, checkpoint_format=fmt, pipeline=pipeline, **kw
+        )
+    return api.qmatmul(
+        "gptq", x, layer.tensors(), config=cfg, checkpoint_format=fmt, pipeline=pipeline, **kw
+    )
 
 
 # -- the grid ------------------------------------------------------------------------------------
@@ -155,8 +157,11 @@ def _run(op, layer: GPTQLinear, *, sym: bool = False, pipeline=None, x=None, **k
 @pytest.mark.parametrize("pipeline", PIPELINES)
 @pytest.mark.parametrize("bits,gs,desc,fmt", GRID_PARAMS)
 def test_dequantize_matches_reference(bits, gs, desc, fmt, pipeline):
-    for layer in (rtn_layer(bits, gs, desc, fmt, False), rtn_layer(bits, gs, desc, fmt, True),
-                  exact_layer(bits, gs, desc, fmt)):
+    for layer in (
+        rtn_layer(bits, gs, desc, fmt, False),
+        rtn_layer(bits, gs, desc, fmt, True),
+        exact_layer(bits, gs, desc, fmt),
+    ):
         y = _run("dequantize", layer, pipeline=pipeline)
         assert y.shape == layer.logical_shape
         assert_bits_equal(y, dequantize_gptq_reference(layer), f"dequantize {layer!r}")
@@ -192,8 +197,7 @@ def test_qmatmul_exact_arithmetic(bits, gs, desc, fmt, pipeline):
 # sym = true kernels: one per bits value (and pipeline); group size, desc_act and
 # format rotate, so each value of each appears.
 SYM_CASES = [
-    (bits, list(K_FOR_GROUP)[i], i % 2 == 1, FORMATS[(i // 2) % 2])
-    for i, bits in enumerate(BITS)
+    (bits, list(K_FOR_GROUP)[i], i % 2 == 1, FORMATS[(i // 2) % 2]) for i, bits in enumerate(BITS)
 ]
 
 
@@ -203,8 +207,11 @@ def test_sym_config(bits, gs, desc, fmt, pipeline, assert_qmatmul_close):
     """A symmetric layer passed as a GPTQLinear: the API takes its own config (sym = true)."""
     layer = rtn_layer(bits, gs, desc, fmt, True)
     assert layer.config.sym
-    assert_bits_equal(api.dequantize("gptq", layer, pipeline=pipeline),
-                      dequantize_gptq_reference(layer), f"dequantize {layer!r}")
+    assert_bits_equal(
+        api.dequantize("gptq", layer, pipeline=pipeline),
+        dequantize_gptq_reference(layer),
+        f"dequantize {layer!r}",
+    )
     x = _x(np.random.default_rng(11), (3, layer.in_features))
     y = api.qmatmul("gptq", x, layer, pipeline=pipeline)
     assert_qmatmul_close(y, x, dequantize_gptq_reference(layer), range_magnitude(layer))
@@ -242,10 +249,16 @@ def test_thread_count_does_not_change_results(bits, gs, desc, pipeline, monkeypa
     deq1 = _run("dequantize", layer, pipeline=pipeline, threads=1)
     mm1 = _run("qmatmul", layer, pipeline=pipeline, x=x, threads=1)
     for threads in (2, 3):
-        assert_bits_equal(_run("dequantize", layer, pipeline=pipeline, threads=threads), deq1,
-                          f"dequantize threads={threads}")
-        assert_bits_equal(_run("qmatmul", layer, pipeline=pipeline, x=x, threads=threads), mm1,
-                          f"qmatmul threads={threads}")
+        assert_bits_equal(
+            _run("dequantize", layer, pipeline=pipeline, threads=threads),
+            deq1,
+            f"dequantize threads={threads}",
+        )
+        assert_bits_equal(
+            _run("qmatmul", layer, pipeline=pipeline, x=x, threads=threads),
+            mm1,
+            f"qmatmul threads={threads}",
+        )
     monkeypatch.setenv("QUANTIR_NUM_THREADS", "3")
     assert_bits_equal(_run("dequantize", layer, pipeline=pipeline), deq1, "env threads")
     assert_bits_equal(_run("qmatmul", layer, pipeline=pipeline, x=x), mm1, "env threads")
@@ -264,8 +277,9 @@ def warm_cases():
         cases.append(functools.partial(_warm, "dequantize", *case, True, pipeline))
         cases.append(functools.partial(_warm, "qmatmul", *case, True, pipeline))
     for rank, pipeline in itertools.product((1, 3), PIPELINE_NAMES):
-        cases.append(functools.partial(_warm, "qmatmul", 4, 128, False, "gptq", False, pipeline,
-                                       rank))
+        cases.append(
+            functools.partial(_warm, "qmatmul", 4, 128, False, "gptq", False, pipeline, rank)
+        )
     return cases
 
 

@@ -94,8 +94,17 @@ def test_bad_x(make_x, expected):
         (lambda: np.asfortranarray(_packed()), "contiguous"),
         (lambda: list(_packed()), "numpy"),
     ],
-    ids=["int16", "float32", "partial-block", "empty-rows", "1-d", "3-d", "strided", "fortran",
-         "list"],
+    ids=[
+        "int16",
+        "float32",
+        "partial-block",
+        "empty-rows",
+        "1-d",
+        "3-d",
+        "strided",
+        "fortran",
+        "list",
+    ],
 )
 @pytest.mark.parametrize("op", ["dequantize", "qmatmul"])
 def test_bad_packed(op, make_packed, expected):

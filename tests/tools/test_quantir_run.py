@@ -42,7 +42,7 @@ def run_error(argv, capsys) -> str:
     assert code == 1, (code, out, err)
     assert err.startswith("quantir-run: error: ") and err.count("\n") == 1, err
     assert "Traceback" not in err and "internal error" not in err
-    return err[len("quantir-run: error: "):].strip()
+    return err[len("quantir-run: error: ") :].strip()
 
 
 def q6k_head() -> tuple[np.ndarray, np.ndarray]:
@@ -82,8 +82,21 @@ def test_gguf_plus_npz_weights_output_file(tmp_path, capsys, bias_npz):
     np.save(tmp_path / "x.npy", x)
     out = tmp_path / "y.npy"
     code, stdout, err = run(
-        [LINEAR, "--weights", MODEL, "--weights", npz, "--input", f"x={tmp_path / 'x.npy'}",
-         "--output", out, "--threads", "2"], capsys)
+        [
+            LINEAR,
+            "--weights",
+            MODEL,
+            "--weights",
+            npz,
+            "--input",
+            f"x={tmp_path / 'x.npy'}",
+            "--output",
+            out,
+            "--threads",
+            "2",
+        ],
+        capsys,
+    )
     assert code == 0, err
     assert stdout == f"wrote result0 (float32 [5, 32]) to {out}\n"
     y = np.load(out)
@@ -98,8 +111,18 @@ def test_npz_only_weights_and_positional_input(tmp_path, capsys):
     np.savez(tmp_path / "w.npz", **{"output.weight": packed, "bias": bias})
     x = np.ones((1, 256), np.float32)
     np.save(tmp_path / "x.npy", x)
-    code, out, err = run([LINEAR, "--weights", tmp_path / "w.npz", "--input",
-                          tmp_path / "x.npy", "--output-dir", tmp_path / "res"], capsys)
+    code, out, err = run(
+        [
+            LINEAR,
+            "--weights",
+            tmp_path / "w.npz",
+            "--input",
+            tmp_path / "x.npy",
+            "--output-dir",
+            tmp_path / "res",
+        ],
+        capsys,
+    )
     assert code == 0, err
     y = np.load(tmp_path / "res" / "result0.npy")
     np.testing.assert_allclose(y, x @ w.T + bias, rtol=1e-5, atol=1e-5)
@@ -128,8 +151,21 @@ def test_random_input_is_seeded_and_printed(capsys, bias_npz):
 
 def test_time_and_repeat(capsys, bias_npz):
     npz, _ = bias_npz
-    code, out, err = run([LINEAR, "--weights", MODEL, "--weights", npz, "--input",
-                          "x=random:2x256", "--time", "--repeat", "3"], capsys)
+    code, out, err = run(
+        [
+            LINEAR,
+            "--weights",
+            MODEL,
+            "--weights",
+            npz,
+            "--input",
+            "x=random:2x256",
+            "--time",
+            "--repeat",
+            "3",
+        ],
+        capsys,
+    )
     assert code == 0, err
     lines = out.splitlines()
     assert any(ln.startswith("weights: ") for ln in lines)
@@ -145,20 +181,42 @@ def test_gptq_checkpoint_directory_and_safetensors(tmp_path, capsys, gptq_dir, g
     bias = gptq_layer.bias.astype(np.float32)
     for source in (gptq_dir, gptq_dir / "model.safetensors"):
         out_dir = tmp_path / source.name
-        code, out, err = run([GPTQ_GRAPH, "--weights", source, "--input", tmp_path / "x.npy",
-                              "--output-dir", out_dir], capsys)
+        code, out, err = run(
+            [
+                GPTQ_GRAPH,
+                "--weights",
+                source,
+                "--input",
+                tmp_path / "x.npy",
+                "--output-dir",
+                out_dir,
+            ],
+            capsys,
+        )
         assert code == 0, err
         assert "wrote result1 (float32 [64, 256])" in out
         np.testing.assert_array_equal(np.load(out_dir / "result1.npy"), w)
         np.testing.assert_allclose(
-            np.load(out_dir / "result0.npy"), x.astype(np.float64) @ w.T + bias,
-            rtol=1e-5, atol=1e-5,
+            np.load(out_dir / "result0.npy"),
+            x.astype(np.float64) @ w.T + bias,
+            rtol=1e-5,
+            atol=1e-5,
         )
 
 
 def test_function_selection(capsys):
-    code, out, err = run([TWO, "--function", "sum_and_product", "--input", "b=random:2x4",
-                          "--input", "a=random:2x4"], capsys)
+    code, out, err = run(
+        [
+            TWO,
+            "--function",
+            "sum_and_product",
+            "--input",
+            "b=random:2x4",
+            "--input",
+            "a=random:2x4",
+        ],
+        capsys,
+    )
     assert code == 0, err
     a = np.random.default_rng([0, 0]).standard_normal((2, 4), dtype=np.float32)
     b = np.random.default_rng([0, 1]).standard_normal((2, 4), dtype=np.float32)
@@ -173,8 +231,9 @@ def test_f16_file_tensor_widens_to_a_declared_f32_weight(tmp_path, capsys):
     model = TESTS / "data" / "gguf" / "mini-pure-Q4_0.gguf"
     graph = DATA / "f16_weight.mlir"
     out = tmp_path / "y.npy"
-    code, _, err = run([graph, "--weights", model, "--input", "x=random:2x8x100", "--output",
-                        out], capsys)
+    code, _, err = run(
+        [graph, "--weights", model, "--input", "x=random:2x8x100", "--output", out], capsys
+    )
     assert code == 0, err
     w = np.asarray(open_gguf(model).tensor("blk.0.ffn_up.weight").data)
     assert w.dtype == np.float16
@@ -182,8 +241,7 @@ def test_f16_file_tensor_widens_to_a_declared_f32_weight(tmp_path, capsys):
     np.testing.assert_array_equal(np.load(out), x * w.astype(np.float32))
     # Arrays given directly are not converted: the dtype must be the declared one.
     np.savez(tmp_path / "w.npz", **{"blk.0.ffn_up.weight": w})
-    msg = run_error([graph, "--weights", tmp_path / "w.npz", "--input", "x=random:1x8x100"],
-                    capsys)
+    msg = run_error([graph, "--weights", tmp_path / "w.npz", "--input", "x=random:1x8x100"], capsys)
     assert 'weight "blk.0.ffn_up.weight" is float16 [8, 100]' in msg
 
 
@@ -196,24 +254,23 @@ def test_weight_type_mismatch_names_both_sides(tmp_path, capsys, bias_npz):
     graph.write_text(text)
     msg = run_error([graph, "--weights", MODEL, "--input", "x=random:1x256"], capsys)
     assert msg == (
-        f'weight "output.weight" is Q6_K [32, 256] in {MODEL} but the graph declares '
-        "Q4_K [32, 256]"
+        f'weight "output.weight" is Q6_K [32, 256] in {MODEL} but the graph declares Q4_K [32, 256]'
     )
 
 
 def test_weight_shape_and_dtype_mismatch(tmp_path, capsys):
-    np.savez(tmp_path / "w.npz", **{"output.weight": np.zeros((32, 256), np.float32),
-                                    "bias": np.zeros(32, np.float64)})
-    msg = run_error([LINEAR, "--weights", tmp_path / "w.npz", "--input", "x=random:1x256"],
-                    capsys)
+    np.savez(
+        tmp_path / "w.npz",
+        **{"output.weight": np.zeros((32, 256), np.float32), "bias": np.zeros(32, np.float64)},
+    )
+    msg = run_error([LINEAR, "--weights", tmp_path / "w.npz", "--input", "x=random:1x256"], capsys)
     assert msg == (
         f'weight "output.weight" is float32 [32, 256] in {tmp_path / "w.npz"} but the graph '
         "declares Q6_K [32, 256] (stored as uint8 [32, 210])"
     )
     packed, _ = q6k_head()
     np.savez(tmp_path / "w2.npz", **{"output.weight": packed, "bias": np.zeros(32)})
-    msg = run_error([LINEAR, "--weights", tmp_path / "w2.npz", "--input", "x=random:1x256"],
-                    capsys)
+    msg = run_error([LINEAR, "--weights", tmp_path / "w2.npz", "--input", "x=random:1x256"], capsys)
     assert 'weight "bias" is float64 [32]' in msg and "declares float32 [32]" in msg
 
 
@@ -228,26 +285,40 @@ def test_missing_weights(capsys, bias_npz):
 def test_ambiguous_weight(tmp_path, capsys, bias_npz):
     npz, _ = bias_npz
     shutil.copy(npz, tmp_path / "again.npz")
-    msg = run_error([LINEAR, "--weights", MODEL, "--weights", npz, "--weights",
-                     tmp_path / "again.npz", "--input", "x=random:1x256"], capsys)
+    msg = run_error(
+        [
+            LINEAR,
+            "--weights",
+            MODEL,
+            "--weights",
+            npz,
+            "--weights",
+            tmp_path / "again.npz",
+            "--input",
+            "x=random:1x256",
+        ],
+        capsys,
+    )
     assert msg.startswith(f'weight "bias" is in both {npz} and {tmp_path / "again.npz"}')
 
 
 def test_bad_weight_files(tmp_path, capsys):
-    msg = run_error([LINEAR, "--weights", tmp_path / "nope.gguf", "--input", "x=random:1x256"],
-                    capsys)
+    msg = run_error(
+        [LINEAR, "--weights", tmp_path / "nope.gguf", "--input", "x=random:1x256"], capsys
+    )
     assert "nope.gguf: no such file or directory" in msg
     (tmp_path / "w.bin").write_bytes(b"\x00" * 64)
-    msg = run_error([LINEAR, "--weights", tmp_path / "w.bin", "--input", "x=random:1x256"],
-                    capsys)
+    msg = run_error([LINEAR, "--weights", tmp_path / "w.bin", "--input", "x=random:1x256"], capsys)
     assert "not a weights file quantir reads" in msg
     (tmp_path / "bad.gguf").write_bytes(b"GGUF" + b"\x03\x00\x00\x00" + b"\xff" * 8)
-    msg = run_error([LINEAR, "--weights", tmp_path / "bad.gguf", "--input", "x=random:1x256"],
-                    capsys)
+    msg = run_error(
+        [LINEAR, "--weights", tmp_path / "bad.gguf", "--input", "x=random:1x256"], capsys
+    )
     assert "bad.gguf" in msg
     (tmp_path / "bad.npz").write_bytes(b"PK\x03\x04 not really a zip")
-    msg = run_error([LINEAR, "--weights", tmp_path / "bad.npz", "--input", "x=random:1x256"],
-                    capsys)
+    msg = run_error(
+        [LINEAR, "--weights", tmp_path / "bad.npz", "--input", "x=random:1x256"], capsys
+    )
     assert "not a readable .npz archive" in msg
 
 
@@ -259,8 +330,13 @@ def test_gptq_config_and_format_mismatch(tmp_path, capsys, gptq_layer):
         rng = np.random.default_rng(1)
         w = (rng.standard_normal((64, 256)) * 0.05).astype(np.float32)
         layer = quantize_gptq_rtn(
-            w, changes.get("bits", 4), 64, sym=True, name=LAYER,
-            checkpoint_format=changes.get("checkpoint_format", "gptq"), bias=np.zeros(64),
+            w,
+            changes.get("bits", 4),
+            64,
+            sym=True,
+            name=LAYER,
+            checkpoint_format=changes.get("checkpoint_format", "gptq"),
+            bias=np.zeros(64),
         )
         path = tmp_path / name
         save_gptq_checkpoint(path, [layer], layer.config, layer.checkpoint_format)
@@ -275,10 +351,13 @@ def test_gptq_config_and_format_mismatch(tmp_path, capsys, gptq_layer):
 
 
 def test_npz_with_partial_gptq_tensors(tmp_path, capsys, gptq_layer):
-    np.savez(tmp_path / "g.npz", **{f"{LAYER}.qweight": gptq_layer.qweight,
-                                    f"{LAYER}.scales": gptq_layer.scales})
-    msg = run_error([GPTQ_GRAPH, "--weights", tmp_path / "g.npz", "--input", "x=random:1x256"],
-                    capsys)
+    np.savez(
+        tmp_path / "g.npz",
+        **{f"{LAYER}.qweight": gptq_layer.qweight, f"{LAYER}.scales": gptq_layer.scales},
+    )
+    msg = run_error(
+        [GPTQ_GRAPH, "--weights", tmp_path / "g.npz", "--input", "x=random:1x256"], capsys
+    )
     assert f"has {LAYER}.qweight, {LAYER}.scales but not {LAYER}.qzeros, {LAYER}.g_idx" in msg
 
 
@@ -286,14 +365,22 @@ def test_npz_with_partial_gptq_tensors(tmp_path, capsys, gptq_layer):
     "inputs, expected",
     [
         ([], 'missing input "x" of @linear (tensor<?x256xf32>): pass --input x=PATH.npy'),
-        (["y=random:1x256"], '--input y=random:1x256: @linear has no input named "y" '
-                             "(its inputs: x)"),
+        (
+            ["y=random:1x256"],
+            '--input y=random:1x256: @linear has no input named "y" (its inputs: x)',
+        ),
         (["x=random:1x256", "x=random:2x256"], 'input "x" of @linear is given twice'),
         (["random:1x256", "random:1x256"], "@linear takes 1 input(s), but 2 were given"),
-        (["x=random:1x255"], 'input "x" from random:1x255 is float32 [1, 255] but the graph '
-                             "declares float32 [?, 256]"),
-        (["x=random"], 'input "x" has dynamic dimensions (float32 [?, 256]): give the shape, '
-                       "e.g. --input x=random:1x256"),
+        (
+            ["x=random:1x255"],
+            'input "x" from random:1x255 is float32 [1, 255] but the graph '
+            "declares float32 [?, 256]",
+        ),
+        (
+            ["x=random"],
+            'input "x" has dynamic dimensions (float32 [?, 256]): give the shape, '
+            "e.g. --input x=random:1x256",
+        ),
     ],
 )
 def test_input_errors(capsys, bias_npz, inputs, expected):
@@ -309,8 +396,10 @@ def test_input_file_errors(tmp_path, capsys, bias_npz):
     base = [LINEAR, "--weights", MODEL, "--weights", npz, "--input"]
     np.save(tmp_path / "f64.npy", np.zeros((2, 256)))
     msg = run_error([*base, f"x={tmp_path / 'f64.npy'}"], capsys)
-    assert msg == (f'input "x" from {tmp_path / "f64.npy"} is float64 [2, 256] but the graph '
-                   "declares float32 [?, 256] (convert it with .astype(np.float32))")
+    assert msg == (
+        f'input "x" from {tmp_path / "f64.npy"} is float64 [2, 256] but the graph '
+        "declares float32 [?, 256] (convert it with .astype(np.float32))"
+    )
     msg = run_error([*base, f"x={tmp_path / 'missing.npy'}"], capsys)
     assert msg == f'input "x": {tmp_path / "missing.npy"}: no such file'
     msg = run_error([*base, f"x={npz}"], capsys)
@@ -322,14 +411,18 @@ def test_input_file_errors(tmp_path, capsys, bias_npz):
 def test_graph_file_errors(tmp_path, capsys):
     assert run_error([tmp_path / "none.mlir"], capsys) == f"{tmp_path / 'none.mlir'}: no such file"
     bad = tmp_path / "bad.mlir"
-    bad.write_text("func.func @f(%x: tensor<2xf32>) -> tensor<2xf32> {\n"
-                   "  %y = qnn.add %x, %z : (tensor<2xf32>, tensor<2xf32>) -> tensor<2xf32>\n"
-                   "  func.return %y : tensor<2xf32>\n}\n")
+    bad.write_text(
+        "func.func @f(%x: tensor<2xf32>) -> tensor<2xf32> {\n"
+        "  %y = qnn.add %x, %z : (tensor<2xf32>, tensor<2xf32>) -> tensor<2xf32>\n"
+        "  func.return %y : tensor<2xf32>\n}\n"
+    )
     msg = run_error([bad], capsys)
     assert msg.startswith(f"{bad}:") and "values used but not defined: [%z]" in msg
-    bad.write_text("func.func @f(%x: tensor<2xf32>) -> tensor<3xf32> {\n"
-                   "  %y = qnn.add %x, %x : (tensor<2xf32>, tensor<2xf32>) -> tensor<3xf32>\n"
-                   "  func.return %y : tensor<3xf32>\n}\n")
+    bad.write_text(
+        "func.func @f(%x: tensor<2xf32>) -> tensor<3xf32> {\n"
+        "  %y = qnn.add %x, %x : (tensor<2xf32>, tensor<2xf32>) -> tensor<3xf32>\n"
+        "  func.return %y : tensor<3xf32>\n}\n"
+    )
     assert run_error([bad], capsys) == (
         f"{bad}:2:3: qnn.add: result shape [3] does not match the broadcast shape [2] of the "
         "operands"
@@ -343,13 +436,22 @@ def test_graph_file_errors(tmp_path, capsys):
 
 
 def test_output_errors(tmp_path, capsys):
-    base = [TWO, "--function", "sum_and_product", "--input", "a=random:1x4", "--input",
-            "b=random:1x4"]
+    base = [
+        TWO,
+        "--function",
+        "sum_and_product",
+        "--input",
+        "a=random:1x4",
+        "--input",
+        "b=random:1x4",
+    ]
     assert run_error([*base, "--output", tmp_path / "y.npy"], capsys) == (
         "@sum_and_product returns 2 results: --output takes one; use --output-dir DIR"
     )
-    msg = run_error([TWO, "--function", "square", "--input", "a=random", "--output",
-                     tmp_path / "no" / "y.npy"], capsys)
+    msg = run_error(
+        [TWO, "--function", "square", "--input", "a=random", "--output", tmp_path / "no" / "y.npy"],
+        capsys,
+    )
     no = tmp_path / "no"
     assert msg == f"--output {no / 'y.npy'}: directory {no} does not exist"
     (tmp_path / "file").write_text("")
@@ -358,16 +460,38 @@ def test_output_errors(tmp_path, capsys):
 
 
 def test_runtime_shape_mismatch_is_one_line(capsys):
-    msg = run_error([TWO, "--function", "sum_and_product", "--input", "a=random:2x4",
-                     "--input", "b=random:3x4"], capsys)
+    msg = run_error(
+        [
+            TWO,
+            "--function",
+            "sum_and_product",
+            "--input",
+            "a=random:2x4",
+            "--input",
+            "b=random:3x4",
+        ],
+        capsys,
+    )
     assert "@sum_and_product" in msg and "differs" in msg
 
 
 def test_gpu_device_without_gpu_runtime(capsys, monkeypatch, bias_npz):
     npz, _ = bias_npz
     monkeypatch.setitem(sys.modules, "quantir.runtime.cuda", None)
-    msg = run_error([LINEAR, "--weights", MODEL, "--weights", npz, "--input", "x=random:1x256",
-                     "--device", "cuda:0"], capsys)
+    msg = run_error(
+        [
+            LINEAR,
+            "--weights",
+            MODEL,
+            "--weights",
+            npz,
+            "--input",
+            "x=random:1x256",
+            "--device",
+            "cuda:0",
+        ],
+        capsys,
+    )
     assert msg.startswith("device 'cuda:0' is not available: quantir's GPU runtime")
 
 
@@ -408,16 +532,33 @@ def test_subprocess_success_and_errors(tmp_path, bias_npz):
     npz, _ = bias_npz
     env = dict(os.environ)
     ok = subprocess.run(
-        [*_command(), str(LINEAR), "--weights", str(MODEL), "--weights", str(npz), "--input",
-         "x=random:2x256", "--output", str(tmp_path / "y.npy"), "--time"],
-        capture_output=True, text=True, env=env, timeout=120,
+        [
+            *_command(),
+            str(LINEAR),
+            "--weights",
+            str(MODEL),
+            "--weights",
+            str(npz),
+            "--input",
+            "x=random:2x256",
+            "--output",
+            str(tmp_path / "y.npy"),
+            "--time",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
     )
     assert ok.returncode == 0, ok.stderr
     assert "wrote result0 (float32 [2, 32])" in ok.stdout and "compile: " in ok.stdout
     assert np.load(tmp_path / "y.npy").shape == (2, 32)
     bad = subprocess.run(
         [*_command(), str(LINEAR), "--weights", str(MODEL), "--input", "x=random:2x256"],
-        capture_output=True, text=True, env=env, timeout=120,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
     )
     assert bad.returncode == 1 and bad.stdout == ""
     assert bad.stderr.startswith('quantir-run: error: weight "bias"')
