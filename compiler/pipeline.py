@@ -108,4 +108,5 @@ def lower(
         pipeline = "quantir-cpu" if target == "cpu" else "quantir-gpu"
     run_pipeline(ctx, lowered, pipeline)
     lowered.attributes[TARGET_ATTR] = StringAttr("cpu" if target == "cpu" else "nvptx")
+    lowered.verify()  # a lowering bug must fail here, not in the LLVM translation
     return lowered

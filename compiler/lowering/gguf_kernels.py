@@ -44,6 +44,10 @@ become the thread's lane); "warp": one warp per iteration, its outermost
 `reduction` loops split across the 32 threads and summed with a warp reduce."""
 
 
+PARTIAL_SUMS = 4
+"""Accumulators per qmatmul tile (split among its rows of x) on the CPU."""
+
+
 def _role(name: str, gpu: str | None = None) -> dict:
     attrs = {LOOP_ATTR: StringAttr(name)}
     if gpu is not None:
@@ -167,11 +171,16 @@ def lower_qmatmul(
     off_t = vector_of(f32, nsub) if vector_scales else f32
 
     def tile(e: Emitter, row: Value, m0: Value, t: int) -> None:
-        zeros = [e.const(0.0, acc_t) for _ in range(t)]
+        # Independent partial sums per row of x keep several FMA chains in
+        # flight (one chain would be bound by the FMA latency).
+        parts = max(1, PARTIAL_SUMS // t) if vectorize else 1
+        zeros = [e.const(0.0, acc_t) for _ in range(t * parts)]
         off_zeros = [e.const(0.0, off_t) for _ in range(t)] if xsum is not None else []
+        counter = [0]  # element sets emitted so far in the block: picks the partial sum
 
         def block_body(e: Emitter, b: Value, carried: Sequence[Value]) -> list[Value]:
-            accs, offs = list(carried[:t]), list(carried[t:])
+            accs, offs = list(carried[: t * parts]), list(carried[t * parts :])
+            counter[0] = 0
             blk = BlockBytes(e, packed, row, e.mul(b, bs), lanes, None)
             hdr = layout.header(blk)
             scale = block_scales(layout, blk, hdr, vector_scales)
@@ -194,9 +203,12 @@ def lower_qmatmul(
                         col = ie.add(col0, es.first)
                         if lblk.lane is not None:
                             col = ie.add(col, lblk.lane)
+                        part = counter[0] % parts
+                        counter[0] += 1
                         for i in range(t):
                             xv = ie.vload(x, [ie.add(m0, i), col], lanes if vectorize else 1)
-                            c[i] = ie.fma(w, xv, c[i])
+                            slot = i * parts + part
+                            c[slot] = ie.fma(w, xv, c[slot])
                     return c
 
                 accs = list(_for_lanes(e, blk, vectorize, lanes_body, accs))
@@ -207,9 +219,12 @@ def lower_qmatmul(
         results = e.for_(0, k // epb, 1, block_body, [*zeros, *off_zeros], _role("reduction"))
         sign = layout.offset_sign
         for i in range(t):
-            total = e.reduce_add(results[i])
+            acc = results[i * parts]
+            for p in range(1, parts):
+                acc = e.addf(acc, results[i * parts + p], True)
+            total = e.reduce_add(acc)
             if xsum is not None:
-                off = e.reduce_add(results[t + i])
+                off = e.reduce_add(results[t * parts + i])
                 total = e.addf(total, off, True) if sign > 0 else e.subf(total, off, True)
             e.store(total, y, [e.add(m0, i), row])
 

@@ -112,12 +112,13 @@ def lower_dequantize(
     bits = gp.bits
     # Vectorized, 16 codes (one 64-byte line of output) per step when whole
     # words hold whole codes and groups allow it.
-    per_step = 16 if vectorize and 32 % bits == 0 else gp.run_codes
+    # (3-bit runs are 32 codes: two output lines per step.)
+    per_step = max(16, gp.run_codes) if vectorize else gp.run_codes
     if per_step % gp.run_codes or (gp.group_size % per_step):
         per_step = gp.run_codes
-    step_words = per_step * bits // 32 if 32 % bits == 0 else gp.run_words
+    step_words = per_step * bits // 32
     steps = gp.group_size // per_step
-    by_columns = gp.fast and vectorize and 32 % bits == 0 and per_step == VECTOR
+    by_columns = gp.fast and vectorize and per_step >= VECTOR
 
     def row_body(e: Emitter, ivs: Sequence[Value]) -> None:
         (n,) = ivs
@@ -131,7 +132,7 @@ def lower_dequantize(
                     k0 = e.add(e.mul(g, gp.group_size), e.mul(r, per_step))
                     row0 = e.divui(e.mul(k0, bits), 32)
                     words = [e.load(gp.qweight, [e.add(row0, w), n]) for w in range(step_words)]
-                    if vectorize and 32 % bits == 0:
+                    if vectorize:
                         q = e.andi(_codes_vector(e, words, per_step, bits), (1 << bits) - 1)
                         ft = vector_of(f32, per_step)
                         v = e.mulf(e.broadcast(s, ft), e.subf(e.uitofp(q), e.broadcast(z, ft)))
@@ -167,7 +168,7 @@ def lower_dequantize(
             def group_body(e: Emitter, g: Value, _c) -> None:
                 s_all = gp.scales_at(e, g, n0, VECTOR)
                 z_all = e.vload(zbuf, [g, n0], VECTOR)
-                ft = vector_of(f32, VECTOR)
+                ft = vector_of(f32, per_step)
                 s = [e.broadcast(e.extract(s_all, i), ft) for i in range(VECTOR)]
                 z = [e.broadcast(e.extract(z_all, i), ft) for i in range(VECTOR)]
 
@@ -199,25 +200,45 @@ def lower_dequantize(
 
 
 def _codes_vector(e: Emitter, words: list[Value], lanes: int, bits: int) -> Value:
-    """Lane j holds word (bits*j)//32 shifted right by (bits*j)%32 (not yet masked).
+    """Lane j holds code j of the stream `words` (its bits b*j.., not yet masked).
 
-    Each word is broadcast and blended into the lanes it feeds, so the
-    shift-and-mask that follows extracts every code at once.
+    Each word is broadcast and blended into the lanes it feeds, so one
+    shift (and the caller's mask) extracts every code at once. A code that
+    straddles two words (3-bit codes 10 and 21 of a run) also gets the low
+    bits of the next word, shifted up.
     """
+    vt = vector_of(i32, lanes)
+    word_of = [bits * j // 32 for j in range(lanes)]
+    shift = [bits * j % 32 for j in range(lanes)]
+    straddles = [shift[j] + bits > 32 for j in range(lanes)]
+    low = e.shrui(_blend_words(e, words, word_of, vt), e.vconst(shift, i32))
+    if not any(straddles):
+        return low
+    # Lanes that do not straddle read word 0 here and shift it by 0 bits:
+    # masked away below, and no shift ever reaches the word width.
+    nxt = [word_of[j] + 1 if straddles[j] else -1 for j in range(lanes)]
+    up = [32 - shift[j] if straddles[j] else 0 for j in range(lanes)]
+    keep = e.vconst([-1 if s else 0 for s in straddles], i32)
+    high = e.andi(e.shli(_blend_words(e, words, nxt, vt), e.vconst(up, i32)), keep)
+    return e.ori(low, high)
+
+
+def _blend_words(e: Emitter, words: list[Value], word_of: list[int], vt) -> Value:
+    """A vector whose lane j is words[word_of[j]] (word 0 where word_of[j] < 0)."""
     from xdsl.dialects import vector
     from xdsl.dialects.builtin import DenseArrayBase, i64
 
-    vt = vector_of(i32, lanes)
-    per_word = 32 // bits
+    lanes = len(word_of)
     vec = e.broadcast(words[0], vt)
     for w in range(1, len(words)):
-        mask = [lanes + j if j // per_word == w else j for j in range(lanes)]
+        if w not in word_of:
+            continue
+        mask = [lanes + j if word_of[j] == w else j for j in range(lanes)]
         blend = vector.ShuffleOp(
             vec, e.broadcast(words[w], vt), DenseArrayBase.from_list(i64, mask), result_type=vt
         )
         vec = e.v(blend)
-    shifts = e.vconst([(bits * j) % 32 for j in range(lanes)], i32)
-    return e.shrui(vec, shifts)
+    return vec
 
 
 def lower_qmatmul(
