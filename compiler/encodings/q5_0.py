@@ -4,7 +4,8 @@ The low 4 bits of element e are nibbles as in Q4_0; bit e of qh is bit 4.
 value = d * (q - 16).
 """
 
-from xdsl.dialects.builtin import i8
+from xdsl.dialects import vector
+from xdsl.dialects.builtin import DenseArrayBase, VectorType, i8, i64
 
 from quantir.compiler.encodings.base import (
     BlockLayout,
@@ -19,6 +20,19 @@ QH, QS = 2, 6
 
 def fifth_bit(e, blk, qh_at: int, first: int):
     """Bit (first + lane) of the 32-bit qh word, moved to bit 4, as i8 lanes."""
+    if blk.vectorized:
+        # Byte-wise: lane l reads byte (first+l)//8 of qh and tests its bit
+        # (first+l)%8, all in 8-bit lanes (cheaper than 32-bit variable shifts).
+        lanes = blk.lanes
+        qh = blk.bytes(qh_at, 4)
+        pick = [(first + lane) // 8 for lane in range(lanes)]
+        spread = e.v(
+            vector.ShuffleOp(
+                qh, qh, DenseArrayBase.from_list(i64, pick), result_type=VectorType(i8, [lanes])
+            )
+        )
+        masks = e.vconst([1 << ((first + lane) % 8) for lane in range(lanes)], i8)
+        return e.shli(e.minui(e.andi(spread, masks), 1), 4)
     qh = blk.splat(blk.u32(qh_at))
     bit = e.andi(e.shrui(qh, e.add(blk.lane_iota(), first)), 1)
     return e.shli(e.trunci(bit, i8), 4)

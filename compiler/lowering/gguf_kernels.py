@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 from xdsl.dialects import memref
-from xdsl.dialects.builtin import DYNAMIC_INDEX, MemRefType, StringAttr, VectorType, f32
+from xdsl.dialects.builtin import MemRefType, VectorType, f32
 
 from quantir.compiler.encodings.base import (
     BlockBytes,
@@ -32,27 +32,11 @@ from quantir.compiler.encodings.base import (
     lane_scale,
 )
 from quantir.compiler.lowering.emitter import Emitter, Value, vector_of
-
-LOOP_ATTR = "qrt.loop"
-"""Marks the role of a loop for target mapping: "rows" (the parallel rows of a
-kernel), "reduction" (a loop accumulating into its iter_args), "lanes"."""
-
-GPU_MAPPING_ATTR = "qrt.gpu_mapping"
-"""On a parallel loop: how a GPU should run it. "item": one thread per
-iteration; "lanes": one thread per lane of each iteration (the `lanes` loops
-become the thread's lane); "warp": one warp per iteration, its outermost
-`reduction` loops split across the 32 threads and summed with a warp reduce."""
-
+from quantir.compiler.lowering.loop_roles import role
+from quantir.compiler.lowering.subblock_sums import lower_subblock_sums
 
 PARTIAL_SUMS = 4
 """Accumulators per qmatmul tile (split among its rows of x) on the CPU."""
-
-
-def _role(name: str, gpu: str | None = None) -> dict:
-    attrs = {LOOP_ATTR: StringAttr(name)}
-    if gpu is not None:
-        attrs[GPU_MAPPING_ATTR] = StringAttr(gpu)
-    return attrs
 
 
 def _scales_needed(layout: BlockLayout, group: LaneGroup) -> list[int]:
@@ -74,7 +58,7 @@ def _for_lanes(
         lane_blk = BlockBytes(ie, blk.mem, blk.row, blk.base, blk.lanes, lane)
         return body(ie, lane_blk, c)
 
-    return e.for_(0, blk.lanes, 1, lane_body, carried, _role("lanes"))
+    return e.for_(0, blk.lanes, 1, lane_body, carried, role("lanes"))
 
 
 def lower_dequantize(
@@ -112,39 +96,7 @@ def lower_dequantize(
 
             _for_lanes(e, blk, vectorize, lanes_body)
 
-    e.parallel([0, 0], [n_rows, k // epb], block_body, _role("rows", "lanes"))
-
-
-def lower_subblock_sums(e: Emitter, x: Value, sub_block_size: int, vectorize: bool) -> Value:
-    """xsum[m, j] = sum of x[m, j*s : (j+1)*s], in a new [M, K/s] buffer."""
-    xt = x.type
-    assert isinstance(xt, MemRefType)
-    k = xt.get_shape()[1]
-    groups = k // sub_block_size
-    m = e.dim(x, 0)
-    xsum = e.v(memref.AllocOp([m], [], MemRefType(f32, [DYNAMIC_INDEX, groups])))
-
-    def row_body(e: Emitter, ivs: Sequence[Value]) -> None:
-        (row,) = ivs
-
-        def group_body(e: Emitter, j: Value, _c) -> None:
-            start = e.mul(j, sub_block_size)
-            if vectorize:
-                total = e.reduce_add(e.vload(x, [row, start], sub_block_size))
-            else:
-                (total,) = e.for_(
-                    0,
-                    sub_block_size,
-                    1,
-                    lambda ie, i, c: [ie.addf(c[0], ie.load(x, [row, ie.add(start, i)]), True)],
-                    [e.f32_const(0.0)],
-                )
-            e.store(total, xsum, [row, j])
-
-        e.for_(0, groups, 1, group_body)
-
-    e.parallel([0], [m], row_body, _role("rows"))
-    return xsum
+    e.parallel([0, 0], [n_rows, k // epb], block_body, role("rows", "lanes"))
 
 
 def lower_qmatmul(
@@ -178,6 +130,11 @@ def lower_qmatmul(
         off_zeros = [e.const(0.0, off_t) for _ in range(t)] if xsum is not None else []
         counter = [0]  # element sets emitted so far in the block: picks the partial sum
 
+        # One scale for the whole block (Q4_0, Q8_0, ...): sum q*x over the
+        # block first and scale once, one multiply per block instead of one
+        # per element set.
+        scale_once = vectorize and layout.sub_blocks == 1
+
         def block_body(e: Emitter, b: Value, carried: Sequence[Value]) -> list[Value]:
             accs, offs = list(carried[: t * parts]), list(carried[t * parts :])
             counter[0] = 0
@@ -185,6 +142,7 @@ def lower_qmatmul(
             hdr = layout.header(blk)
             scale = block_scales(layout, blk, hdr, vector_scales)
             col0 = e.mul(b, epb)
+            block_sums: list[Value | None] = [None] * t
             for group in layout.groups:
                 for j in _scales_needed(layout, group):
                     scale(j)
@@ -194,29 +152,47 @@ def lower_qmatmul(
                     srcs = [lblk.lane_bytes(off) for off in group.sources]
                     for es in group.elements:
                         q = es.unpack(ie, lblk, srcs)
-                        s: SubBlockScale = lane_scale(lblk, es, scale)
                         qf = code_to_f32(ie, q, es.signed)
+                        col = ie.add(col0, es.first)
+                        if lblk.lane is not None:
+                            col = ie.add(col, lblk.lane)
+                        xvs = [
+                            ie.vload(x, [ie.add(m0, i), col], lanes if vectorize else 1)
+                            for i in range(t)
+                        ]
+                        if scale_once:
+                            for i in range(t):
+                                prev = block_sums[i]
+                                block_sums[i] = (
+                                    ie.mulf(qf, xvs[i], True)
+                                    if prev is None
+                                    else ie.fma(qf, xvs[i], prev)
+                                )
+                            continue
+                        s: SubBlockScale = lane_scale(lblk, es, scale)
                         if xsum is None:
                             w = dequant_value(ie, lblk, qf, s)
                         else:
                             w = ie.mulf(qf, s.scale, True)
-                        col = ie.add(col0, es.first)
-                        if lblk.lane is not None:
-                            col = ie.add(col, lblk.lane)
                         part = counter[0] % parts
                         counter[0] += 1
                         for i in range(t):
-                            xv = ie.vload(x, [ie.add(m0, i), col], lanes if vectorize else 1)
                             slot = i * parts + part
-                            c[slot] = ie.fma(w, xv, c[slot])
+                            c[slot] = ie.fma(w, xvs[i], c[slot])
                     return c
 
                 accs = list(_for_lanes(e, blk, vectorize, lanes_body, accs))
+            if scale_once:
+                d = blk.splat(scale(0).scale)
+                for i in range(t):
+                    sum_i = block_sums[i]
+                    assert sum_i is not None
+                    accs[i * parts] = e.fma(d, sum_i, accs[i * parts])
             if xsum is not None:
                 offs = accumulate_offsets(e, scale, nsub, xsum, m0, b, t, offs)
             return [*accs, *offs]
 
-        results = e.for_(0, k // epb, 1, block_body, [*zeros, *off_zeros], _role("reduction"))
+        results = e.for_(0, k // epb, 1, block_body, [*zeros, *off_zeros], role("reduction"))
         sign = layout.offset_sign
         for i in range(t):
             acc = results[i * parts]
@@ -235,7 +211,7 @@ def lower_qmatmul(
             e.for_(0, m_full, m_tile, lambda ie, m0, _c: tile(ie, row, m0, m_tile))
         e.for_(m_full, m, 1, lambda ie, m0, _c: tile(ie, row, m0, 1))
 
-    e.parallel([0], [n_rows], row_body, _role("rows", "warp"))
+    e.parallel([0], [n_rows], row_body, role("rows", "warp"))
     if xsum is not None:
         e.op(memref.DeallocOp.get(xsum))
 

@@ -26,7 +26,8 @@ from xdsl.dialects.builtin import DYNAMIC_INDEX, MemRefType, f32, i32
 
 from quantir.compiler.encodings.gptq import code_at, code_in_run, run_shape
 from quantir.compiler.lowering.emitter import Emitter, Value, vector_of
-from quantir.compiler.lowering.gguf_kernels import _role, lower_subblock_sums
+from quantir.compiler.lowering.loop_roles import role
+from quantir.compiler.lowering.subblock_sums import lower_subblock_sums
 from quantir.dialects.quant import GPTQConfigAttr
 
 VECTOR = 16
@@ -93,7 +94,7 @@ class _Gptq:
                 z = e.add(z, self.zero_offset)
             e.store(e.sitofp(z, f32), zbuf, [g, n])
 
-        e.parallel([0, 0], [self.groups, self.n], body, _role("rows"))
+        e.parallel([0, 0], [self.groups, self.n], body, role("rows"))
         return zbuf
 
     def scales_at(self, e: Emitter, g: Value, col: Value, lanes: int) -> Value:
@@ -188,13 +189,13 @@ def lower_dequantize(
 
             e.for_(0, gp.groups, 1, group_body)
 
-        e.parallel([0], [column_groups], columns_body, _role("rows"))
+        e.parallel([0], [column_groups], columns_body, role("rows"))
         start = e.mul(column_groups, VECTOR)
     e.parallel(
         [0],
         [e.sub(gp.n, start)],
         lambda ie, ivs: row_body(ie, [ie.add(start, ivs[0])]),
-        _role("rows"),
+        role("rows"),
     )
     e.op(memref.DeallocOp.get(zbuf))
 
@@ -297,7 +298,7 @@ def lower_qmatmul(
             c0 = ie.mul(ivs[0], chunk)
             m_tiles(ie, lambda je, m0, t: _fast_chunk(je, gp, x, xsum, zbuf, y, c0, chunk, m0, t))
 
-        e.parallel([0], [chunks], chunk_body, _role("rows"))
+        e.parallel([0], [chunks], chunk_body, role("rows"))
         start = e.mul(chunks, chunk)
     # Columns past the last whole chunk: vectors of `lanes`, then one at a time.
     tiles = e.divui(e.sub(gp.n, start), lanes)
@@ -305,13 +306,13 @@ def lower_qmatmul(
         [0],
         [tiles],
         lambda ie, ivs: columns(ie, ie.add(start, ie.mul(ivs[0], lanes)), lanes),
-        _role("rows"),
+        role("rows"),
     )
     if lanes > 1:
         tail_start = e.add(start, e.mul(tiles, lanes))
         tail = e.sub(gp.n, tail_start)
         e.parallel(
-            [0], [tail], lambda ie, ivs: columns(ie, ie.add(tail_start, ivs[0]), 1), _role("rows")
+            [0], [tail], lambda ie, ivs: columns(ie, ie.add(tail_start, ivs[0]), 1), role("rows")
         )
     if xsum is not None:
         e.op(memref.DeallocOp.get(xsum))
@@ -345,7 +346,7 @@ def _fast_groups(e, gp: _Gptq, x, xsum, zbuf, col, v, m0, t, init) -> list[Value
             return gaccs
 
         zeros = [e.const(0.0, acc_t) for _ in range(t * parts)]
-        partials = e.for_(0, runs, 1, run_body, zeros, _role("reduction"))
+        partials = e.for_(0, runs, 1, run_body, zeros, role("reduction"))
         gaccs = []
         for i in range(t):
             total = partials[i * parts]
@@ -359,7 +360,7 @@ def _fast_groups(e, gp: _Gptq, x, xsum, zbuf, col, v, m0, t, init) -> list[Value
             out.append(e.fma(s, corrected, accs[i]))
         return out
 
-    return list(e.for_(0, gp.groups, 1, group_body, init, _role("reduction")))
+    return list(e.for_(0, gp.groups, 1, group_body, init, role("reduction")))
 
 
 def _fast_chunk(e: Emitter, gp: _Gptq, x, xsum, zbuf, y, c0, chunk: int, m0, t: int) -> None:
@@ -447,4 +448,4 @@ def _general_k(e, gp: _Gptq, x, zbuf, col, v, m0, t, init) -> list[Value]:
             out.append(e.fma(w, xv, accs[i]))
         return out
 
-    return list(e.for_(0, gp.k, 1, k_body, init, _role("reduction")))
+    return list(e.for_(0, gp.k, 1, k_body, init, role("reduction")))

@@ -44,7 +44,7 @@ from xdsl.rewriter import Rewriter
 from xdsl.utils.exceptions import PassFailedException
 
 from quantir.compiler.lowering.emitter import Emitter
-from quantir.compiler.lowering.gguf_kernels import GPU_MAPPING_ATTR, LOOP_ATTR
+from quantir.compiler.lowering.loop_roles import GPU_MAPPING_ATTR, LOOP_ATTR
 from quantir.dialects.qrt import KERNEL_ATTR, TARGET_ATTR, LaunchOp, WarpReduceOp
 
 WARP = 32

@@ -33,17 +33,11 @@ from xdsl.passes import ModulePass
 from xdsl.utils.exceptions import PassFailedException
 
 from quantir.compiler.lowering.emitter import Emitter, Value, vector_of
-from quantir.compiler.lowering.gguf_kernels import LOOP_ATTR
+from quantir.compiler.lowering.loop_roles import role
 from quantir.compiler.lowering.shapes import as_rows
 from quantir.dialects import qnn
 
 VECTOR = 16
-
-
-def _role(name: str):
-    from xdsl.dialects.builtin import StringAttr
-
-    return {LOOP_ATTR: StringAttr(name)}
 
 
 def _shape(v: Value) -> list[int]:
@@ -88,10 +82,10 @@ def lower_elementwise(e: Emitter, op: qnn.AddOp | qnn.MulOp, vectorize: bool) ->
         e.for_(tail_start, n, 1, lambda ie, j, _c: element(ie, j, 1))
 
     if rank == 1:
-        e.parallel([0], [1], lambda ie, ivs: row_body(ie, []), _role("rows"))
+        e.parallel([0], [1], lambda ie, ivs: row_body(ie, []), role("rows"))
     else:
         ubs = [e.dim(out, i) for i in range(rank - 1)]
-        e.parallel([0] * (rank - 1), ubs, row_body, _role("rows"))
+        e.parallel([0] * (rank - 1), ubs, row_body, role("rows"))
 
 
 def lower_matmul(e: Emitter, op: qnn.MatmulOp, vectorize: bool) -> None:
@@ -108,11 +102,11 @@ def lower_matmul(e: Emitter, op: qnn.MatmulOp, vectorize: bool) -> None:
             xv = e.broadcast(e.load(x, [row, kk]), acc_t)
             return [e.fma(xv, e.vload(w, [kk, col], lanes), c[0])]
 
-        (acc,) = e.for_(0, k, 1, k_body, [e.const(0.0, acc_t)], _role("reduction"))
+        (acc,) = e.for_(0, k, 1, k_body, [e.const(0.0, acc_t)], role("reduction"))
         e.vstore(acc, y, [row, col])
 
     if not vectorize:
-        e.parallel([0, 0], [m, n], lambda ie, ivs: dot(ie, ivs[0], ivs[1], 1), _role("rows"))
+        e.parallel([0, 0], [m, n], lambda ie, ivs: dot(ie, ivs[0], ivs[1], 1), role("rows"))
         return
     tiles = e.divui(e.add(n, VECTOR - 1), VECTOR)
 
@@ -129,7 +123,7 @@ def lower_matmul(e: Emitter, op: qnn.MatmulOp, vectorize: bool) -> None:
                 lambda je, r: je.for_(col0, n, 1, lambda ke, c, _c: dot(ke, r, c, 1)),
             )
 
-    e.parallel([0], [tiles], tile_body, _role("rows"))
+    e.parallel([0], [tiles], tile_body, role("rows"))
 
 
 @dataclass(frozen=True)
