@@ -30,6 +30,7 @@ from xdsl.dialects.builtin import (
     IndexType,
     IntegerAttr,
     IntegerType,
+    MemRefType,
     StringAttr,
     SymbolRefAttr,
 )
@@ -178,4 +179,34 @@ class WarpReduceOp(IRDLOperation):
         super().__init__(operands=[value], result_types=[Float32Type()])
 
 
-Qrt = Dialect("qrt", [LaunchOp, CheckOp, WarpReduceOp], [])
+@irdl_op_definition
+class PrefetchOp(IRDLOperation):
+    """A hint to bring the memory at `%mem[indices]` into the cache (for reading).
+
+    It never faults, so the indices may run past the end of the buffer.
+
+    ```mlir
+    qrt.prefetch %w[%row, %col] : memref<?x2304xi8>
+    ```
+    """
+
+    name = "qrt.prefetch"
+
+    mem = operand_def(MemRefType)
+    indices = var_operand_def(IndexType)
+
+    assembly_format = "$mem `[` $indices `]` attr-dict `:` type($mem)"
+
+    def __init__(self, mem: SSAValue | Operation, indices: Sequence[SSAValue | Operation]):
+        super().__init__(operands=[mem, list(indices)])
+
+    def verify_(self) -> None:
+        t = self.mem.type
+        assert isinstance(t, MemRefType)
+        if len(self.indices) != t.get_num_dims():
+            raise VerifyException(
+                f"qrt.prefetch: {t} takes {t.get_num_dims()} indices, got {len(self.indices)}"
+            )
+
+
+Qrt = Dialect("qrt", [LaunchOp, CheckOp, WarpReduceOp, PrefetchOp], [])

@@ -41,7 +41,7 @@ from xdsl.dialects.builtin import (
 from xdsl.ir import Attribute, Block, Operation, SSAValue
 
 from quantir.dialects import arith_vector
-from quantir.dialects.qrt import KERNEL_ATTR, CheckOp, LaunchOp, WarpReduceOp
+from quantir.dialects.qrt import KERNEL_ATTR, CheckOp, LaunchOp, PrefetchOp, WarpReduceOp
 
 I64 = ir.IntType(64)
 I32 = ir.IntType(32)
@@ -389,6 +389,14 @@ class ModuleTranslator:
                 put(self.translate_gpu_id(op, state))
             case WarpReduceOp():
                 put(self.translate_warp_reduce(op, state))
+            case PrefetchOp():
+                m = g(op.mem)
+                # Not `inbounds`: the address may lie past the buffer's end.
+                addr = self.address(b, m, [g(i) for i in op.indices], inbounds=False)
+                ptr_t = ir.PointerType(addrspace=m.addrspace)
+                fn = self.intrinsic_void(f"llvm.prefetch.p{m.addrspace}", [ptr_t, I32, I32, I32])
+                # read, high temporal locality, data cache
+                b.call(fn, [addr, ir.Constant(I32, 0), ir.Constant(I32, 3), ir.Constant(I32, 1)])
             case gpu.BarrierOp():
                 b.call(self.intrinsic_void("llvm.nvvm.barrier0", []), [])
             case _:
@@ -493,7 +501,13 @@ class ModuleTranslator:
 
     # -- memory ------------------------------------------------------------
 
-    def address(self, b: ir.IRBuilder, m: MemRefValue, indices: Sequence[ir.Value]) -> ir.Value:
+    def address(
+        self,
+        b: ir.IRBuilder,
+        m: MemRefValue,
+        indices: Sequence[ir.Value],
+        inbounds: bool = True,
+    ) -> ir.Value:
         if len(indices) != len(m.sizes):
             raise TranslationError("memref access with the wrong number of indices")
         linear: ir.Value | None = None
@@ -505,7 +519,7 @@ class ModuleTranslator:
                 linear = b.add(b.mul(linear, size_v), idx)
         if linear is None:
             linear = ir.Constant(I64, 0)
-        return b.gep(m.ptr, [linear], inbounds=True, source_etype=m.elem)
+        return b.gep(m.ptr, [linear], inbounds=inbounds, source_etype=m.elem)
 
     def translate_memory(self, op: Operation, state: _FunctionState) -> None:
         b = state.builder

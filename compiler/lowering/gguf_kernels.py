@@ -34,9 +34,13 @@ from quantir.compiler.encodings.base import (
 from quantir.compiler.lowering.emitter import Emitter, Value, vector_of
 from quantir.compiler.lowering.loop_roles import role
 from quantir.compiler.lowering.subblock_sums import lower_subblock_sums
+from quantir.dialects.qrt import PrefetchOp
 
 PARTIAL_SUMS = 4
 """Accumulators per qmatmul tile (split among its rows of x) on the CPU."""
+
+PREFETCH_BYTES = 4096
+"""How far ahead of the block being unpacked a CPU qmatmul prefetches."""
 
 
 def _scales_needed(layout: BlockLayout, group: LaneGroup) -> list[int]:
@@ -138,7 +142,13 @@ def lower_qmatmul(
         def block_body(e: Emitter, b: Value, carried: Sequence[Value]) -> list[Value]:
             accs, offs = list(carried[: t * parts]), list(carried[t * parts :])
             counter[0] = 0
-            blk = BlockBytes(e, packed, row, e.mul(b, bs), lanes, None)
+            base = e.mul(b, bs)
+            if vectorize and PREFETCH_BYTES:
+                # Ask for the bytes PREFETCH_BYTES ahead (past the row's end
+                # this is the next row's start: harmless, a prefetch never
+                # faults).
+                e.op(PrefetchOp(packed, [row, e.add(base, PREFETCH_BYTES)]))
+            blk = BlockBytes(e, packed, row, base, lanes, None)
             hdr = layout.header(blk)
             scale = block_scales(layout, blk, hdr, vector_scales)
             col0 = e.mul(b, epb)

@@ -28,6 +28,7 @@ from quantir.compiler.encodings.gptq import code_at, code_in_run, run_shape
 from quantir.compiler.lowering.emitter import Emitter, Value, vector_of
 from quantir.compiler.lowering.loop_roles import role
 from quantir.compiler.lowering.subblock_sums import lower_subblock_sums
+from quantir.dialects.qrt import PrefetchOp
 from quantir.dialects.quant import GPTQConfigAttr
 
 VECTOR = 16
@@ -38,6 +39,10 @@ through together: each row of qweight is then read as CHUNK*4 contiguous
 bytes, which the hardware prefetcher follows (a 64-byte tile per row would
 touch a new page on every load)."""
 PARTIAL_SUMS = 4
+PREFETCH_ROWS = 4
+"""How many qweight rows ahead the column-chunk qmatmul prefetches."""
+DEQUANT_PREFETCH_STEPS = 4
+"""How many steps (of 16 or 32 codes) ahead the column-group dequantize prefetches."""
 
 
 class _Gptq:
@@ -177,6 +182,9 @@ def lower_dequantize(
                     k0 = e.add(e.mul(g, gp.group_size), e.mul(r, per_step))
                     row0 = e.divui(e.mul(k0, bits), 32)
                     rows = [e.add(row0, w) for w in range(step_words)]
+                    if DEQUANT_PREFETCH_STEPS:
+                        ahead = e.add(row0, DEQUANT_PREFETCH_STEPS * step_words)
+                        e.op(PrefetchOp(gp.qweight, [ahead, n0]))
                     for i in range(VECTOR):
                         # Scalar loads (broadcast straight from the cache
                         # line the previous column brought in).
@@ -399,6 +407,9 @@ def _fast_chunk(e: Emitter, gp: _Gptq, x, xsum, zbuf, y, c0, chunk: int, m0, t: 
 
             def column_body(e: Emitter, c: Value, _c) -> None:
                 col = e.add(c0, e.mul(c, v))
+                # The same columns PREFETCH_ROWS rows down (past the last row
+                # this reads other memory harmlessly: a prefetch never faults).
+                e.op(PrefetchOp(gp.qweight, [e.add(row0, PREFETCH_ROWS), col]))
                 words = [e.vload(gp.qweight, [e.add(row0, w), col], v) for w in range(gp.run_words)]
                 partial = [e.const(0.0, vt) for _ in range(t)]
                 for j in range(gp.run_codes):

@@ -26,13 +26,19 @@ func.func @deq(%w: tensor<?x34xui8>) -> tensor<?x32xf32> {
 // -----
 
 // qmatmul accumulates with vector FMAs and reduces with reassociation
-// (the first kernel sums x per sub-block, the second is the matmul).
+// (the first kernel sums x per sub-block, the second is the matmul). Each
+// block first prefetches the weight bytes 4096 ahead, with a GEP that is not
+// `inbounds` (past the last row it points beyond the buffer; prefetches never
+// fault).
 func.func @mv(%x: tensor<?x256xf32>, %w: tensor<?x144xui8>) -> tensor<?x?xf32> {
   %y = quant.qmatmul #quant.encoding<q4_k> %x, %w : (tensor<?x256xf32>, tensor<?x144xui8>) -> tensor<?x?xf32>
   func.return %y : tensor<?x?xf32>
 }
 
 // CHECK:       define internal void @"mv_kernel1.body"
+// CHECK:         [[AHEAD:%.*]] = add i64 %{{.*}}, 4096
+// CHECK-NEXT:    [[PTR:%.*]] = getelementptr i8, ptr %{{.*}}, i64 [[AHEAD]]
+// CHECK-NEXT:    call void @"llvm.prefetch.p0"(ptr [[PTR]], i32 0, i32 3, i32 1)
 // CHECK:         fmul contract reassoc <32 x float>
 // CHECK:         call <32 x float> @"llvm.fma.v32f32"
 // CHECK:         call fast float @"llvm.vector.reduce.fadd.v32f32"(float 0x8000000000000000, <32 x float>

@@ -117,3 +117,14 @@ func.func @f(%v: f16) {
   %s = qrt.warp_reduce %v : f16
   func.return
 }
+
+// -----
+
+// qrt.prefetch takes one index per dimension of its memref.
+// CHECK:      {{^}}// {{-----$}}
+// CHECK-NEXT: {{^}}qrt.prefetch: memref<?x2304xi8> takes 2 indices, got 1
+// CHECK-NEXT: {{^}}
+func.func @f(%w: memref<?x2304xi8>, %i: index) {
+  qrt.prefetch %w[%i] : memref<?x2304xi8>
+  func.return
+}

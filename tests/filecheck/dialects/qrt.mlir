@@ -64,3 +64,17 @@ func.func @check_and_reduce(%m0: index, %m1: index, %partial: f32) -> f32 {
   %again = qrt.warp_reduce %total {tag = 2 : i64} : f32
   func.return %again : f32
 }
+
+// -----
+
+// Prefetch hints take one index per dimension (they may run past the end).
+// CHECK-LABEL: func.func @prefetch
+// CHECK:         qrt.prefetch %w[%row, %col] : memref<?x2304xi8>
+// CHECK-NEXT:    qrt.prefetch %v[%col] {tag = 3 : i64} : memref<?xf32>
+// GENERIC-LABEL: "func.func"() <{sym_name = "prefetch"
+// GENERIC:         "qrt.prefetch"(%w, %row, %col) : (memref<?x2304xi8>, index, index) -> ()
+func.func @prefetch(%w: memref<?x2304xi8>, %v: memref<?xf32>, %row: index, %col: index) {
+  qrt.prefetch %w[%row, %col] : memref<?x2304xi8>
+  qrt.prefetch %v[%col] {tag = 3 : i64} : memref<?xf32>
+  func.return
+}
