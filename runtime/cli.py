@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import signal
 import sys
 from collections import Counter
@@ -26,6 +25,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn, TextIO
 
+from quantir.compiler.tools.command import run_command
 from quantir.dialects.encoding import QuantizationEncoding
 
 __all__ = ["ProgressBar", "build_parser", "main"]
@@ -358,11 +358,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _one_line(error: BaseException) -> str:
-    text = str(error) or type(error).__name__
-    return " ".join(text.split())
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command; return the exit status."""
     parser = build_parser()
@@ -370,32 +365,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as e:  # --help, or a usage error already reported
         return e.code if isinstance(e.code, int) else 2
-    out, err = sys.stdout, sys.stderr
-    try:
+
+    def body() -> int:
         if args.command == "inspect":
-            return _cmd_inspect(args, out)
-        return _cmd_quantize(args, out, err)
-    except KeyboardInterrupt:
-        err.write(f"\n{PROG}: error: interrupted\n")
-        return 130
-    except BrokenPipeError:
-        # The reader went away (`quantir inspect x | head`): not an error.
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        return 0
-    except (CommandError, ValueError, OSError) as e:
-        if args.traceback:
-            raise
-        err.write(f"{PROG}: error: {_one_line(e)}\n")
-        return 1
-    except Exception as e:  # a bug: still one line unless asked
-        if args.traceback:
-            raise
-        err.write(
-            f"{PROG}: error: internal error ({type(e).__name__}: {_one_line(e)}); "
-            "rerun with --traceback to report it\n"
-        )
-        return 1
+            return _cmd_inspect(args, sys.stdout)
+        return _cmd_quantize(args, sys.stdout, sys.stderr)
+
+    return run_command(
+        PROG, body, (CommandError, ValueError, OSError), traceback=args.traceback, err=sys.stderr
+    )
 
 
 if __name__ == "__main__":

@@ -17,8 +17,6 @@ one for bug reports).
 from __future__ import annotations
 
 import argparse
-import os
-import re
 import sys
 import time
 from collections.abc import Sequence
@@ -39,6 +37,7 @@ from quantir.compiler.graph.weight_sources import (
     open_weight_source,
     weight_declarations,
 )
+from quantir.compiler.tools.command import run_command
 from quantir.compiler.tools.run_inputs import (
     assign_inputs,
     function_inputs,
@@ -292,33 +291,6 @@ def _describe(array) -> str:
     return f"{array.dtype.name} [{', '.join(map(str, array.shape))}]"
 
 
-# -- errors -------------------------------------------------------------------
-
-_LOCATION_LINE = re.compile(r"^\S+:\d+:\d+$")
-_LOCATED_ERROR = re.compile(r"^(\S+:\d+:\d+): error: (.*)$", re.DOTALL)
-
-
-def one_line(error: BaseException) -> str:
-    """The error as one line.
-
-    xDSL's parse errors are "FILE:L:C", the source line, a caret line and
-    the message: they become "FILE:L:C: message". Located verifier errors
-    ("FILE:L:C: error: message") drop the inner "error:".
-    """
-    if isinstance(error, OSError) and error.filename is not None and error.strerror:
-        return f"{error.filename}: {error.strerror}"
-    text = str(error) or type(error).__name__
-    lines = [ln for ln in text.splitlines() if ln.strip()]
-    if len(lines) > 1 and _LOCATION_LINE.match(lines[0].strip()):
-        caret = next((i for i, ln in enumerate(lines) if ln.strip().startswith("^")), None)
-        if caret is not None and caret + 1 < len(lines):
-            text = f"{lines[0].strip()}: " + " ".join(ln.strip() for ln in lines[caret + 1 :])
-    m = _LOCATED_ERROR.match(text.strip())
-    if m:
-        text = f"{m.group(1)}: {m.group(2)}"
-    return " ".join(text.split())
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command; return the exit status."""
     parser = build_parser()
@@ -326,30 +298,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as e:  # --help, or a usage error already reported
         return e.code if isinstance(e.code, int) else 2
-    out, err = sys.stdout, sys.stderr
-    try:
-        return _run(args, out, err)
-    except KeyboardInterrupt:
-        err.write(f"\n{PROG}: error: interrupted\n")
-        return 130
-    except BrokenPipeError:
-        # The reader went away (`quantir-run ... | head`): not an error.
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        return 0
-    except (UserError, ValueError, OSError, DeviceUnavailableError) as e:
-        if args.traceback:
-            raise
-        err.write(f"{PROG}: error: {one_line(e)}\n")
-        return 1
-    except Exception as e:  # a bug: still one line unless asked
-        if args.traceback:
-            raise
-        err.write(
-            f"{PROG}: error: internal error ({type(e).__name__}: {one_line(e)}); "
-            "rerun with --traceback to report it\n"
-        )
-        return 1
+    return run_command(
+        PROG,
+        lambda: _run(args, sys.stdout, sys.stderr),
+        (UserError, ValueError, OSError, DeviceUnavailableError),
+        traceback=args.traceback,
+        err=sys.stderr,
+    )
 
 
 if __name__ == "__main__":

@@ -13,7 +13,8 @@ import pytest
 from gguf import GGMLQuantizationType
 from gguf.quants import dequantize as gguf_dequantize
 
-from quantir.compiler.tools.quantir_run import main, one_line
+from quantir.compiler.tools.command import one_line
+from quantir.compiler.tools.quantir_run import main
 from quantir.runtime.gguf_io import open_gguf
 from quantir.runtime.gptq import (
     dequantize_gptq_reference,
