@@ -24,7 +24,7 @@ import numpy as np
 from quantir.compiler.graph import DType, Graph, TensorType, TensorValue, Weight, ops
 from quantir.dialects.encoding import QuantizationEncoding as Enc
 from quantir.runtime import api
-from quantir.runtime.gguf_io import open_gguf
+from quantir.runtime.gguf import open_gguf
 
 HERE = Path(__file__).resolve().parent
 MODEL = HERE / "tiny-llama-q4_k_m.gguf"

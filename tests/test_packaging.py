@@ -74,7 +74,7 @@ def test_no_generic_top_level_names(name: str, tmp_path: Path) -> None:
 def test_the_quantir_names_import_from_anywhere(tmp_path: Path) -> None:
     result = run_python(
         "import quantir.compiler.tools.quantir_opt, quantir.dialects.quant, "
-        "quantir.runtime.gguf_io; print(quantir.dialects.quant.__file__)",
+        "quantir.runtime.gguf; print(quantir.dialects.quant.__file__)",
         tmp_path,
     )
     assert result.returncode == 0, result.stderr

@@ -403,7 +403,7 @@ def open_weight_source(path: str | os.PathLike) -> WeightSource:
             raise ValueError(f"{label}: a .npz archive of named arrays is expected")
         return ArrayWeights(archive, label)
     if p.suffix == ".gguf" or magic == b"GGUF":
-        from quantir.runtime.gguf_io import open_gguf
+        from quantir.runtime.gguf import open_gguf
 
         return GGUFWeights(open_gguf(p), label)
     raise ValueError(
@@ -424,7 +424,7 @@ def as_weight_sources(weights: object, label: str = "weights") -> list[WeightSou
         return [s for w in weights for s in as_weight_sources(w, label)]
     if isinstance(weights, WeightSource):
         return [weights]
-    from quantir.runtime.gguf_io import GGUFModel
+    from quantir.runtime.gguf import GGUFModel
     from quantir.runtime.gptq import GPTQCheckpoint
 
     if isinstance(weights, GGUFModel):

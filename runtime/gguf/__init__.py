@@ -1,7 +1,17 @@
-"""GGUF files: reading (memory-mapped, validated), writing, and quantizing.
+"""GGUF files in and out: reading (memory-mapped, validated), writing, quantizing.
 
-The stable import path for users is ``quantir.runtime.gguf_io``, which
-re-exports this package's public names.
+* ``open_gguf(path) -> GGUFModel``: validated, memory-mapped reading through
+  gguf-py; ``model.metadata`` (key -> Python value), ``model.tensors``
+  (``GGUFTensor``: name, ggml_type, encoding, logical shape, data, nbytes,
+  as_weight()).
+* ``write_gguf(path, tensors, metadata=None, arch=None)``: atomic writing of
+  ``TensorToWrite`` records through gguf-py's GGUFWriter.
+* ``encoding_for_ggml_type`` / ``ggml_type_for_encoding``: the mapping
+  between ggml types and quantir's ``QuantizationEncoding``.
+
+Errors: ``GGUFFormatError`` (a ValueError) for malformed files,
+``UnsupportedTensorTypeError`` for using a tensor whose ggml type quantir
+cannot compute with; both derive from ``GGUFError``.
 """
 
 from quantir.runtime.gguf.errors import (

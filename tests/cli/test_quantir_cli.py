@@ -20,7 +20,7 @@ from gguf.quants import quantize as gguf_quantize
 import quantir.runtime.gguf.convert as convert
 from quantir.dialects.encoding import QuantizationEncoding
 from quantir.runtime.cli import main
-from quantir.runtime.gguf_io import TensorToWrite, open_gguf, write_gguf
+from quantir.runtime.gguf import TensorToWrite, open_gguf, write_gguf
 
 E = QuantizationEncoding
 T = GGMLQuantizationType

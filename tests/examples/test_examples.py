@@ -19,7 +19,7 @@ from xdsl.printer import Printer
 from quantir.compiler.context import make_context
 from quantir.compiler.diagnostics import parse_located
 from quantir.compiler.tools.quantir_run import main as quantir_run
-from quantir.runtime.gguf_io import open_gguf
+from quantir.runtime.gguf import open_gguf
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"

@@ -26,7 +26,7 @@ from quantir.compiler.graph import (
     ops,
 )
 from quantir.runtime.buffers import BufferError
-from quantir.runtime.gguf_io import open_gguf
+from quantir.runtime.gguf import open_gguf
 from quantir.runtime.gptq import dequantize_gptq_reference, quantize_gptq_rtn
 
 E = QuantizationEncoding

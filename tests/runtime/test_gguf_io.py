@@ -1,4 +1,4 @@
-"""GGUF reading, validation and writing (quantir.runtime.gguf_io)."""
+"""GGUF reading, validation and writing (quantir.runtime.gguf)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from gguf.quants import dequantize
 
 from quantir.dialects.encoding import QuantizationEncoding
 from quantir.dialects.weight import DType
-from quantir.runtime.gguf_io import (
+from quantir.runtime.gguf import (
     GGUFFormatError,
     MetadataValue,
     TensorToWrite,

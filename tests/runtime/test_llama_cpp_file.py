@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from quantir.runtime.api import dequantize, qmatmul
-from quantir.runtime.gguf_io import open_gguf
+from quantir.runtime.gguf import open_gguf
 
 FILE = Path(__file__).resolve().parents[1] / "data" / "gguf" / "tiny-llama-q4_k_m.gguf"
 PIPELINES = [None, "quantir-cpu-scalar"]

@@ -15,7 +15,7 @@ from gguf.quants import dequantize as gguf_dequantize
 
 from quantir.compiler.tools.command import one_line
 from quantir.compiler.tools.quantir_run import main
-from quantir.runtime.gguf_io import open_gguf
+from quantir.runtime.gguf import open_gguf
 from quantir.runtime.gptq import (
     dequantize_gptq_reference,
     quantize_gptq_rtn,
