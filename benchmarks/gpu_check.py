@@ -26,24 +26,13 @@ from pathlib import Path
 
 import numpy as np
 
+from quantir.compiler.encodings import layout_for
 from quantir.dialects.encoding import QuantizationEncoding
 from quantir.runtime import cuda
 from quantir.runtime.jit import compile_source, load_program
 
 K = 4096
 CHECK_ROWS = 256
-FP16_FIELDS = {
-    "q4_0": [0],
-    "q4_1": [0, 2],
-    "q5_0": [0],
-    "q5_1": [0, 2],
-    "q8_0": [0],
-    "q2_k": [80, 82],
-    "q3_k": [108],
-    "q4_k": [0, 2],
-    "q5_k": [0, 2],
-    "q6_k": [208],
-}
 
 
 @dataclass
@@ -73,7 +62,7 @@ def gguf_case(enc: QuantizationEncoding, rows: int, rng) -> Case:
     row_bytes = K // enc.elements_per_block * enc.block_size
     w = rng.integers(0, 256, size=(rows, row_bytes), dtype=np.uint8)
     blocks = w.reshape(rows, -1, enc.block_size)
-    for off in FP16_FIELDS[enc.name]:
+    for off in layout_for(enc).fp16_fields.values():
         d = rng.uniform(-0.05, 0.05, size=blocks.shape[:2]).astype(np.float16)
         blocks[:, :, off : off + 2] = d.view(np.uint8).reshape(*blocks.shape[:2], 2)
     return Case(

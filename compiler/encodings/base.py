@@ -175,9 +175,12 @@ class BlockLayout:
     def provides_scale_vectors(self) -> bool:
         return type(self).scale_vectors is not BlockLayout.scale_vectors
 
+    fp16_fields: dict[str, int]
+    """The block-level fp16 fields (d, dmin, m) by name, at their byte offsets."""
+
     def header(self, blk: BlockBytes) -> dict[str, Value]:
-        """Load the block-level fields (d, dmin, ...)."""
-        raise NotImplementedError
+        """Load the block-level fields (`fp16_fields`), widened exactly to f32."""
+        return {name: blk.f16(offset) for name, offset in self.fp16_fields.items()}
 
     def scale(self, blk: BlockBytes, hdr: dict[str, Value], j: int) -> SubBlockScale:
         """Emit the parameters of sub-block `j` (scalar code)."""

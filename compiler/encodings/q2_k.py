@@ -27,6 +27,7 @@ class Q2_KLayout(BlockLayout):
     encoding = QuantizationEncoding.Q2_K
     lanes = 32
     sub_blocks = 16
+    fp16_fields = {"d": D, "dmin": DMIN}
     # 32-lane runs span two 16-weight sub-blocks (lanes 0-15, 16-31).
     groups = tuple(
         LaneGroup(
@@ -42,9 +43,6 @@ class Q2_KLayout(BlockLayout):
     @property
     def has_offsets(self):
         return True
-
-    def header(self, blk):
-        return {"d": blk.f16(D), "dmin": blk.f16(DMIN)}
 
     def scale(self, blk, hdr, j):
         e = blk.e

@@ -31,6 +31,7 @@ class Q3_KLayout(BlockLayout):
     encoding = QuantizationEncoding.Q3_K
     lanes = 32
     sub_blocks = 16
+    fp16_fields = {"d": D}
     # 32-lane runs span two 16-weight sub-blocks (lanes 0-15, 16-31).
     groups = tuple(
         LaneGroup(
@@ -44,9 +45,6 @@ class Q3_KLayout(BlockLayout):
         )
         for n in range(2)
     )
-
-    def header(self, blk):
-        return {"d": blk.f16(D)}
 
     def scale(self, blk, hdr, j):
         e = blk.e

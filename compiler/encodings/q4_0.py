@@ -19,6 +19,7 @@ class Q4_0Layout(BlockLayout):
     encoding = QuantizationEncoding.Q4_0
     lanes = 16
     sub_blocks = 1
+    fp16_fields = {"d": 0}
     groups = (
         LaneGroup(
             (QS,),
@@ -28,9 +29,6 @@ class Q4_0Layout(BlockLayout):
             ),
         ),
     )
-
-    def header(self, blk):
-        return {"d": blk.f16(0)}
 
     def scale(self, blk, hdr, j):
         return SubBlockScale(hdr["d"])

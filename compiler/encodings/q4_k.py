@@ -67,6 +67,7 @@ class Q4_KLayout(BlockLayout):
     encoding = QuantizationEncoding.Q4_K
     lanes = 32
     sub_blocks = 8
+    fp16_fields = {"d": 0, "dmin": 2}
     groups = tuple(
         LaneGroup(
             (QS + 32 * c,),
@@ -81,9 +82,6 @@ class Q4_KLayout(BlockLayout):
     @property
     def has_offsets(self):
         return True
-
-    def header(self, blk):
-        return {"d": blk.f16(0), "dmin": blk.f16(2)}
 
     def scale(self, blk, hdr, j):
         return k_scales(blk.e, blk, hdr, j)

@@ -42,6 +42,7 @@ class Q5_0Layout(BlockLayout):
     encoding = QuantizationEncoding.Q5_0
     lanes = 16
     sub_blocks = 1
+    fp16_fields = {"d": 0}
     groups = (
         LaneGroup(
             (QS,),
@@ -61,9 +62,6 @@ class Q5_0Layout(BlockLayout):
             ),
         ),
     )
-
-    def header(self, blk):
-        return {"d": blk.f16(0)}
 
     def scale(self, blk, hdr, j):
         return SubBlockScale(hdr["d"])

@@ -19,6 +19,7 @@ class Q5_1Layout(BlockLayout):
     encoding = QuantizationEncoding.Q5_1
     lanes = 16
     sub_blocks = 1
+    fp16_fields = {"d": 0, "m": 2}
     offset_sign = +1
     groups = (
         LaneGroup(
@@ -37,9 +38,6 @@ class Q5_1Layout(BlockLayout):
     @property
     def has_offsets(self):
         return True
-
-    def header(self, blk):
-        return {"d": blk.f16(0), "m": blk.f16(2)}
 
     def scale(self, blk, hdr, j):
         return SubBlockScale(hdr["d"], hdr["m"], +1)

@@ -26,6 +26,7 @@ class Q5_KLayout(BlockLayout):
     encoding = QuantizationEncoding.Q5_K
     lanes = 32
     sub_blocks = 8
+    fp16_fields = {"d": 0, "dmin": 2}
     groups = tuple(
         LaneGroup(
             (QS + 32 * c, QH),
@@ -40,9 +41,6 @@ class Q5_KLayout(BlockLayout):
     @property
     def has_offsets(self):
         return True
-
-    def header(self, blk):
-        return {"d": blk.f16(0), "dmin": blk.f16(2)}
 
     def scale(self, blk, hdr, j):
         return k_scales(blk.e, blk, hdr, j)

@@ -34,6 +34,7 @@ class Q6_KLayout(BlockLayout):
     encoding = QuantizationEncoding.Q6_K
     lanes = 32
     sub_blocks = 16
+    fp16_fields = {"d": D}
     # Lane group n covers l = 0..31; each element set's lanes span two
     # 16-weight sub-blocks (lanes 0-15 and 16-31), so that whole runs of 32
     # consecutive weights are produced and stored in order.
@@ -47,9 +48,6 @@ class Q6_KLayout(BlockLayout):
         )
         for n in range(2)
     )
-
-    def header(self, blk):
-        return {"d": blk.f16(D)}
 
     def scale(self, blk, hdr, j):
         e = blk.e

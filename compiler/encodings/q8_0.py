@@ -15,10 +15,8 @@ class Q8_0Layout(BlockLayout):
     encoding = QuantizationEncoding.Q8_0
     lanes = 32
     sub_blocks = 1
+    fp16_fields = {"d": 0}
     groups = (LaneGroup((QS,), (ElementSet(0, 0, lambda e, blk, s: s[0], signed=True),)),)
-
-    def header(self, blk):
-        return {"d": blk.f16(0)}
 
     def scale(self, blk, hdr, j):
         return SubBlockScale(hdr["d"])

@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from quantir.compiler.encodings import layout_for
 from quantir.dialects.encoding import QuantizationConfig, QuantizationEncoding
 from quantir.runtime import cuda
 from quantir.runtime.api import dequantize, qmatmul
@@ -21,25 +22,13 @@ pytestmark = [
 ]
 
 GGUF = [e for e in QuantizationEncoding if e.is_gguf]
-FP16_FIELDS = {
-    "q4_0": [0],
-    "q4_1": [0, 2],
-    "q5_0": [0],
-    "q5_1": [0, 2],
-    "q8_0": [0],
-    "q2_k": [80, 82],
-    "q3_k": [108],
-    "q4_k": [0, 2],
-    "q5_k": [0, 2],
-    "q6_k": [208],
-}
 
 
 def random_blocks(enc: QuantizationEncoding, n: int, k: int, seed: int = 0) -> np.ndarray:
     rng = np.random.default_rng(seed)
     nb = k // enc.elements_per_block
     w = rng.integers(0, 256, size=(n, nb, enc.block_size), dtype=np.uint8)
-    for off in FP16_FIELDS[enc.name]:
+    for off in layout_for(enc).fp16_fields.values():
         d = rng.uniform(-0.05, 0.05, size=(n, nb)).astype(np.float16)
         w[:, :, off : off + 2] = d.view(np.uint8).reshape(n, nb, 2)
     return w.reshape(n, nb * enc.block_size)

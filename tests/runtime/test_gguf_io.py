@@ -13,6 +13,7 @@ import pytest
 from gguf import GGML_QUANT_SIZES, GGMLQuantizationType, GGUFReader, GGUFValueType
 from gguf.quants import dequantize
 
+from quantir.compiler.encodings import layout_for
 from quantir.dialects.encoding import QuantizationEncoding
 from quantir.dialects.weight import DType
 from quantir.runtime.gguf import (
@@ -31,28 +32,13 @@ E = QuantizationEncoding
 DATA = Path(__file__).resolve().parents[1] / "data" / "gguf"
 GGUF_ENCODINGS = [e for e in E if e.is_gguf]
 
-# Byte offsets of the fp16 scale fields in each block (see SPEC section 2 and
-# ggml's block_* structs): random bytes there could be NaN/Inf.
-FP16_FIELDS = {
-    E.Q4_0: (0,),
-    E.Q4_1: (0, 2),
-    E.Q5_0: (0,),
-    E.Q5_1: (0, 2),
-    E.Q8_0: (0,),
-    E.Q2_K: (80, 82),
-    E.Q3_K: (108,),
-    E.Q4_K: (0, 2),
-    E.Q5_K: (0, 2),
-    E.Q6_K: (208,),
-}
-
 
 def random_blocks(encoding: QuantizationEncoding, rows: int, k: int, seed: int = 0) -> np.ndarray:
     """Random packed rows whose fp16 scales are small finite numbers."""
     rng = np.random.default_rng(seed)
     n_blocks = k // encoding.elements_per_block
     blocks = rng.integers(0, 256, size=(rows * n_blocks, encoding.block_size), dtype=np.uint8)
-    for offset in FP16_FIELDS[encoding]:
+    for offset in layout_for(encoding).fp16_fields.values():
         scales = (rng.standard_normal(rows * n_blocks) * 0.01).astype(np.float16)
         blocks[:, offset : offset + 2] = scales.view(np.uint8).reshape(-1, 2)
     return blocks.reshape(rows, n_blocks * encoding.block_size)

@@ -75,6 +75,7 @@ import pytest
 from gguf import GGMLQuantizationType
 from gguf.quants import dequantize as gguf_dequantize
 
+from quantir.compiler.encodings import layout_for
 from quantir.dialects.encoding import QuantizationEncoding
 from quantir.runtime import api
 
@@ -247,6 +248,12 @@ def _blocks_for(name: str, k: int, seed: int, rows: int = N_ROWS) -> np.ndarray:
 
 
 # -- dequantize -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ENCODINGS)
+def test_compiler_layouts_put_fp16_fields_where_spec_does(name):
+    """The lowering's own fp16 field table (also used by the GPU tests) agrees with SPEC's."""
+    assert layout_for(LAYOUTS[name].encoding).fp16_fields == LAYOUTS[name].fp16
 
 
 @pytest.mark.parametrize("pipeline", PIPELINES)
