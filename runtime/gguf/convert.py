@@ -222,7 +222,12 @@ def _quantized_data(src: SourceTensor, plan: TensorPlan, quantizer: Quantizer) -
     encoding = plan.encoding
     assert encoding is not None
     k = plan.shape[-1]
-    rows = src.to_float32().reshape(-1, k)
+    data = src.data
+    if data.dtype not in (np.float16, np.float32, np.float64):
+        data = src.to_float32()
+    # Plain floats go to the quantizer as they are: it converts chunk by chunk,
+    # where to_float32() would first copy the whole (memory-mapped) tensor.
+    rows = data.reshape(-1, k)
     expected = (rows.shape[0], packed_row_bytes(plan.target_type, k))
     try:
         packed = quantizer(encoding, rows)

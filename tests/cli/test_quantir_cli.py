@@ -21,6 +21,7 @@ import quantir.runtime.gguf.convert as convert
 from quantir.dialects.encoding import QuantizationEncoding
 from quantir.runtime.cli import main
 from quantir.runtime.gguf import TensorToWrite, open_gguf, write_gguf
+from quantir.runtime.quantize import quantize
 
 E = QuantizationEncoding
 T = GGMLQuantizationType
@@ -314,6 +315,30 @@ def test_quantize_safetensors_input(tmp_path, capsys, use_stand_in):
     head_values = (head_bf16.astype(np.uint32) << 16).view(np.float32)
     assert np.array_equal(model.tensor("lm_head.weight").data, gguf_quantize(head_values, T.Q8_0))
     assert np.array_equal(model.tensor("model.norm.weight").data, norm)
+
+
+def test_quantize_float16_and_float64_sources_round_like_float32(tmp_path, capsys):
+    """Plain-float tensors reach the quantizer unconverted; the bytes match float32 input."""
+    rng = np.random.default_rng(2)
+    half = rng.standard_normal((4, 256)).astype(np.float16)
+    double = rng.standard_normal((4, 256)) * 1e-3
+    src = tmp_path / "model.safetensors"
+    write_safetensors(
+        src,
+        {
+            "a.weight": ("F16", half.shape, half.tobytes()),
+            "b.weight": ("F64", double.shape, double.tobytes()),
+        },
+    )
+    out_path = tmp_path / "model.gguf"
+    code, _, err = run(capsys, "quantize", src, out_path, "--encoding", "q4_k")
+    assert code == 0, err
+    model = open_gguf(out_path)
+    for name, values in (("a.weight", half), ("b.weight", double)):
+        assert model.tensor(name).type_name == "Q4_K"
+        assert np.array_equal(
+            model.tensor(name).data, quantize(E.Q4_K, values.astype(np.float32))
+        ), name
 
 
 def test_quantize_refuses_to_overwrite_its_input(tmp_path, capsys, use_stand_in):
