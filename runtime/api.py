@@ -16,14 +16,13 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
+from quantir.compiler.graph.compiled import compile_on_device
 from quantir.dialects.encoding import (
     QuantizationConfig,
     QuantizationEncoding,
     check_checkpoint_format,
 )
 from quantir.runtime.buffers import BufferError
-from quantir.runtime.cpu import resolve_threads
-from quantir.runtime.jit import compile_source, load_program
 from quantir.runtime.program import GPTQ_PARTS, gather_weight_parts
 
 __all__ = ["dequantize", "parse_device", "qmatmul"]
@@ -73,13 +72,35 @@ def _gguf_k(enc: QuantizationEncoding, packed: object) -> tuple[np.ndarray, int]
     return packed, row_bytes // enc.block_size * enc.elements_per_block
 
 
-def _gptq_parts(packed: object, config: QuantizationConfig | None) -> tuple[dict, int]:
+def _gptq_config(
+    packed: object, config: QuantizationConfig | None, checkpoint_format: str | None
+) -> tuple[QuantizationConfig, str]:
+    """The config and zero-point format: a GPTQLinear's own, else the arguments.
+
+    Arguments that contradict the layer's own are an error (its tensors are
+    packed one way only); without either, the format is "gptq" (v1).
+    """
+    own_config = getattr(packed, "config", None)
+    if isinstance(own_config, QuantizationConfig):
+        if config is not None and config != own_config:
+            raise ValueError(f"GPTQ config={config} differs from the layer's own {own_config}")
+        config = own_config
     if config is None:
-        cfg = getattr(packed, "config", None)
-        if isinstance(cfg, QuantizationConfig):
-            config = cfg
-        else:
-            raise ValueError("GPTQ needs config=QuantizationConfig(...) (bits, group_size, ...)")
+        raise ValueError("GPTQ needs config=QuantizationConfig(...) (bits, group_size, ...)")
+    own_format = getattr(packed, "checkpoint_format", None)
+    if isinstance(own_format, str):
+        if checkpoint_format is not None and checkpoint_format != own_format:
+            raise ValueError(
+                f"GPTQ checkpoint_format={checkpoint_format!r} differs from the layer's own "
+                f"{own_format!r}"
+            )
+        checkpoint_format = own_format
+    checkpoint_format = checkpoint_format or "gptq"
+    check_checkpoint_format(checkpoint_format)
+    return config, checkpoint_format
+
+
+def _gptq_parts(packed: object, config: QuantizationConfig) -> tuple[dict, int]:
     parts = gather_weight_parts("gptq", packed, GPTQ_PARTS)
     qweight, g_idx = parts["qweight"], parts["g_idx"]
     if not isinstance(qweight, np.ndarray) or qweight.ndim != 2:
@@ -134,15 +155,12 @@ def _operands(
     enc: QuantizationEncoding,
     packed: object,
     config: QuantizationConfig | None,
-    checkpoint_format: str,
+    checkpoint_format: str | None,
 ) -> tuple[list[np.ndarray], list[str], int, str]:
     """(arrays, their tensor types, K, the op's attribute text)."""
     if enc is QuantizationEncoding.GPTQ:
+        config, checkpoint_format = _gptq_config(packed, config, checkpoint_format)
         parts, k = _gptq_parts(packed, config)
-        if config is None:
-            config = packed.config  # type: ignore[attr-defined]
-            checkpoint_format = getattr(packed, "checkpoint_format", checkpoint_format)
-        check_checkpoint_format(checkpoint_format)
         groups = config.num_groups(k)
         _check_g_idx(parts["g_idx"], config, k, groups)
         types = [
@@ -157,6 +175,8 @@ def _operands(
         return [parts[p] for p in GPTQ_PARTS], types, k, attr
     if config is not None:
         raise ValueError(f"{enc.name} takes no config (config is for GPTQ)")
+    if checkpoint_format is not None:
+        raise ValueError(f"{enc.name} takes no checkpoint_format (it is for GPTQ)")
     arr, k = _gguf_k(enc, packed)
     return [arr], [f"tensor<?x{arr.shape[1]}xui8>"], k, f"#quant.encoding<{enc.name}>"
 
@@ -170,18 +190,9 @@ def _run(
     out: np.ndarray | None,
     pipeline: str | None = None,
 ) -> np.ndarray:
-    kind, index = parse_device(device)
-    if kind == "cpu":
-        compiled = compile_source(source, "cpu", name=f"<{function}>", pipeline=pipeline)
-        program = load_program(compiled, function, threads=resolve_threads(threads))
-    else:
-        from quantir.runtime.cuda import GpuDevice
-
-        gpu = GpuDevice.get(index)
-        compiled = compile_source(
-            source, "gpu", gpu_arch=gpu.arch, name=f"<{function}>", pipeline=pipeline
-        )
-        program = load_program(compiled, function, device=gpu.bind(compiled.ptx))
+    program = compile_on_device(
+        source, function, device=device, threads=threads, pipeline=pipeline, name=f"<{function}>"
+    )
     (result,) = program(list(inputs), outputs=None if out is None else [out])
     return result
 
@@ -193,14 +204,17 @@ def dequantize(
     config: QuantizationConfig | None = None,
     device: str = "cpu",
     threads: int | None = None,
-    checkpoint_format: str = "gptq",
+    checkpoint_format: str | None = None,
     out: np.ndarray | None = None,
     pipeline: str | None = None,
 ) -> np.ndarray:
     """The float32 [N, K] values of a packed weight (bit-identical to ggml for GGUF).
 
-    `pipeline` names another compile pipeline (e.g. "quantir-cpu-scalar", the
-    GPU's scalar lowering run on the CPU); the default suits the device.
+    GPTQ's `packed` is a GPTQLinear (its own config and checkpoint_format
+    apply) or its four tensors with `config` and `checkpoint_format` ("gptq",
+    v1, by default, or "gptq_v2"). `pipeline` names another compile pipeline
+    (e.g. "quantir-cpu-scalar", the GPU's scalar lowering run on the CPU); the
+    default suits the device.
     """
     enc = _encoding(encoding)
     arrays, types, k, attr = _operands(enc, packed, config, checkpoint_format)
@@ -223,7 +237,7 @@ def qmatmul(
     config: QuantizationConfig | None = None,
     device: str = "cpu",
     threads: int | None = None,
-    checkpoint_format: str = "gptq",
+    checkpoint_format: str | None = None,
     out: np.ndarray | None = None,
     pipeline: str | None = None,
 ) -> np.ndarray:

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from quantir.compiler.backend.llvm_translation import KernelSignature
+from quantir.compiler.graph.compiled import DeviceUnavailableError
 from quantir.runtime import cuda
 
 
@@ -23,7 +24,8 @@ def test_import_never_touches_the_driver() -> None:
 def test_no_gpu_is_a_clear_error() -> None:
     from quantir.runtime.api import qmatmul
 
-    with pytest.raises(cuda.CudaUnavailable, match="no GPU"):
+    # The eager API reports it as quantir-run does (DeviceUnavailableError).
+    with pytest.raises(DeviceUnavailableError, match="'cuda:0' is not available: no GPU"):
         qmatmul("q4_0", np.zeros((1, 32), np.float32), np.zeros((4, 18), np.uint8), device="cuda:0")
     assert cuda.available() is False
 

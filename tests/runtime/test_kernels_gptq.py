@@ -264,6 +264,23 @@ def test_thread_count_does_not_change_results(bits, gs, desc, pipeline, monkeypa
     assert_bits_equal(_run("qmatmul", layer, pipeline=pipeline, x=x), mm1, "env threads")
 
 
+def test_a_layer_brings_its_own_config_and_format():
+    """A GPTQLinear's zero-point format applies even when its config is passed too."""
+    layer = rtn_layer(4, 128, False, "gptq_v2", False)
+    want = api.dequantize("gptq", layer.tensors(), config=layer.config, checkpoint_format="gptq_v2")
+    assert_bits_equal(api.dequantize("gptq", layer), want, "the layer alone")
+    assert_bits_equal(
+        api.dequantize("gptq", layer, config=layer.config), want, "the layer and its config"
+    )
+    other = dataclasses.replace(layer.config, group_size=32)
+    with pytest.raises(ValueError, match="differs from the layer's own"):
+        api.dequantize("gptq", layer, config=other)
+    with pytest.raises(ValueError, match="checkpoint_format='gptq' differs"):
+        api.dequantize("gptq", layer, checkpoint_format="gptq")
+    with pytest.raises(ValueError, match="q4_k takes no checkpoint_format"):
+        api.dequantize("q4_k", np.zeros((1, 144), np.uint8), checkpoint_format="gptq")
+
+
 # -- background compiling (tests/runtime/conftest.py) --------------------------------------------
 
 
