@@ -8,6 +8,8 @@ what was expected.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from quantir.runtime.host_plan import BufferSpec
@@ -21,14 +23,22 @@ def describe_shape(shape: tuple[int, ...]) -> str:
     return "[" + ", ".join("?" if d < 0 else str(d) for d in shape) + "]"
 
 
+def is_device_buffer(value: object) -> bool:
+    """Whether `value` is a GPU `DeviceBuffer` (without importing the CUDA runtime)."""
+    return type(value).__name__ == "DeviceBuffer" and hasattr(value, "ptr")
+
+
 def check_buffer(
-    what: str, array: object, spec: BufferSpec, *, writable: bool = False
+    what: str, array: object, spec: BufferSpec, *, writable: bool = False, on_gpu: bool = False
 ) -> np.ndarray:
     """Return `array` if it satisfies `spec`, else raise BufferError naming `what`.
 
-    A GPU `DeviceBuffer` (contiguous by construction) is checked for dtype and shape.
+    A GPU `DeviceBuffer` (contiguous by construction) is checked for dtype and
+    shape; only a program that runs on the GPU (`on_gpu`) takes one.
     """
-    if type(array).__name__ == "DeviceBuffer" and hasattr(array, "ptr"):
+    if is_device_buffer(array):
+        if not on_gpu:
+            raise BufferError(f"{what}: a GPU buffer cannot be used by a CPU program")
         _check_dtype_shape(what, array.dtype, tuple(array.shape), spec)
         return array  # type: ignore[return-value]
     if not isinstance(array, np.ndarray):
@@ -70,7 +80,7 @@ def check_no_overlap(outputs: list[tuple[str, np.ndarray]], others: list[tuple[s
 def aligned_empty(shape: tuple[int, ...], dtype: str, alignment: int = 64) -> np.ndarray:
     """An uninitialized C-contiguous array whose data starts on an `alignment` boundary."""
     dt = np.dtype(dtype)
-    count = int(np.prod(shape, dtype=np.int64)) if shape else 1
+    count = math.prod(shape)
     raw = np.empty(count * dt.itemsize + alignment, dtype=np.uint8)
     offset = (-raw.ctypes.data) % alignment
     return raw[offset : offset + count * dt.itemsize].view(dt).reshape(shape)

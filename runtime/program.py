@@ -19,6 +19,7 @@ from quantir.runtime.buffers import (
     aligned_empty,
     check_buffer,
     check_no_overlap,
+    is_device_buffer,
 )
 from quantir.runtime.host_plan import ArgSpec, HostPlan, Step
 
@@ -137,7 +138,7 @@ class Program:
         args: list[object] = [None] * len(plan.args)
         for spec in plan.inputs:
             what = f"@{plan.name} input {spec.label}"
-            args[spec.index] = check_buffer(what, inputs[spec.position], spec.spec)
+            args[spec.index] = self._check(what, inputs[spec.position], spec.spec)
         weights = weights or {}
         by_name: dict[str, list[ArgSpec]] = {}
         for spec in plan.weights:
@@ -149,7 +150,7 @@ class Program:
             given = gather_weight_parts(name, weights[name], parts)
             for s in specs:
                 what = f"weight {name!r}" + (f" {s.weight_part}" if s.weight_part else "")
-                args[s.index] = check_buffer(what, given[s.weight_part], s.spec)
+                args[s.index] = self._check(what, given[s.weight_part], s.spec)
         for spec in plan.outputs:
             shape = self.output_shape(spec, args)
             what = f"@{plan.name} output {spec.position}"
@@ -159,10 +160,7 @@ class Program:
                         f"@{plan.name} has {len(plan.outputs)} output(s), "
                         f"got {len(outputs)} buffers"
                     )
-                given = outputs[spec.position]
-                if _is_device_buffer(given) and isinstance(self.device, CpuDevice):
-                    raise BufferError(f"{what}: a GPU buffer cannot receive a CPU program's result")
-                out = check_buffer(what, given, spec.spec, writable=True)
+                out = self._check(what, outputs[spec.position], spec.spec, writable=True)
                 if tuple(out.shape) != shape:
                     raise BufferError(
                         f"{what}: expected shape {list(shape)}, got {list(out.shape)}"
@@ -171,7 +169,7 @@ class Program:
                 out = aligned_empty(shape, spec.spec.dtypes[0])
             args[spec.index] = out
         if outputs is not None:
-            host = lambda a: not _is_device_buffer(a)  # noqa: E731
+            host = lambda a: not is_device_buffer(a)  # noqa: E731
             check_no_overlap(
                 [
                     (f"output {s.position}", args[s.index])
@@ -196,6 +194,10 @@ class Program:
                     "with inputs and weights"
                 )
         return args  # type: ignore[return-value]
+
+    def _check(self, what: str, value: object, spec, writable: bool = False) -> np.ndarray:
+        on_gpu = not isinstance(self.device, CpuDevice)
+        return check_buffer(what, value, spec, writable=writable, on_gpu=on_gpu)
 
     def output_shape(self, spec: ArgSpec, args: list) -> tuple[int, ...]:
         dyn = iter(spec.result_dims)
@@ -224,7 +226,7 @@ class Program:
         on_host = isinstance(dev, CpuDevice)
         outputs = {s.index for s in self.plan.outputs}
         for i, a in enumerate(args):
-            if on_host or _is_device_buffer(a):
+            if on_host or is_device_buffer(a):
                 regs[i] = a  # already where the kernels run (an output stays there)
             elif i in outputs:
                 regs[i] = dev.output_buffer(a.shape, a.dtype.name)  # type: ignore[attr-defined]
@@ -234,7 +236,7 @@ class Program:
             self._run_step(step, regs)
         if not on_host:
             for spec in self.plan.outputs:
-                if not _is_device_buffer(args[spec.index]):
+                if not is_device_buffer(args[spec.index]):
                     dev.to_host(regs[spec.index], args[spec.index])
 
     def _run_step(self, step: Step, regs: list) -> None:
@@ -278,7 +280,3 @@ class Program:
             )
         else:  # pragma: no cover - HostPlan only builds the kinds above
             raise AssertionError(k)
-
-
-def _is_device_buffer(value: object) -> bool:
-    return type(value).__name__ == "DeviceBuffer" and hasattr(value, "ptr")

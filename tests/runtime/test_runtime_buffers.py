@@ -19,6 +19,7 @@ import textwrap
 import numpy as np
 import pytest
 
+from quantir.compiler.graph.compiled import compile_on_device
 from quantir.dialects.encoding import QuantizationConfig
 from quantir.runtime import api
 from quantir.runtime.buffers import BufferError
@@ -201,6 +202,32 @@ def test_non_buffer_arguments():
         api.dequantize(42, packed)
     with pytest.raises(ValueError, match="tpu"):
         api.dequantize(ENC, packed, device="tpu")
+
+
+class DeviceBuffer:
+    """Looks like the CUDA runtime's DeviceBuffer (buffers recognize it by name and `ptr`)."""
+
+    def __init__(self, like: np.ndarray):
+        self.ptr, self.shape, self.dtype = 0x1000, like.shape, like.dtype
+
+
+def test_gpu_buffers_are_refused_by_a_cpu_program():
+    types = f"tensor<?x{K}xf32>, tensor<?x{ROW_BYTES}xui8>"
+    source = (
+        f"func.func @f(%x: tensor<?x{K}xf32>, %w: tensor<?x{ROW_BYTES}xui8>) -> tensor<?x?xf32> "
+        "{\n"
+        f"  %y = quant.qmatmul #quant.encoding<{ENC}> %x, %w : ({types}) -> tensor<?x?xf32>\n"
+        "  func.return %y : tensor<?x?xf32>\n}\n"
+    )
+    program = compile_on_device(source, "f")
+    x, packed = _x(), _packed()
+    for args, outputs, name in (
+        ([DeviceBuffer(x), packed], None, "input x"),
+        ([x, DeviceBuffer(packed)], None, "input w"),
+        ([x, packed], [DeviceBuffer(np.zeros((3, N), np.float32))], "output 0"),
+    ):
+        message = _raises(BufferError, name, lambda a=args, o=outputs: program(a, outputs=o))
+        assert "a GPU buffer cannot be used by a CPU program" in message
 
 
 # -- threads ------------------------------------------------------------------------------
