@@ -9,20 +9,20 @@ bit-identical to ggml, while matmul kernels opt in per instruction.
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass
 from functools import cache
 
 import llvmlite.binding as llvm
 import llvmlite.ir as ir
 
-_init_lock = threading.Lock()
+from quantir.compiler.backend.llvm_passes import LLVM_LOCK, optimize_o3
+
 _initialized = False
 
 
 def _init() -> None:
     global _initialized
-    with _init_lock:
+    with LLVM_LOCK:
         if not _initialized:
             llvm.initialize_native_target()
             llvm.initialize_native_asmprinter()
@@ -75,37 +75,22 @@ def target_info():
     return TargetInfo("cpu", host_target().triple, data_layout())
 
 
-_compile_lock = threading.Lock()
-
-
 def optimize(module: ir.Module | str) -> llvm.ModuleRef:
     """Parse and verify LLVM IR, then run the O3 pipeline (vectorizers on) for the host."""
     _init()
-    text = str(module)
-    with _compile_lock:  # LLVM's global state is not thread-safe during compilation
-        ref = llvm.parse_assembly(text)
-        ref.verify()
-        tm = _target_machine()
-        ref.triple = host_target().triple
-        ref.data_layout = str(tm.target_data)
-        pto = llvm.create_pipeline_tuning_options(speed_level=3)
-        pto.loop_vectorization = True
-        pto.slp_vectorization = True
-        pb = llvm.create_pass_builder(tm, pto)
-        pb.getModulePassManager().run(ref, pb)
-    return ref
+    return optimize_o3(module, _target_machine(), host_target().triple, vectorize=True)
 
 
 def compile_object(module: ir.Module | str) -> bytes:
     """Optimized machine code for the host, as an object file."""
     ref = optimize(module)
-    with _compile_lock:
+    with LLVM_LOCK:
         return _target_machine().emit_object(ref)
 
 
 def assembly(module: ir.Module | str) -> str:
     ref = optimize(module)
-    with _compile_lock:
+    with LLVM_LOCK:
         return _target_machine().emit_assembly(ref)
 
 
@@ -114,7 +99,7 @@ class LoadedObject:
 
     def __init__(self, obj: bytes):
         _init()
-        with _compile_lock:
+        with LLVM_LOCK:
             # An engine takes ownership of its target machine and destroys it
             # with itself: each engine gets its own.
             self._engine = llvm.create_mcjit_compiler(

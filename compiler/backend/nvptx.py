@@ -9,22 +9,21 @@ fuse, so dequantize stays bit-identical on the GPU too.
 from __future__ import annotations
 
 import re
-import threading
 from functools import cache
 
 import llvmlite.binding as llvm
 import llvmlite.ir as ir
 
+from quantir.compiler.backend.llvm_passes import LLVM_LOCK, optimize_o3
 from quantir.compiler.backend.llvm_translation import TargetInfo
 
 TRIPLE = "nvptx64-nvidia-cuda"
-_lock = threading.Lock()
 _initialized = False
 
 
 def _init() -> None:
     global _initialized
-    with _lock:
+    with LLVM_LOCK:
         if not _initialized:
             llvm.initialize_all_targets()
             llvm.initialize_all_asmprinters()
@@ -49,21 +48,11 @@ def target_info(arch: str = "sm_90") -> TargetInfo:
 
 
 def optimize(module: ir.Module | str, arch: str = "sm_90") -> llvm.ModuleRef:
-    _init()
-    with _lock:
-        ref = llvm.parse_assembly(str(module))
-        ref.verify()
-        tm = _target_machine(arch)
-        ref.triple = TRIPLE
-        ref.data_layout = str(tm.target_data)
-        pto = llvm.create_pipeline_tuning_options(speed_level=3)
-        pb = llvm.create_pass_builder(tm, pto)
-        pb.getModulePassManager().run(ref, pb)
-    return ref
+    return optimize_o3(module, _target_machine(arch), TRIPLE, vectorize=False)
 
 
 def emit_ptx(module: ir.Module | str, arch: str = "sm_90") -> str:
     """PTX assembly for `arch`."""
     ref = optimize(module, arch)
-    with _lock:
+    with LLVM_LOCK:
         return _target_machine(arch).emit_assembly(ref)

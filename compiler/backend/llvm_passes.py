@@ -1,0 +1,34 @@
+"""What the CPU and NVPTX backends share: one lock and the O3 pipeline.
+
+llvmlite's parsing, pass managers and code emission use LLVM's global
+context, which is not thread-safe: every backend takes `LLVM_LOCK` around
+them, so a CPU compile and a GPU compile in two threads never overlap.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import llvmlite.binding as llvm
+import llvmlite.ir as ir
+
+LLVM_LOCK = threading.RLock()
+
+
+def optimize_o3(
+    module: ir.Module | str, tm: llvm.TargetMachine, triple: str, *, vectorize: bool
+) -> llvm.ModuleRef:
+    """Parse and verify LLVM IR, then run LLVM's O3 pipeline for `tm`."""
+    text = str(module)
+    with LLVM_LOCK:
+        ref = llvm.parse_assembly(text)
+        ref.verify()
+        ref.triple = triple
+        ref.data_layout = str(tm.target_data)
+        pto = llvm.create_pipeline_tuning_options(speed_level=3)
+        if vectorize:
+            pto.loop_vectorization = True
+            pto.slp_vectorization = True
+        pb = llvm.create_pass_builder(tm, pto)
+        pb.getModulePassManager().run(ref, pb)
+    return ref
