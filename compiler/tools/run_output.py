@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import statistics
 import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
+
+from quantir.runtime.atomic import atomic_output_path
 
 __all__ = ["format_result", "format_seconds", "format_timings", "save_npy_atomic"]
 
@@ -78,26 +78,9 @@ def format_timings(compile_s: float, runs: list[float], load_s: float | None = N
 def save_npy_atomic(path: Path, array: np.ndarray) -> None:
     """Write `array` as .npy at `path` (exactly that name), replacing it atomically.
 
-    The data goes to a temporary file in the same directory that is renamed
-    over `path`, so a reader never sees a partial file and an interrupted
-    write leaves any previous file intact.
+    A reader never sees a partial file, and an interrupted write leaves any
+    previous file intact (see `quantir.runtime.atomic`).
     """
-    directory = path.parent if str(path.parent) else Path(".")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
-    try:
-        # mkstemp makes the file private (0600); give it the mode a plain
-        # open() would have.
-        umask = os.umask(0)
-        os.umask(umask)
-        os.fchmod(fd, 0o666 & ~umask)
-        with os.fdopen(fd, "wb") as f:
-            np.save(f, array, allow_pickle=False)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    # A file object, not a path: np.save would append ".npy" to a path.
+    with atomic_output_path(path) as tmp, open(tmp, "wb") as f:
+        np.save(f, array, allow_pickle=False)

@@ -20,7 +20,7 @@ from gguf import GGMLQuantizationType, GGUFValueType, GGUFWriter
 
 from quantir.dialects.encoding import QuantizationEncoding
 from quantir.dialects.weight import DType
-from quantir.runtime.gguf.atomic import atomic_output_path
+from quantir.runtime.atomic import atomic_output_path
 from quantir.runtime.gguf.ggml_types import (
     PLAIN_TYPES,
     ggml_type_for_encoding,
