@@ -35,6 +35,7 @@ func.func @f(%x: memref<?x256xf32> {qrt.input = 0 : i64},
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 
 from xdsl.context import Context
@@ -227,29 +228,19 @@ class _FunctionBufferizer:
 
         # Which values are returned, and where: a value returned once is
         # computed straight into its output buffer.
-        outputs: list[SSAValue] = []
-        returned_once: dict[SSAValue, int] = {}
-        counts: dict[SSAValue, int] = {}
-        for v in ret.arguments:
-            counts[v] = counts.get(v, 0) + 1
+        counts = Counter(ret.arguments)
         produced = {
             r for op in old_block.ops if not isinstance(op, quant.WeightOp) for r in op.results
         }
-
-        pending_outputs: list[tuple[int, SSAValue]] = []
-        for i, v in enumerate(ret.arguments):
-            t = v.type
-            assert isinstance(t, TensorType)
-            pending_outputs.append((i, v))
+        returned_once: dict[SSAValue, int] = {}
         out_args: dict[int, SSAValue] = {}
-        # Output arguments are created after the ops are walked (their dim
-        # sources are known then), but ops need them as destinations: create
-        # them now, fill in the attributes later.
-        for i, v in pending_outputs:
+        # Output arguments get their result-dims attribute after the ops are
+        # walked (the dim sources are known then), but ops need them as
+        # destinations: create them now.
+        for i, v in enumerate(ret.arguments):
             out_args[i] = self.new_arg(buffer_type(v.type), {OUTPUT_ATTR: IntegerAttr(i, i64)})
             out_args[i].name_hint = f"out{i}"
-            outputs.append(out_args[i])
-            if v in produced and counts[v] == 1 and v not in returned_once:
+            if v in produced and counts[v] == 1:
                 returned_once[v] = i
 
         last_use = self.last_uses(old_block)
@@ -292,8 +283,11 @@ class _FunctionBufferizer:
             if flat:
                 idx = self.arg_memrefs.index(out_args[i])
                 self.arg_attrs[idx][RESULT_DIMS_ATTR] = DenseArrayBase.from_list(i64, flat)
-        # Buffers still live at the end (values only returned by copy) are freed.
-        for v in {v for v in ret.arguments if v in produced and returned_once.get(v) is None}:
+        # Buffers still live at the end (values only returned by copy) are
+        # freed, in the order they are returned (the output is deterministic).
+        for v in dict.fromkeys(ret.arguments):
+            if v not in produced or v in returned_once:
+                continue
             self.e.op(memref.DeallocOp.get(self.buffers[v]))
         self.e.op(func.ReturnOp())
 

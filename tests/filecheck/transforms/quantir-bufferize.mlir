@@ -68,16 +68,23 @@ func.func @gptq_dynamic(%x: tensor<?x64xf32>, %qw: tensor<8x?xi32>, %qz: tensor<
 
 // -----
 
-// Returning an input copies it; a value returned twice is copied to both.
-func.func @copies(%x: tensor<4x8xf32>) -> (tensor<4x8xf32>, tensor<4x8xf32>, tensor<4x8xf32>) {
+// Returning an input copies it; a value returned twice is copied to both,
+// and the buffers are freed in the order of the results.
+func.func @copies(%x: tensor<4x8xf32>) -> (tensor<4x8xf32>, tensor<4x8xf32>, tensor<4x8xf32>, tensor<4x8xf32>, tensor<4x8xf32>) {
   %y = qnn.mul %x, %x : (tensor<4x8xf32>, tensor<4x8xf32>) -> tensor<4x8xf32>
-  func.return %x, %y, %y : tensor<4x8xf32>, tensor<4x8xf32>, tensor<4x8xf32>
+  %z = qnn.add %x, %x : (tensor<4x8xf32>, tensor<4x8xf32>) -> tensor<4x8xf32>
+  func.return %x, %z, %y, %y, %z : tensor<4x8xf32>, tensor<4x8xf32>, tensor<4x8xf32>, tensor<4x8xf32>, tensor<4x8xf32>
 }
 
 // CHECK-LABEL: func.func @copies(
 // CHECK:         %y = memref.alloc() : memref<4x8xf32>
 // CHECK-NEXT:    qnn.mul %x, %x outs(%y)
+// CHECK-NEXT:    %z = memref.alloc() : memref<4x8xf32>
+// CHECK-NEXT:    qnn.add %x, %x outs(%z)
 // CHECK-NEXT:    "memref.copy"(%x, %out0)
-// CHECK-NEXT:    "memref.copy"(%y, %out1)
+// CHECK-NEXT:    "memref.copy"(%z, %out1)
 // CHECK-NEXT:    "memref.copy"(%y, %out2)
+// CHECK-NEXT:    "memref.copy"(%y, %out3)
+// CHECK-NEXT:    "memref.copy"(%z, %out4)
+// CHECK-NEXT:    memref.dealloc %z
 // CHECK-NEXT:    memref.dealloc %y
