@@ -17,23 +17,24 @@ from xdsl.passes import ModulePass, PassPipeline
 from quantir.compiler.context import make_context
 from quantir.dialects.qrt import TARGET_ATTR
 
+_SCALAR_LOWERING = (
+    "quantir-bufferize,lower-quant-to-loops{vectorize=false m_tile=1},"
+    "lower-qnn-to-loops{vectorize=false},canonicalize,cse,outline-kernels"
+)
+
 PIPELINES: dict[str, str] = {
     "quantir-cpu": (
         "quantir-bufferize,lower-quant-to-loops,lower-qnn-to-loops,canonicalize,cse,outline-kernels"
     ),
-    # The CPU pipeline with the GPU's scalar lane loops: runs the lowering the
-    # GPU shares on the CPU, so it can be tested without a GPU.
-    "quantir-cpu-scalar": (
-        "quantir-bufferize,lower-quant-to-loops{vectorize=false m_tile=1},"
-        "lower-qnn-to-loops{vectorize=false},canonicalize,cse,outline-kernels"
-    ),
-    "quantir-gpu": (
-        "quantir-bufferize,lower-quant-to-loops{vectorize=false m_tile=1},"
-        "lower-qnn-to-loops{vectorize=false},canonicalize,cse,outline-kernels,gpu-map-kernels,"
-        "canonicalize,cse"
-    ),
+    # The GPU's scalar lane loops, run on the CPU: the lowering the GPU
+    # shares, testable without a GPU.
+    "quantir-cpu-scalar": _SCALAR_LOWERING,
+    "quantir-gpu": _SCALAR_LOWERING + ",gpu-map-kernels,canonicalize,cse",
 }
 """Named pipelines, as `-p` specs."""
+
+_TARGETS = {"quantir-cpu": "cpu", "quantir-cpu-scalar": "cpu", "quantir-gpu": "nvptx"}
+"""The code generator (the module's qrt.target) each named pipeline feeds."""
 
 
 def expand_pipeline_spec(spec: str) -> str:
@@ -77,25 +78,27 @@ def run_pipeline(ctx: Context, module: ModuleOp, name_or_spec: str) -> None:
 
 
 @dataclass(frozen=True)
-class QuantirCpuPass(ModulePass):
-    """The CPU pipeline as a single pass (`-p quantir-cpu` in plain xdsl-opt)."""
-
-    name = "quantir-cpu"
+class _NamedPipelinePass(ModulePass):
+    """A named pipeline as a single pass, for plain xdsl-opt (quantir-opt expands them)."""
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:
-        run_pipeline(ctx, op, "quantir-cpu")
-        op.attributes[TARGET_ATTR] = StringAttr("cpu")
+        run_pipeline(ctx, op, self.name)
+        op.attributes[TARGET_ATTR] = StringAttr(_TARGETS[self.name])
 
 
 @dataclass(frozen=True)
-class QuantirGpuPass(ModulePass):
-    """The GPU pipeline as a single pass (`-p quantir-gpu` in plain xdsl-opt)."""
+class QuantirCpuPass(_NamedPipelinePass):
+    name = "quantir-cpu"
 
+
+@dataclass(frozen=True)
+class QuantirCpuScalarPass(_NamedPipelinePass):
+    name = "quantir-cpu-scalar"
+
+
+@dataclass(frozen=True)
+class QuantirGpuPass(_NamedPipelinePass):
     name = "quantir-gpu"
-
-    def apply(self, ctx: Context, op: ModuleOp) -> None:
-        run_pipeline(ctx, op, "quantir-gpu")
-        op.attributes[TARGET_ATTR] = StringAttr("nvptx")
 
 
 def lower(
@@ -104,9 +107,8 @@ def lower(
     """Run the target's pipeline (or `pipeline`) on a copy of `module` and return the copy."""
     ctx = ctx or make_context()
     lowered = module.clone()
-    if pipeline is None:
-        pipeline = "quantir-cpu" if target == "cpu" else "quantir-gpu"
-    run_pipeline(ctx, lowered, pipeline)
-    lowered.attributes[TARGET_ATTR] = StringAttr("cpu" if target == "cpu" else "nvptx")
+    default = "quantir-cpu" if target == "cpu" else "quantir-gpu"
+    run_pipeline(ctx, lowered, pipeline or default)
+    lowered.attributes[TARGET_ATTR] = StringAttr(_TARGETS[default])
     lowered.verify()  # a lowering bug must fail here, not in the LLVM translation
     return lowered

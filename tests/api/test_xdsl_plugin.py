@@ -85,6 +85,21 @@ def test_xdsl_opt_runs_quantir_verifiers(tmp_path: Path) -> None:
     assert "q6_k packed bytes for a 8x512 weight must be 8x420" in result.stderr
 
 
+@pytest.mark.parametrize(
+    "pipeline,target",
+    [("quantir-cpu", "cpu"), ("quantir-cpu-scalar", "cpu"), ("quantir-gpu", "nvptx")],
+)
+def test_xdsl_opt_runs_the_named_pipelines(tmp_path: Path, pipeline: str, target: str) -> None:
+    src = tmp_path / "graph.mlir"
+    src.write_text(GRAPH)
+    result = subprocess.run(
+        [str(xdsl_opt()), "-p", pipeline, str(src)], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    assert f'qrt.target = "{target}"' in result.stdout
+    assert "qrt.launch @" in result.stdout and "quant.qmatmul" not in result.stdout
+
+
 def test_quantir_opt_on_top_of_the_plugin_registers_once() -> None:
     # Both drivers see the plugin through the multiverse; quantir-opt also
     # registers its own factories. Neither may raise AlreadyRegistered.
