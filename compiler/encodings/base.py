@@ -56,11 +56,13 @@ class LaneGroup:
 
 @dataclass(frozen=True)
 class SubBlockScale:
-    """The f32 parameters of one sub-block: value = scale*q + sign*offset."""
+    """The f32 parameters of one sub-block: value = scale*q + sign*offset.
+
+    The sign is the layout's (`BlockLayout.offset_sign`), one per encoding.
+    """
 
     scale: Value
     offset: Value | None = None
-    sign: int = -1
 
 
 @dataclass(frozen=True)
@@ -69,7 +71,6 @@ class ScaleVectors:
 
     scales: Value
     offsets: Value | None = None
-    sign: int = -1
 
 
 class BlockBytes:
@@ -166,10 +167,8 @@ class BlockLayout:
     def sub_blocks_of(es: ElementSet) -> tuple[int, ...]:
         return es.sub_block if isinstance(es.sub_block, tuple) else (es.sub_block,)
 
-    @property
-    def has_offsets(self) -> bool:
-        """Whether values carry an additive offset term (Q4_K's `- m1`)."""
-        return False
+    has_offsets: bool = False
+    """Whether values carry an additive offset term (Q4_K's `- m1`)."""
 
     @property
     def provides_scale_vectors(self) -> bool:
@@ -221,7 +220,7 @@ def lane_scale(blk: BlockBytes, es: ElementSet, scale) -> SubBlockScale:
     if len(params) == 1:
         p = params[0]
         off = blk.splat(p.offset) if p.offset is not None else None
-        return SubBlockScale(blk.splat(p.scale), off, p.sign)
+        return SubBlockScale(blk.splat(p.scale), off)
     e = blk.e
     if len(params) != 2:
         raise NotImplementedError("lane runs span at most two sub-blocks")
@@ -230,7 +229,7 @@ def lane_scale(blk: BlockBytes, es: ElementSet, scale) -> SubBlockScale:
         if blk.lane is None:  # vectors: first half from a, second half from b
             half = blk.lanes // 2
             mask = list(range(half)) + [blk.lanes + i for i in range(half, blk.lanes)]
-            return _shuffle(e, blk.splat(a), blk.splat(b), mask)
+            return e.shuffle(blk.splat(a), blk.splat(b), mask)
         first_half = e.cmpi("ult", blk.lane, blk.lanes // 2)
         return e.select(first_half, a, b)
 
@@ -239,24 +238,17 @@ def lane_scale(blk: BlockBytes, es: ElementSet, scale) -> SubBlockScale:
     if params[0].offset is not None:
         assert params[1].offset is not None
         off = pick(params[0].offset, params[1].offset)
-    return SubBlockScale(scale_v, off, params[0].sign)
+    return SubBlockScale(scale_v, off)
 
 
-def _shuffle(e: Emitter, a: Value, b: Value, mask: list[int]) -> Value:
-    from xdsl.dialects import vector
-    from xdsl.dialects.builtin import DenseArrayBase, i64
-
-    return e.v(vector.ShuffleOp(a, b, DenseArrayBase.from_list(i64, mask), result_type=a.type))
-
-
-def dequant_value(e: Emitter, blk: BlockBytes, qf: Value, s: SubBlockScale) -> Value:
+def dequant_value(e: Emitter, layout: BlockLayout, qf: Value, s: SubBlockScale) -> Value:
     """value = scale*q (+/-) offset, in ggml's evaluation order (no FMA).
 
     `s` holds lane-shaped values (see `lane_scale`).
     """
     v = e.mulf(s.scale, qf)
     if s.offset is not None:
-        v = e.addf(v, s.offset) if s.sign > 0 else e.subf(v, s.offset)
+        v = e.addf(v, s.offset) if layout.offset_sign > 0 else e.subf(v, s.offset)
     return v
 
 
@@ -272,7 +264,7 @@ def block_scales(
             if vecs is not None:
                 e = blk.e
                 off = e.extract(vecs.offsets, j) if vecs.offsets is not None else None
-                cache[j] = SubBlockScale(e.extract(vecs.scales, j), off, vecs.sign)
+                cache[j] = SubBlockScale(e.extract(vecs.scales, j), off)
             else:
                 cache[j] = layout.scale(blk, hdr, j)
         return cache[j]

@@ -28,6 +28,7 @@ class Q2_KLayout(BlockLayout):
     lanes = 32
     sub_blocks = 16
     fp16_fields = {"d": D, "dmin": DMIN}
+    has_offsets = True
     # 32-lane runs span two 16-weight sub-blocks (lanes 0-15, 16-31).
     groups = tuple(
         LaneGroup(
@@ -40,17 +41,12 @@ class Q2_KLayout(BlockLayout):
         for n in range(2)
     )
 
-    @property
-    def has_offsets(self):
-        return True
-
     def scale(self, blk, hdr, j):
         e = blk.e
         sc = blk.u8(SCALES + j)
         return SubBlockScale(
             e.mulf(hdr["d"], e.uitofp(e.andi(sc, 15))),
             e.mulf(hdr["dmin"], e.uitofp(e.shrui(sc, 4))),
-            -1,
         )
 
     def scale_vectors(self, blk, hdr):
@@ -60,5 +56,4 @@ class Q2_KLayout(BlockLayout):
         return ScaleVectors(
             e.mulf(e.broadcast(hdr["d"], v), e.uitofp(e.andi(sc, 15))),
             e.mulf(e.broadcast(hdr["dmin"], v), e.uitofp(e.shrui(sc, 4))),
-            -1,
         )

@@ -6,8 +6,7 @@ elements 64c+l (sub-block 2c), the high nibbles 64c+32+l (sub-block 2c+1).
 value = (d * sc_j) * q - (dmin * m_j).
 """
 
-from xdsl.dialects import vector
-from xdsl.dialects.builtin import DenseArrayBase, VectorType, i8, i64
+from xdsl.dialects.builtin import VectorType
 
 from quantir.compiler.encodings.base import (
     BlockLayout,
@@ -33,34 +32,16 @@ def six_bit_scale_min(e, blk, at: int, j: int):
 def six_bit_scale_min_vectors(e, blk, at: int):
     """All eight (scale, min) codes as two vector<8xi8>, by the same formulas."""
     s = blk.bytes(at, 16)  # the 12 scale bytes and 4 bytes after them (still in the block)
-    v8 = VectorType(i8, [8])
-
-    def shuffle(a, b, mask):
-        return e.v(vector.ShuffleOp(a, b, DenseArrayBase.from_list(i64, mask), result_type=v8))
-
-    low = shuffle(s, s, [0, 1, 2, 3, 8, 9, 10, 11])  # s[j] for j<4, s[j+4] for j>=4
-    mins = shuffle(s, s, [4, 5, 6, 7, 8, 9, 10, 11])  # s[j+4]
-    sc_hi = shuffle(s, s, [0, 0, 0, 0, 0, 1, 2, 3])  # s[j-4] (used for j>=4)
-    m_hi = shuffle(s, s, [0, 0, 0, 0, 4, 5, 6, 7])  # s[j] (used for j>=4)
+    low = e.shuffle(s, s, [0, 1, 2, 3, 8, 9, 10, 11])  # s[j] for j<4, s[j+4] for j>=4
+    mins = e.shuffle(s, s, [4, 5, 6, 7, 8, 9, 10, 11])  # s[j+4]
+    sc_hi = e.shuffle(s, s, [0, 0, 0, 0, 0, 1, 2, 3])  # s[j-4] (used for j>=4)
+    m_hi = e.shuffle(s, s, [0, 0, 0, 0, 4, 5, 6, 7])  # s[j] (used for j>=4)
     sc_lo4 = e.andi(low, 63)
     sc_hi4 = e.ori(e.andi(low, 15), e.shli(e.shrui(sc_hi, 6), 4))
     m_lo4 = e.andi(mins, 63)
     m_hi4 = e.ori(e.shrui(mins, 4), e.shli(e.shrui(m_hi, 6), 4))
     take = [0, 1, 2, 3, 12, 13, 14, 15]  # lanes 0-3 from the first operand, 4-7 the second
-    return shuffle(sc_lo4, sc_hi4, take), shuffle(m_lo4, m_hi4, take)
-
-
-def k_scales(e, blk, hdr, j):
-    sc, m = six_bit_scale_min(e, blk, SCALES, j)
-    return SubBlockScale(e.mulf(hdr["d"], e.uitofp(sc)), e.mulf(hdr["dmin"], e.uitofp(m)), -1)
-
-
-def k_scale_vectors(e, blk, hdr):
-    sc, m = six_bit_scale_min_vectors(e, blk, SCALES)
-    v = VectorType(hdr["d"].type, [8])
-    scales = e.mulf(e.broadcast(hdr["d"], v), e.uitofp(sc))
-    mins = e.mulf(e.broadcast(hdr["dmin"], v), e.uitofp(m))
-    return ScaleVectors(scales, mins, -1)
+    return e.shuffle(sc_lo4, sc_hi4, take), e.shuffle(m_lo4, m_hi4, take)
 
 
 class Q4_KLayout(BlockLayout):
@@ -68,6 +49,7 @@ class Q4_KLayout(BlockLayout):
     lanes = 32
     sub_blocks = 8
     fp16_fields = {"d": 0, "dmin": 2}
+    has_offsets = True
     groups = tuple(
         LaneGroup(
             (QS + 32 * c,),
@@ -79,12 +61,15 @@ class Q4_KLayout(BlockLayout):
         for c in range(4)
     )
 
-    @property
-    def has_offsets(self):
-        return True
-
     def scale(self, blk, hdr, j):
-        return k_scales(blk.e, blk, hdr, j)
+        e = blk.e
+        sc, m = six_bit_scale_min(e, blk, SCALES, j)
+        return SubBlockScale(e.mulf(hdr["d"], e.uitofp(sc)), e.mulf(hdr["dmin"], e.uitofp(m)))
 
     def scale_vectors(self, blk, hdr):
-        return k_scale_vectors(blk.e, blk, hdr)
+        e = blk.e
+        sc, m = six_bit_scale_min_vectors(e, blk, SCALES)
+        v = VectorType(hdr["d"].type, [8])
+        scales = e.mulf(e.broadcast(hdr["d"], v), e.uitofp(sc))
+        mins = e.mulf(e.broadcast(hdr["dmin"], v), e.uitofp(m))
+        return ScaleVectors(scales, mins)

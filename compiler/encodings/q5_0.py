@@ -4,8 +4,7 @@ The low 4 bits of element e are nibbles as in Q4_0; bit e of qh is bit 4.
 value = d * (q - 16).
 """
 
-from xdsl.dialects import vector
-from xdsl.dialects.builtin import DenseArrayBase, VectorType, i8, i64
+from xdsl.dialects.builtin import i8
 
 from quantir.compiler.encodings.base import (
     BlockLayout,
@@ -26,11 +25,7 @@ def fifth_bit(e, blk, qh_at: int, first: int):
         lanes = blk.lanes
         qh = blk.bytes(qh_at, 4)
         pick = [(first + lane) // 8 for lane in range(lanes)]
-        spread = e.v(
-            vector.ShuffleOp(
-                qh, qh, DenseArrayBase.from_list(i64, pick), result_type=VectorType(i8, [lanes])
-            )
-        )
+        spread = e.shuffle(qh, qh, pick)
         masks = e.vconst([1 << ((first + lane) % 8) for lane in range(lanes)], i8)
         return e.shli(e.minui(e.andi(spread, masks), 1), 4)
     qh = blk.splat(blk.u32(qh_at))

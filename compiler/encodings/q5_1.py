@@ -20,6 +20,7 @@ class Q5_1Layout(BlockLayout):
     lanes = 16
     sub_blocks = 1
     fp16_fields = {"d": 0, "m": 2}
+    has_offsets = True
     offset_sign = +1
     groups = (
         LaneGroup(
@@ -35,9 +36,5 @@ class Q5_1Layout(BlockLayout):
         ),
     )
 
-    @property
-    def has_offsets(self):
-        return True
-
     def scale(self, blk, hdr, j):
-        return SubBlockScale(hdr["d"], hdr["m"], +1)
+        return SubBlockScale(hdr["d"], hdr["m"])

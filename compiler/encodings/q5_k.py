@@ -5,8 +5,8 @@ Nibbles as Q4_K; the fifth bit of element e = 64c + 32h + l is bit (2c + h)
 of qh[l]. value = (d * sc_j) * q - (dmin * m_j).
 """
 
-from quantir.compiler.encodings.base import BlockLayout, ElementSet, LaneGroup
-from quantir.compiler.encodings.q4_k import k_scale_vectors, k_scales
+from quantir.compiler.encodings.base import ElementSet, LaneGroup
+from quantir.compiler.encodings.q4_k import Q4_KLayout
 from quantir.dialects.encoding import QuantizationEncoding
 
 QH, QS = 16, 48
@@ -22,11 +22,10 @@ def _code(c: int, high: bool):
     return unpack
 
 
-class Q5_KLayout(BlockLayout):
+class Q5_KLayout(Q4_KLayout):
+    """Q4_K's header and scales, with a fifth bit per code."""
+
     encoding = QuantizationEncoding.Q5_K
-    lanes = 32
-    sub_blocks = 8
-    fp16_fields = {"d": 0, "dmin": 2}
     groups = tuple(
         LaneGroup(
             (QS + 32 * c, QH),
@@ -37,13 +36,3 @@ class Q5_KLayout(BlockLayout):
         )
         for c in range(4)
     )
-
-    @property
-    def has_offsets(self):
-        return True
-
-    def scale(self, blk, hdr, j):
-        return k_scales(blk.e, blk, hdr, j)
-
-    def scale_vectors(self, blk, hdr):
-        return k_scale_vectors(blk.e, blk, hdr)

@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from xdsl.dialects import arith, memref, scf, vector
 from xdsl.dialects.builtin import (
     BoolAttr,
+    DenseArrayBase,
     DenseIntOrFPElementsAttr,
     FloatAttr,
     IndexType,
@@ -22,6 +23,7 @@ from xdsl.dialects.builtin import (
     MemRefType,
     VectorType,
     f32,
+    i64,
 )
 from xdsl.dialects.utils.fast_math import FastMathFlag
 from xdsl.ir import Attribute, Block, Operation, SSAValue
@@ -227,6 +229,13 @@ class Emitter:
         if not isinstance(t, VectorType) or x.type == t:
             return x
         return self.v(vector.BroadcastOp(x, t))
+
+    def shuffle(self, a: Value, b: Value, mask: Sequence[int]) -> Value:
+        """Lane i of the result is lane mask[i] of a ++ b (as many lanes as the mask)."""
+        assert isinstance(a.type, VectorType)
+        t = VectorType(a.type.element_type, [len(mask)])
+        mask_attr = DenseArrayBase.from_list(i64, list(mask))
+        return self.v(vector.ShuffleOp(a, b, mask_attr, result_type=t))
 
     def extract(self, v: Value, position: int) -> Value:
         assert isinstance(v.type, VectorType)

@@ -90,7 +90,7 @@ def lower_dequantize(
                 for es in group.elements:
                     q = es.unpack(ie, lblk, srcs)
                     qf = code_to_f32(ie, q, es.signed)
-                    v = dequant_value(ie, lblk, qf, lane_scale(lblk, es, scale))
+                    v = dequant_value(ie, layout, qf, lane_scale(lblk, es, scale))
                     col = ie.add(col0, es.first)
                     if lblk.lane is not None:
                         col = ie.add(col, lblk.lane)
@@ -181,7 +181,7 @@ def lower_qmatmul(
                             continue
                         s: SubBlockScale = lane_scale(lblk, es, scale)
                         if xsum is None:
-                            w = dequant_value(ie, lblk, qf, s)
+                            w = dequant_value(ie, layout, qf, s)
                         else:
                             w = ie.mulf(qf, s.scale, True)
                         part = counter[0] % parts

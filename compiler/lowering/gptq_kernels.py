@@ -234,19 +234,13 @@ def _codes_vector(e: Emitter, words: list[Value], lanes: int, bits: int) -> Valu
 
 def _blend_words(e: Emitter, words: list[Value], word_of: list[int], vt) -> Value:
     """A vector whose lane j is words[word_of[j]] (word 0 where word_of[j] < 0)."""
-    from xdsl.dialects import vector
-    from xdsl.dialects.builtin import DenseArrayBase, i64
-
     lanes = len(word_of)
     vec = e.broadcast(words[0], vt)
     for w in range(1, len(words)):
         if w not in word_of:
             continue
         mask = [lanes + j if word_of[j] == w else j for j in range(lanes)]
-        blend = vector.ShuffleOp(
-            vec, e.broadcast(words[w], vt), DenseArrayBase.from_list(i64, mask), result_type=vt
-        )
-        vec = e.v(blend)
+        vec = e.shuffle(vec, e.broadcast(words[w], vt), mask)
     return vec
 
 
