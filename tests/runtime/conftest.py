@@ -81,8 +81,10 @@ try:
 except OSError:
     pass
 for i, path in enumerate(reversed(sys.argv[1:])):
+    sys.path.insert(0, os.path.dirname(path))  # as pytest does: sibling helper modules
     spec = importlib.util.spec_from_file_location(f"_quantir_warm_{i}", path)
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
     spec.loader.exec_module(module)
     for warm in reversed(list(module.warm_cases())):
         try:
@@ -107,10 +109,8 @@ def pytest_collection_finish(session) -> None:
 
 
 @pytest.fixture(scope="session", autouse=True)
-def _background_compile(request, tmp_path_factory):
+def _background_compile(request):
     paths = request.config.stash.get(_WARM_PATHS, [])
-    if "QUANTIR_CACHE_DIR" not in os.environ:
-        os.environ["QUANTIR_CACHE_DIR"] = str(tmp_path_factory.mktemp("quantir-cache"))
     if (
         not paths
         or cache.cache_dir() is None  # nowhere to share compiled kernels

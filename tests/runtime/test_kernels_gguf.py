@@ -74,16 +74,11 @@ import numpy as np
 import pytest
 from gguf import GGMLQuantizationType
 from gguf.quants import dequantize as gguf_dequantize
+from kernel_checks import PIPELINE_NAMES, PIPELINES, assert_bits_equal, random_x
 
 from quantir.compiler.encodings import layout_for
 from quantir.dialects.encoding import QuantizationEncoding
 from quantir.runtime import api
-
-PIPELINES = [
-    pytest.param(None, id="cpu"),
-    pytest.param("quantir-cpu-scalar", id="cpu-scalar"),
-]
-PIPELINE_NAMES = [None, "quantir-cpu-scalar"]
 
 
 @dataclass(frozen=True)
@@ -215,19 +210,6 @@ def range_magnitude(lay: Layout, packed: np.ndarray) -> np.ndarray:
     return out
 
 
-def assert_bits_equal(ours: np.ndarray, ref: np.ndarray, what: str) -> None:
-    assert ours.dtype == np.float32 and ours.shape == ref.shape, (ours.dtype, ours.shape)
-    a, b = ours.view(np.uint32), ref.astype(np.float32).view(np.uint32)
-    bad = a != b
-    if bad.any():
-        idx = tuple(int(i[0]) for i in np.nonzero(bad))
-        raise AssertionError(
-            f"{what}: {int(bad.sum())} of {bad.size} elements differ; first at {idx}: "
-            f"got {int(a[idx]):#010x} ({ours[idx]!r}), expected {int(b[idx]):#010x} "
-            f"({ref[idx]!r})"
-        )
-
-
 @functools.cache
 def _blocks_for(name: str, k: int, seed: int, rows: int = N_ROWS) -> np.ndarray:
     """Random rows: the first half with typical fp16 fields, the rest any finite ones."""
@@ -337,13 +319,6 @@ def test_dequantize_two_nan_fields(name, pipeline):
 # -- qmatmul ---------------------------------------------------------------------------------
 
 
-def _x(rng: np.random.Generator, shape) -> np.ndarray:
-    """Activations: normal, with rows spanning several magnitudes."""
-    x = rng.standard_normal(shape)
-    scale = np.exp2(rng.integers(-8, 9, shape[:-1] + (1,)))
-    return (x * scale).astype(np.float32)
-
-
 @pytest.mark.parametrize("pipeline", PIPELINES)
 @pytest.mark.parametrize("name", ENCODINGS)
 @pytest.mark.parametrize("which_k", [0, 1])
@@ -352,7 +327,7 @@ def test_qmatmul_error_bound(name, pipeline, which_k, assert_qmatmul_close):
     k = k_values(lay)[which_k]
     packed = _blocks_for(name, k, 1)
     w, r = reference(lay, packed), range_magnitude(lay, packed)
-    x = _x(np.random.default_rng(4), (64, k))
+    x = random_x(np.random.default_rng(4), (64, k))
     for m in (1, 3, 64):
         y = api.qmatmul(name, x[:m], packed, pipeline=pipeline)
         assert_qmatmul_close(y, x[:m], w, r)
@@ -396,7 +371,7 @@ def test_qmatmul_x_rank_1(name, pipeline, assert_qmatmul_close):
     k = k_values(lay)[0]
     packed = _blocks_for(name, k, 1)
     w, r = reference(lay, packed), range_magnitude(lay, packed)
-    x = _x(np.random.default_rng(6), (k,))
+    x = random_x(np.random.default_rng(6), (k,))
     y = api.qmatmul(name, x, packed, pipeline=pipeline)
     assert y.shape == (N_ROWS,)
     assert_qmatmul_close(y, x, w, r)
@@ -415,7 +390,7 @@ def test_qmatmul_x_rank_3_dynamic_leading_dims(name, pipeline, assert_qmatmul_cl
     w, r = reference(lay, packed), range_magnitude(lay, packed)
     rng = np.random.default_rng(7)
     for lead in X3_SHAPES:
-        x = _x(rng, (*lead, k))
+        x = random_x(rng, (*lead, k))
         y = api.qmatmul(name, x, packed, pipeline=pipeline)
         assert y.shape == (*lead, N_ROWS)
         assert_qmatmul_close(y, x, w, r)
@@ -429,7 +404,7 @@ def test_empty_operands(name, pipeline):
     k = k_values(lay)[0]
     packed = _blocks_for(name, k, 1)
     assert api.dequantize(name, packed[:0], pipeline=pipeline).shape == (0, k)
-    x = _x(np.random.default_rng(8), (3, k))
+    x = random_x(np.random.default_rng(8), (3, k))
     assert api.qmatmul(name, x[:0], packed, pipeline=pipeline).shape == (0, N_ROWS)
     assert api.qmatmul(name, x, packed[:0], pipeline=pipeline).shape == (3, 0)
 
@@ -444,7 +419,7 @@ def test_thread_count_does_not_change_results(name, pipeline, monkeypatch):
     lay = LAYOUTS[name]
     k = k_values(lay)[0]
     packed = _blocks_for(name, k, 1)
-    x = _x(np.random.default_rng(9), (5, k))
+    x = random_x(np.random.default_rng(9), (5, k))
     deq1 = api.dequantize(name, packed, threads=1, pipeline=pipeline)
     mm1 = api.qmatmul(name, x, packed, threads=1, pipeline=pipeline)
     for threads in (2, 3):

@@ -38,6 +38,7 @@ import itertools
 
 import numpy as np
 import pytest
+from kernel_checks import PIPELINE_NAMES, PIPELINES, assert_bits_equal, random_x
 
 from quantir.dialects.encoding import QuantizationConfig
 from quantir.runtime import api
@@ -48,9 +49,6 @@ from quantir.runtime.gptq import (
     pack_qzeros,
     quantize_gptq_rtn,
 )
-
-PIPELINE_NAMES = [None, "quantir-cpu-scalar"]
-PIPELINES = [pytest.param(None, id="cpu"), pytest.param("quantir-cpu-scalar", id="cpu-scalar")]
 
 BITS = (2, 3, 4, 8)
 N_FOR_BITS = {2: 48, 3: 96, 4: 40, 8: 36}
@@ -120,24 +118,6 @@ def range_magnitude(layer: GPTQLinear) -> np.ndarray:
     return np.ascontiguousarray((s * np.maximum(z, np.abs(qmax - z))).T)
 
 
-def assert_bits_equal(ours: np.ndarray, ref: np.ndarray, what: str) -> None:
-    assert ours.dtype == np.float32 and ours.shape == ref.shape, (ours.dtype, ours.shape)
-    a, b = ours.view(np.uint32), ref.astype(np.float32).view(np.uint32)
-    bad = a != b
-    if bad.any():
-        idx = tuple(int(i[0]) for i in np.nonzero(bad))
-        raise AssertionError(
-            f"{what}: {int(bad.sum())} of {bad.size} elements differ; first at {idx}: "
-            f"got {ours[idx]!r}, expected {ref[idx]!r}"
-        )
-
-
-def _x(rng: np.random.Generator, shape) -> np.ndarray:
-    x = rng.standard_normal(shape)
-    scale = np.exp2(rng.integers(-8, 9, shape[:-1] + (1,)))
-    return (x * scale).astype(np.float32)
-
-
 def _run(op, layer: GPTQLinear, *, sym: bool = False, pipeline=None, x=None, **kw):
     """Call the eager API with the grid's kernel config (sym = false) for `layer`."""
     cfg = dataclasses.replace(layer.config, sym=sym)
@@ -170,7 +150,7 @@ def test_dequantize_matches_reference(bits, gs, desc, fmt, pipeline):
 @pytest.mark.parametrize("pipeline", PIPELINES)
 @pytest.mark.parametrize("bits,gs,desc,fmt", GRID_PARAMS)
 def test_qmatmul_within_bound(bits, gs, desc, fmt, pipeline, assert_qmatmul_close):
-    x = _x(np.random.default_rng(bits * 7 + gs), (64, K_FOR_GROUP[gs]))
+    x = random_x(np.random.default_rng(bits * 7 + gs), (64, K_FOR_GROUP[gs]))
     for sym in (False, True):
         layer = rtn_layer(bits, gs, desc, fmt, sym)
         w, r = dequantize_gptq_reference(layer), range_magnitude(layer)
@@ -212,7 +192,7 @@ def test_sym_config(bits, gs, desc, fmt, pipeline, assert_qmatmul_close):
         dequantize_gptq_reference(layer),
         f"dequantize {layer!r}",
     )
-    x = _x(np.random.default_rng(11), (3, layer.in_features))
+    x = random_x(np.random.default_rng(11), (3, layer.in_features))
     y = api.qmatmul("gptq", x, layer, pipeline=pipeline)
     assert_qmatmul_close(y, x, dequantize_gptq_reference(layer), range_magnitude(layer))
 
@@ -223,7 +203,7 @@ def test_sym_config(bits, gs, desc, fmt, pipeline, assert_qmatmul_close):
 @pytest.mark.parametrize("pipeline", PIPELINES)
 def test_qmatmul_x_rank_1(pipeline, assert_qmatmul_close):
     layer = rtn_layer(4, 128, False, "gptq", False)
-    x = _x(np.random.default_rng(12), (layer.in_features,))
+    x = random_x(np.random.default_rng(12), (layer.in_features,))
     y = _run("qmatmul", layer, pipeline=pipeline, x=x)
     assert y.shape == (layer.out_features,)
     assert_qmatmul_close(y, x, dequantize_gptq_reference(layer), range_magnitude(layer))
@@ -235,7 +215,7 @@ def test_qmatmul_x_rank_3_dynamic_leading_dims(pipeline, assert_qmatmul_close):
     w, r = dequantize_gptq_reference(layer), range_magnitude(layer)
     rng = np.random.default_rng(13)
     for lead in [(2, 3), (1, 64), (5, 1), (0, 4)]:
-        x = _x(rng, (*lead, layer.in_features))
+        x = random_x(rng, (*lead, layer.in_features))
         y = _run("qmatmul", layer, pipeline=pipeline, x=x)
         assert y.shape == (*lead, layer.out_features)
         assert_qmatmul_close(y, x, w, r)
@@ -245,7 +225,7 @@ def test_qmatmul_x_rank_3_dynamic_leading_dims(pipeline, assert_qmatmul_close):
 @pytest.mark.parametrize("bits,gs,desc", [(4, 128, False), (3, 40, False), (8, 32, True)])
 def test_thread_count_does_not_change_results(bits, gs, desc, pipeline, monkeypatch):
     layer = rtn_layer(bits, gs, desc, "gptq", False)
-    x = _x(np.random.default_rng(14), (5, layer.in_features))
+    x = random_x(np.random.default_rng(14), (5, layer.in_features))
     deq1 = _run("dequantize", layer, pipeline=pipeline, threads=1)
     mm1 = _run("qmatmul", layer, pipeline=pipeline, x=x, threads=1)
     for threads in (2, 3):

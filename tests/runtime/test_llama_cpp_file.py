@@ -13,12 +13,12 @@ from pathlib import Path
 import gguf
 import numpy as np
 import pytest
+from kernel_checks import PIPELINES
 
 from quantir.runtime.api import dequantize, qmatmul
 from quantir.runtime.gguf import open_gguf
 
 FILE = Path(__file__).resolve().parents[1] / "data" / "gguf" / "tiny-llama-q4_k_m.gguf"
-PIPELINES = [None, "quantir-cpu-scalar"]
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +32,7 @@ def test_the_file_mixes_the_q4_k_m_types(model) -> None:
     assert {"q4_k", "q6_k", "q5_0", "q8_0"} <= kinds
 
 
-@pytest.mark.parametrize("pipeline", PIPELINES, ids=["cpu", "cpu-scalar"])
+@pytest.mark.parametrize("pipeline", PIPELINES)
 def test_every_quantized_tensor_runs(model, pipeline) -> None:
     rng = np.random.default_rng(0)
     checked = 0
