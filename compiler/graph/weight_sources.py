@@ -177,7 +177,9 @@ def _array_text(array: np.ndarray) -> str:
 
 def _widen_float(array: np.ndarray, ggml_bf16: bool = False) -> np.ndarray:
     if ggml_bf16:  # raw bfloat16 bits as uint16
-        return (array.astype(np.uint32) << 16).view(np.float32)
+        from quantir.runtime.gguf.ggml_types import bfloat16_to_float32
+
+        return bfloat16_to_float32(array)
     return array.astype(np.float32)
 
 

@@ -22,6 +22,7 @@ from quantir.runtime.gguf.errors import UnsupportedTensorTypeError
 __all__ = [
     "PLAIN_TYPES",
     "QUANTIZED_TYPES",
+    "bfloat16_to_float32",
     "block_shape",
     "encoding_for_ggml_type",
     "ggml_type_for_encoding",
@@ -29,7 +30,6 @@ __all__ = [
     "is_supported",
     "packed_row_bytes",
     "supported_type_names",
-    "type_nbytes",
 ]
 
 # The GGUF block formats quantir computes with. The enum member names match
@@ -61,6 +61,11 @@ def supported_type_names() -> list[str]:
 
 def is_supported(qtype: GGMLQuantizationType) -> bool:
     return qtype in QUANTIZED_TYPES or qtype in PLAIN_TYPES
+
+
+def bfloat16_to_float32(bits: np.ndarray) -> np.ndarray:
+    """Raw bfloat16 bits (uint16) as float32: the top half of a float32, so exact."""
+    return (bits.astype(np.uint32) << 16).view(np.float32)
 
 
 def ggml_type_from_id(type_id: int) -> GGMLQuantizationType | None:
@@ -115,12 +120,6 @@ def ggml_type_for_encoding(encoding: QuantizationEncoding) -> GGMLQuantizationTy
 def block_shape(qtype: GGMLQuantizationType) -> tuple[int, int]:
     """(elements per block, bytes per block) of any ggml type gguf-py knows."""
     return GGML_QUANT_SIZES[qtype]
-
-
-def type_nbytes(qtype: GGMLQuantizationType, n_elements: int) -> int:
-    """Bytes that n_elements take in this type (n_elements a whole number of blocks)."""
-    elements, nbytes = GGML_QUANT_SIZES[qtype]
-    return n_elements // elements * nbytes
 
 
 def packed_row_bytes(qtype: GGMLQuantizationType, row_elements: int) -> int:

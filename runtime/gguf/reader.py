@@ -28,6 +28,8 @@ from quantir.runtime.gguf.errors import GGUFFormatError, UnsupportedTensorTypeEr
 from quantir.runtime.gguf.ggml_types import (
     PLAIN_TYPES,
     QUANTIZED_TYPES,
+    bfloat16_to_float32,
+    is_supported,
     supported_type_names,
 )
 from quantir.runtime.gguf.metadata import ReaderMetadata
@@ -84,7 +86,7 @@ class GGUFTensor:
 
     @property
     def is_supported(self) -> bool:
-        return self.ggml_type in QUANTIZED_TYPES or self.ggml_type in PLAIN_TYPES
+        return is_supported(self.ggml_type)
 
     @property
     def is_quantized(self) -> bool:
@@ -133,7 +135,7 @@ class GGUFTensor:
         self._require_supported("convert")
         data = self.data
         if self.ggml_type is GGMLQuantizationType.BF16:
-            return (data.astype(np.uint32) << 16).view(np.float32)
+            return bfloat16_to_float32(data)
         if self.ggml_type in PLAIN_TYPES:
             return data.astype(np.float32)
         from gguf.quants import dequantize

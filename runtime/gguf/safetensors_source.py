@@ -24,6 +24,7 @@ import numpy as np
 from gguf import GGMLQuantizationType
 
 from quantir.runtime.gguf.errors import GGUFFormatError
+from quantir.runtime.gguf.ggml_types import bfloat16_to_float32
 from quantir.runtime.gguf.validate import MAX_DIMS
 
 __all__ = ["SafetensorsTensor", "read_safetensors"]
@@ -76,7 +77,7 @@ class SafetensorsTensor:
 
     def to_float32(self) -> np.ndarray:
         if self.ggml_type is GGMLQuantizationType.BF16:
-            return (self._data.astype(np.uint32) << 16).view(np.float32)
+            return bfloat16_to_float32(self._data)
         return self._data.astype(np.float32)
 
     def __repr__(self) -> str:

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 from safetensors import SafetensorError, safe_open
 
+from quantir.runtime.gguf.ggml_types import bfloat16_to_float32
 from quantir.runtime.gptq.layer import GPTQFormatError
 
 __all__ = [
@@ -173,8 +174,7 @@ def _read_bf16(entry: TensorEntry) -> np.ndarray:
         count=int(np.prod(entry.shape, dtype=np.int64)),
         offset=8 + length + begin,
     )
-    # bfloat16 is the top half of a float32: widening is exact.
-    return (raw.astype(np.uint32) << 16).view(np.float32).reshape(entry.shape)
+    return bfloat16_to_float32(raw).reshape(entry.shape)
 
 
 def read_tensors(entries: Iterable[TensorEntry]) -> dict[str, np.ndarray]:
