@@ -59,10 +59,8 @@ def quantize_q6_k(blocks: np.ndarray) -> np.ndarray:
     # Half h: ql[64h + l] = q(128h + l) | q(128h + 64 + l) << 4,
     #         ql[64h + 32 + l] = q(128h + 32 + l) | q(128h + 96 + l) << 4.
     out[:, 0:128] = (low[:, :, 0:2] | (low[:, :, 2:4] << np.uint8(4))).reshape(n_blocks, 128)
-    qh = high[:, :, 0] | (high[:, :, 1] << np.uint8(2))
-    qh |= high[:, :, 2] << np.uint8(4)
-    qh |= high[:, :, 3] << np.uint8(6)
-    out[:, 128:192] = qh.reshape(n_blocks, 64)
+    # qh packs the high 2 bits as Q2_K/Q3_K pack their 2-bit codes.
+    out[:, 128:192] = pack_2bit_quarters(high.reshape(n_blocks, 256))
     out[:, 192:208] = q_scales.astype(np.int8).view(np.uint8)
     out[:, 208:210] = fp16_bytes(d)
     # ggml zeroes the whole block when no sub-block has a usable scale.
