@@ -12,6 +12,7 @@ from __future__ import annotations
 import operator
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from xdsl.dialects import arith, func, memref
 from xdsl.dialects.builtin import (
@@ -103,17 +104,27 @@ class HostPlan:
     steps: list[Step] = field(default_factory=list)
     registers: int = 0
 
-    @property
+    # Read on every call of a Program: computed once, after the plan is built
+    # (`args` does not change after that).
+    @cached_property
     def inputs(self) -> list[ArgSpec]:
         return sorted((a for a in self.args if a.kind == "input"), key=lambda a: a.position)
 
-    @property
+    @cached_property
     def outputs(self) -> list[ArgSpec]:
         return sorted((a for a in self.args if a.kind == "output"), key=lambda a: a.position)
 
-    @property
+    @cached_property
     def weights(self) -> list[ArgSpec]:
         return [a for a in self.args if a.kind == "weight"]
+
+    @cached_property
+    def weights_by_name(self) -> dict[str, list[ArgSpec]]:
+        """The weight arguments grouped by weight (a GPTQ weight has four parts)."""
+        groups: dict[str, list[ArgSpec]] = {}
+        for spec in self.weights:
+            groups.setdefault(spec.weight_name, []).append(spec)
+        return groups
 
     @staticmethod
     def build(f: func.FuncOp) -> HostPlan:

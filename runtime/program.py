@@ -123,7 +123,7 @@ class Program:
         return self.plan.name
 
     def weight_names(self) -> list[str]:
-        return sorted({a.weight_name for a in self.plan.weights})
+        return sorted(self.plan.weights_by_name)
 
     def bind(
         self,
@@ -140,10 +140,7 @@ class Program:
             what = f"@{plan.name} input {spec.label}"
             args[spec.index] = self._check(what, inputs[spec.position], spec.spec)
         weights = weights or {}
-        by_name: dict[str, list[ArgSpec]] = {}
-        for spec in plan.weights:
-            by_name.setdefault(spec.weight_name, []).append(spec)
-        for name, specs in by_name.items():
+        for name, specs in plan.weights_by_name.items():
             if name not in weights:
                 raise BufferError(f"@{plan.name} needs weight {name!r}, which was not given")
             parts = tuple(s.weight_part for s in specs)
@@ -151,15 +148,14 @@ class Program:
             for s in specs:
                 what = f"weight {name!r}" + (f" {s.weight_part}" if s.weight_part else "")
                 args[s.index] = self._check(what, given[s.weight_part], s.spec)
+        if outputs is not None and len(outputs) != len(plan.outputs):
+            raise BufferError(
+                f"@{plan.name} has {len(plan.outputs)} output(s), got {len(outputs)} buffers"
+            )
         for spec in plan.outputs:
             shape = self.output_shape(spec, args)
             what = f"@{plan.name} output {spec.position}"
             if outputs is not None:
-                if len(outputs) != len(plan.outputs):
-                    raise BufferError(
-                        f"@{plan.name} has {len(plan.outputs)} output(s), "
-                        f"got {len(outputs)} buffers"
-                    )
                 out = self._check(what, outputs[spec.position], spec.spec, writable=True)
                 if tuple(out.shape) != shape:
                     raise BufferError(
