@@ -23,6 +23,7 @@ from quantir.dialects.encoding import (
     check_checkpoint_format,
 )
 from quantir.runtime.buffers import BufferError
+from quantir.runtime.gptq.layer import g_idx_problem
 from quantir.runtime.program import GPTQ_PARTS, gather_weight_parts
 
 __all__ = ["dequantize", "parse_device", "qmatmul"]
@@ -119,23 +120,12 @@ def _gptq_parts(packed: object, config: QuantizationConfig) -> tuple[dict, int]:
     return parts, k
 
 
-def _check_g_idx(g_idx: np.ndarray, config: QuantizationConfig, k: int, groups: int) -> None:
-    """g_idx must name a group for every k (and, without desc_act, be k // group_size)."""
+def _check_g_idx(g_idx: np.ndarray, config: QuantizationConfig, k: int) -> None:
     if g_idx.dtype not in (np.int32, np.uint32):
         raise BufferError(f"GPTQ g_idx: expected dtype int32, got {g_idx.dtype}")
-    if config.desc_act:
-        if g_idx.size and (int(g_idx.min()) < 0 or int(g_idx.max()) >= groups):
-            raise BufferError(
-                f"GPTQ g_idx: values must lie in [0, {groups}) (the number of groups), got "
-                f"[{int(g_idx.min())}, {int(g_idx.max())}]"
-            )
-        return
-    expected = np.arange(k, dtype=np.int64) // config.effective_group_size(k)
-    if not np.array_equal(g_idx.astype(np.int64), expected):
-        raise BufferError(
-            "GPTQ g_idx: without desc_act it must be k // group_size for every k; "
-            "this checkpoint reorders input features, so set desc_act=True"
-        )
+    problem = g_idx_problem(g_idx, config, k)
+    if problem is not None:
+        raise BufferError(f"GPTQ {problem}")
 
 
 def _packed_names(enc: QuantizationEncoding) -> tuple[str, ...]:
@@ -162,7 +152,7 @@ def _operands(
         config, checkpoint_format = _gptq_config(packed, config, checkpoint_format)
         parts, k = _gptq_parts(packed, config)
         groups = config.num_groups(k)
-        _check_g_idx(parts["g_idx"], config, k, groups)
+        _check_g_idx(parts["g_idx"], config, k)
         types = [
             f"tensor<{k * config.bits // 32}x?xi32>",
             f"tensor<{groups}x?xi32>",

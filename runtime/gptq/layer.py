@@ -212,26 +212,35 @@ class GPTQLinear:
         self._check_g_idx(k)
 
     def _check_g_idx(self, k: int) -> None:
-        groups = self.config.num_groups(k)
-        g_idx = self.g_idx
-        bad = np.flatnonzero((g_idx < 0) | (g_idx >= groups))
-        if bad.size:
-            i = int(bad[0])
-            raise self._fail(
-                f"g_idx values must lie in [0, {groups}) (G = number of groups); "
-                f"g_idx[{i}] = {int(g_idx[i])} ({bad.size} out of range)"
-            )
-        if not self.config.desc_act:
-            expected = np.arange(k, dtype=np.int64) // self.group_size
-            wrong = np.flatnonzero(g_idx != expected)
-            if wrong.size:
-                i = int(wrong[0])
-                raise self._fail(
-                    "desc_act is False, so g_idx[k] must equal k // group_size "
-                    f"({self.group_size}); g_idx[{i}] = {int(g_idx[i])}, expected "
-                    f"{int(expected[i])} ({wrong.size} of {k} differ; is this an "
-                    "act-order checkpoint with desc_act missing from its config?)"
-                )
+        problem = g_idx_problem(self.g_idx, self.config, k)
+        if problem is not None:
+            raise self._fail(problem)
+
+
+def g_idx_problem(g_idx: np.ndarray, config: QuantizationConfig, k: int) -> str | None:
+    """What is wrong with a g_idx of length K (a group per k; k // group_size
+    without desc_act), or None."""
+    groups = config.num_groups(k)
+    bad = np.flatnonzero((g_idx < 0) | (g_idx >= groups))
+    if bad.size:
+        i = int(bad[0])
+        return (
+            f"g_idx values must lie in [0, {groups}) (G = number of groups); "
+            f"g_idx[{i}] = {int(g_idx[i])} ({bad.size} out of range)"
+        )
+    if config.desc_act:
+        return None
+    group_size = config.effective_group_size(k)
+    expected = np.arange(k, dtype=np.int64) // group_size
+    wrong = np.flatnonzero(g_idx != expected)
+    if not wrong.size:
+        return None
+    i = int(wrong[0])
+    return (
+        f"desc_act is False, so g_idx[k] must equal k // group_size ({group_size}); "
+        f"g_idx[{i}] = {int(g_idx[i])}, expected {int(expected[i])} ({wrong.size} of {k} "
+        "differ; is this an act-order checkpoint with desc_act missing from its config?)"
+    )
 
 
 def dequantize_gptq_reference(layer: GPTQLinear) -> np.ndarray:
