@@ -217,9 +217,15 @@ def _check_outputs(args: argparse.Namespace, function: func.FuncOp) -> int:
 
 
 def _open_sources(paths: list[str]) -> list[WeightSource]:
-    sources = []
-    for path in paths:
-        sources.append(open_weight_source(path))
+    """Open every --weights source; if one fails, close those already open."""
+    sources: list[WeightSource] = []
+    try:
+        for path in paths:
+            sources.append(open_weight_source(path))
+    except BaseException:
+        for source in sources:
+            source.close()
+        raise
     return sources
 
 
