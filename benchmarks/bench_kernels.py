@@ -59,6 +59,7 @@ from gguf import GGMLQuantizationType
 from gguf.quants import dequantize as gguf_dequantize
 
 from quantir.dialects.encoding import QuantizationEncoding
+from quantir.runtime.api import eager_source
 from quantir.runtime.buffers import aligned_empty
 from quantir.runtime.gptq import GPTQLinear, dequantize_gptq_reference, quantize_gptq_rtn
 from quantir.runtime.jit import compile_source, load_program
@@ -150,9 +151,9 @@ class Operands:
     """One weight in the layout the kernels take, and its numpy baseline."""
 
     label: str
+    encoding: str
+    packed: object  # what the eager API takes: the packed array, or a GPTQLinear
     arrays: list[np.ndarray]  # the packed weight: one array, or the four GPTQ tensors
-    types: list[str]  # their MLIR tensor types (N dynamic)
-    attr: str  # the encoding attribute of quant.dequantize / quant.qmatmul
     numpy_dequantize: Callable[[], np.ndarray]
 
     @property
@@ -171,13 +172,7 @@ def gguf_operands(name: str, n: int, k: int, rng: np.random.Generator) -> Operan
     tile = quantize(name, rng.standard_normal((min(n, TILE_ROWS), k), dtype=np.float32))
     packed = _tile_rows(tile, n, 0)
     qtype = GGMLQuantizationType[name.upper()]
-    return Operands(
-        name,
-        [packed],
-        [f"tensor<?x{packed.shape[1]}xui8>"],
-        f"#quant.encoding<{name}>",
-        lambda: gguf_dequantize(packed, qtype),
-    )
+    return Operands(name, name, packed, [packed], lambda: gguf_dequantize(packed, qtype))
 
 
 def gptq_operands(label: str, bits: int, n: int, k: int, rng: np.random.Generator) -> Operands:
@@ -194,38 +189,8 @@ def gptq_operands(label: str, bits: int, n: int, k: int, rng: np.random.Generato
         config=tile.config,
         checkpoint_format="gptq",
     )
-    groups = k // GPTQ_GROUP
-    attr = (
-        f"#quant.encoding<gptq> config #quant.gptq<bits = {bits}, group_size = {GPTQ_GROUP}, "
-        "desc_act = false, sym = false, format = gptq>"
-    )
-    types = [
-        f"tensor<{k * bits // 32}x?xi32>",
-        f"tensor<{groups}x?xi32>",
-        f"tensor<{groups}x?xf16>",
-        f"tensor<{k}xi32>",
-    ]
     return Operands(
-        label, list(layer.tensors()), types, attr, lambda: dequantize_gptq_reference(layer)
-    )
-
-
-def graph(op: str, w: Operands, k: int) -> str:
-    """The one-op graph the eager API builds (quantir.runtime.api)."""
-    params = [f"%p{i}: {t}" for i, t in enumerate(w.types)]
-    uses = [f"%p{i}" for i in range(len(w.types))]
-    if op == "dequantize":
-        result = f"tensor<?x{k}xf32>"
-        return (
-            f"func.func @dequantize({', '.join(params)}) -> {result} {{\n"
-            f"  %y = quant.dequantize {w.attr} {', '.join(uses)} : ({', '.join(w.types)}) "
-            f"-> {result}\n  func.return %y : {result}\n}}\n"
-        )
-    xt, result = f"tensor<?x{k}xf32>", "tensor<?x?xf32>"
-    return (
-        f"func.func @qmatmul(%x: {xt}, {', '.join(params)}) -> {result} {{\n"
-        f"  %y = quant.qmatmul {w.attr} %x, {', '.join(uses)} : ({xt}, {', '.join(w.types)}) "
-        f"-> {result}\n  func.return %y : {result}\n}}\n"
+        label, "gptq", layer, list(layer.tensors()), lambda: dequantize_gptq_reference(layer)
     )
 
 
@@ -320,7 +285,10 @@ def run_shape(
         "qmatmul": aligned_empty((1, n), "float32"),
     }
     inputs = {"dequantize": w.arrays, "qmatmul": [x, *w.arrays]}
-    compiled = {op: compile_source(graph(op, w, k), "cpu") for op in outputs}
+    # The one-op graphs the eager API compiles for these operands.
+    compiled = {
+        op: compile_source(eager_source(op, w.encoding, w.packed)[0], "cpu") for op in outputs
+    }
 
     # Baselines: numpy dequantize is single-threaded; BLAS may thread x @ w.T.
     numpy_seconds = {

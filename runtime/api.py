@@ -26,7 +26,7 @@ from quantir.runtime.buffers import BufferError
 from quantir.runtime.gptq.layer import g_idx_problem
 from quantir.runtime.program import GPTQ_PARTS, gather_weight_parts
 
-__all__ = ["dequantize", "parse_device", "qmatmul"]
+__all__ = ["dequantize", "eager_source", "parse_device", "qmatmul"]
 
 
 def _encoding(encoding: QuantizationEncoding | str) -> QuantizationEncoding:
@@ -187,6 +187,41 @@ def _run(
     return result
 
 
+def eager_source(
+    op: str,
+    encoding: QuantizationEncoding | str,
+    packed: object,
+    *,
+    config: QuantizationConfig | None = None,
+    checkpoint_format: str | None = None,
+    x_ndim: int = 2,
+) -> tuple[str, list[np.ndarray], int]:
+    """The one-op graph `dequantize` / `qmatmul` compile for these packed operands.
+
+    Returns (MLIR text of @dequantize or @qmatmul, the packed arrays in
+    argument order, K). N and the leading dimensions of x (`x_ndim` - 1 of
+    them, for qmatmul) stay dynamic, so they never force a recompile.
+    """
+    enc = _encoding(encoding)
+    arrays, types, k, attr = _operands(enc, packed, config, checkpoint_format)
+    params = [f"%{p}: {t}" for p, t in zip(_packed_names(enc), types)]
+    uses = [f"%{p}" for p in _packed_names(enc)]
+    if op == "dequantize":
+        result = f"tensor<?x{k}xf32>"
+    elif op == "qmatmul":
+        lead = "?x" * max(x_ndim - 1, 0)
+        xt, result = f"tensor<{lead}{k}xf32>", f"tensor<{lead}?xf32>"
+        params, uses, types = [f"%x: {xt}", *params], ["%x", *uses], [xt, *types]
+    else:
+        raise ValueError(f"eager_source: op must be 'dequantize' or 'qmatmul', got {op!r}")
+    source = (
+        f"func.func @{op}({', '.join(params)}) -> {result} {{\n"
+        f"  %y = quant.{op} {attr} {', '.join(uses)} : ({', '.join(types)}) -> {result}\n"
+        f"  func.return %y : {result}\n}}\n"
+    )
+    return source, arrays, k
+
+
 def dequantize(
     encoding: QuantizationEncoding | str,
     packed: np.ndarray | Sequence[np.ndarray] | Mapping[str, np.ndarray],
@@ -206,15 +241,8 @@ def dequantize(
     (e.g. "quantir-cpu-scalar", the GPU's scalar lowering run on the CPU); the
     default suits the device.
     """
-    enc = _encoding(encoding)
-    arrays, types, k, attr = _operands(enc, packed, config, checkpoint_format)
-    pnames = _packed_names(enc)
-    names = ", ".join(f"%{p}: {t}" for p, t in zip(pnames, types))
-    uses = ", ".join(f"%{p}" for p in pnames)
-    source = (
-        f"func.func @dequantize({names}) -> tensor<?x{k}xf32> {{\n"
-        f"  %y = quant.dequantize {attr} {uses} : ({', '.join(types)}) -> tensor<?x{k}xf32>\n"
-        f"  func.return %y : tensor<?x{k}xf32>\n}}\n"
+    source, arrays, _ = eager_source(
+        "dequantize", encoding, packed, config=config, checkpoint_format=checkpoint_format
     )
     return _run(source, "dequantize", arrays, device, threads, out, pipeline)
 
@@ -232,24 +260,22 @@ def qmatmul(
     pipeline: str | None = None,
 ) -> np.ndarray:
     """`x @ dequantize(packed).T` for x float32 [..., K]; the result is [..., N]."""
-    enc = _encoding(encoding)
-    arrays, types, k, attr = _operands(enc, packed, config, checkpoint_format)
+    x_ndim = x.ndim if isinstance(x, np.ndarray) else 2
+    source, arrays, k = eager_source(
+        "qmatmul",
+        encoding,
+        packed,
+        config=config,
+        checkpoint_format=checkpoint_format,
+        x_ndim=x_ndim,
+    )
     if not isinstance(x, np.ndarray):
         raise BufferError(f"x: expected a numpy float32 array, got {type(x).__name__}")
     if x.dtype != np.float32:
         raise BufferError(f"x: expected dtype float32, got {x.dtype} (use x.astype(np.float32))")
     if x.ndim < 1 or x.shape[-1] != k:
         raise BufferError(
-            f"x: expected shape [..., {k}] (K of the {enc.name} weight), got {list(x.shape)}"
+            f"x: expected shape [..., {k}] (K of the {_encoding(encoding).name} weight), "
+            f"got {list(x.shape)}"
         )
-    lead = "?x" * (x.ndim - 1)
-    xt, yt = f"tensor<{lead}{k}xf32>", f"tensor<{lead}?xf32>"
-    pnames = _packed_names(enc)
-    names = ", ".join([f"%x: {xt}", *(f"%{p}: {t}" for p, t in zip(pnames, types))])
-    uses = ", ".join(["%x", *(f"%{p}" for p in pnames)])
-    source = (
-        f"func.func @qmatmul({names}) -> {yt} {{\n"
-        f"  %y = quant.qmatmul {attr} {uses} : ({xt}, {', '.join(types)}) -> {yt}\n"
-        f"  func.return %y : {yt}\n}}\n"
-    )
     return _run(source, "qmatmul", [x, *arrays], device, threads, out, pipeline)
