@@ -16,6 +16,7 @@ __all__ = [
     "BlockParameters",
     "GPTQ_BITS",
     "GPTQ_CHECKPOINT_FORMATS",
+    "GPTQ_TENSOR_NAMES",
     "NoBlockParametersError",
     "QuantizationConfig",
     "QuantizationEncoding",
@@ -47,6 +48,8 @@ class BlockParameters:
 
 GPTQ_BITS = (2, 3, 4, 8)
 GPTQ_CHECKPOINT_FORMATS = ("gptq", "gptq_v2")
+GPTQ_TENSOR_NAMES = ("qweight", "qzeros", "scales", "g_idx")
+"""The tensors of one GPTQ weight, in the order ops and APIs take them."""
 
 
 @dataclass(frozen=True)

@@ -71,6 +71,7 @@ from xdsl.utils.str_enum import StrEnum
 from quantir.dialects.encoding import (
     GPTQ_BITS,
     GPTQ_CHECKPOINT_FORMATS,
+    GPTQ_TENSOR_NAMES,
     BlockParameters,
     NoBlockParametersError,
     QuantizationConfig,
@@ -297,7 +298,7 @@ def _is_i32(t: Attribute) -> bool:
 def packed_operand_names(encoding: QuantizationEncoding) -> tuple[str, ...]:
     """What each packed operand of an encoding is."""
     if encoding is QuantizationEncoding.GPTQ:
-        return ("qweight", "qzeros", "scales", "g_idx")
+        return GPTQ_TENSOR_NAMES
     return ("packed bytes",)
 
 

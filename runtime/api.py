@@ -18,13 +18,14 @@ import numpy as np
 
 from quantir.compiler.graph.compiled import compile_on_device
 from quantir.dialects.encoding import (
+    GPTQ_TENSOR_NAMES,
     QuantizationConfig,
     QuantizationEncoding,
     check_checkpoint_format,
 )
 from quantir.runtime.buffers import BufferError
 from quantir.runtime.gptq.layer import g_idx_problem
-from quantir.runtime.program import GPTQ_PARTS, gather_weight_parts
+from quantir.runtime.program import gather_weight_parts
 
 __all__ = ["dequantize", "eager_source", "parse_device", "qmatmul"]
 
@@ -102,7 +103,7 @@ def _gptq_config(
 
 
 def _gptq_parts(packed: object, config: QuantizationConfig) -> tuple[dict, int]:
-    parts = gather_weight_parts("gptq", packed, GPTQ_PARTS)
+    parts = gather_weight_parts("gptq", packed, GPTQ_TENSOR_NAMES)
     qweight, g_idx = parts["qweight"], parts["g_idx"]
     if not isinstance(qweight, np.ndarray) or qweight.ndim != 2:
         raise BufferError(
@@ -130,7 +131,7 @@ def _check_g_idx(g_idx: np.ndarray, config: QuantizationConfig, k: int) -> None:
 
 def _packed_names(enc: QuantizationEncoding) -> tuple[str, ...]:
     """Argument names of the packed operands (so errors say `input packed`, `input scales`)."""
-    return GPTQ_PARTS if enc is QuantizationEncoding.GPTQ else ("packed",)
+    return GPTQ_TENSOR_NAMES if enc is QuantizationEncoding.GPTQ else ("packed",)
 
 
 def _config_attr(config: QuantizationConfig, checkpoint_format: str) -> str:
@@ -162,7 +163,7 @@ def _operands(
         if (k * config.bits) % 32:
             raise ValueError(f"GPTQ {config.bits}-bit needs K*bits to be a multiple of 32, K={k}")
         attr = f"#quant.encoding<gptq> config {_config_attr(config, checkpoint_format)}"
-        return [parts[p] for p in GPTQ_PARTS], types, k, attr
+        return [parts[p] for p in GPTQ_TENSOR_NAMES], types, k, attr
     if config is not None:
         raise ValueError(f"{enc.name} takes no config (config is for GPTQ)")
     if checkpoint_format is not None:

@@ -23,8 +23,6 @@ from quantir.runtime.buffers import (
 )
 from quantir.runtime.host_plan import ArgSpec, HostPlan, Step
 
-GPTQ_PARTS = ("qweight", "qzeros", "scales", "g_idx")
-
 
 class Device(Protocol):
     """Where a program's buffers live and its kernels run."""

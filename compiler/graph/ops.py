@@ -13,6 +13,7 @@ from quantir.compiler.graph.shapes import broadcast_shapes, require_equal, requi
 from quantir.compiler.graph.types import Dim, TensorType, format_shape
 from quantir.compiler.graph.value import TensorValue
 from quantir.dialects.encoding import (
+    GPTQ_TENSOR_NAMES,
     QuantizationConfig,
     QuantizationEncoding,
     check_checkpoint_format,
@@ -22,8 +23,6 @@ from quantir.dialects.quant import DequantizeOp, GPTQConfigAttr, QMatmulOp
 from quantir.dialects.weight import DType
 
 __all__ = ["add", "dequantize", "matmul", "mul", "qmatmul"]
-
-GPTQ_PARTS = ("qweight", "qzeros", "scales", "g_idx")
 
 
 def _encoding(encoding: object) -> QuantizationEncoding:
@@ -112,7 +111,8 @@ def _gptq_packed(
         raise TypeError(f"{what}: config must be a QuantizationConfig, got {config!r}")
     if len(parts) != 4:
         raise ValueError(
-            f"{what}: GPTQ takes four packed tensors ({', '.join(GPTQ_PARTS)}), got {len(parts)}"
+            f"{what}: GPTQ takes four packed tensors ({', '.join(GPTQ_TENSOR_NAMES)}), "
+            f"got {len(parts)}"
         )
     origins = [p.weight_origin for p in parts]
     names = {o.name for o in origins if o is not None}
@@ -122,10 +122,10 @@ def _gptq_packed(
             f"({', '.join(sorted(names))})"
         )
     _check_weight_use(what, QuantizationEncoding.GPTQ, parts)
-    for expected, o in zip(GPTQ_PARTS, origins, strict=True):
+    for expected, o in zip(GPTQ_TENSOR_NAMES, origins, strict=True):
         if o is not None and o.part != expected:
             raise ValueError(
-                f"{what}: GPTQ tensors go in the order {', '.join(GPTQ_PARTS)}; got weight "
+                f"{what}: GPTQ tensors go in the order {', '.join(GPTQ_TENSOR_NAMES)}; got weight "
                 f"{o.name!r}'s {o.part} where {expected} belongs"
             )
     declared = next((o for o in origins if o is not None), None)
@@ -151,7 +151,7 @@ def _gptq_packed(
         "scales": (DType.float16, 2),
         "g_idx": (DType.int32, 1),
     }
-    for name, v in zip(GPTQ_PARTS, parts, strict=True):
+    for name, v in zip(GPTQ_TENSOR_NAMES, parts, strict=True):
         dtype, rank = wanted[name]
         if v.dtype is not dtype or v.rank != rank:
             raise ValueError(

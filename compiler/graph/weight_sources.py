@@ -29,7 +29,7 @@ import numpy as np
 from xdsl.dialects import func
 from xdsl.dialects.builtin import TensorType as IRTensorType
 
-from quantir.dialects.encoding import QuantizationConfig, QuantizationEncoding
+from quantir.dialects.encoding import GPTQ_TENSOR_NAMES, QuantizationConfig, QuantizationEncoding
 from quantir.dialects.quant import WeightOp
 
 __all__ = [
@@ -118,7 +118,7 @@ def _declaration_of(op: WeightOp) -> WeightDeclaration:
     parts = []
     encoding = op.encoding.encoding if op.encoding is not None else None
     if encoding is QuantizationEncoding.GPTQ:
-        names: tuple[str, ...] = ("qweight", "qzeros", "scales", "g_idx")
+        names: tuple[str, ...] = GPTQ_TENSOR_NAMES
     else:
         names = ("",)
     for part, result in zip(names, op.results_, strict=True):

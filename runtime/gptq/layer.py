@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from quantir.dialects.encoding import (
+    GPTQ_TENSOR_NAMES,
     QuantizationConfig,
     QuantizationEncoding,
     check_checkpoint_format,
@@ -32,7 +33,6 @@ __all__ = [
 
 # Stored tensors of a layer, in the operand order the compiler uses; "bias"
 # is optional and follows them.
-GPTQ_TENSOR_NAMES = ("qweight", "qzeros", "scales", "g_idx")
 
 
 class GPTQFormatError(ValueError):
