@@ -191,8 +191,12 @@ class QuantizationEncoding(enum.Enum):
         return self.value.lower()
 
     @classmethod
-    def parse(cls, text: str) -> QuantizationEncoding:
-        """Look an encoding up by name, in any case ("q4_k", "Q4_K")."""
+    def parse(cls, text: str | QuantizationEncoding) -> QuantizationEncoding:
+        """Look an encoding up by name, in any case ("q4_k", "Q4_K"); an encoding is itself."""
+        if isinstance(text, cls):
+            return text
+        if not isinstance(text, str):
+            raise TypeError(f"encoding must be a QuantizationEncoding or its name, got {text!r}")
         try:
             return cls(text.upper())
         except ValueError:

@@ -30,14 +30,6 @@ from quantir.runtime.program import gather_weight_parts
 __all__ = ["dequantize", "eager_source", "parse_device", "qmatmul"]
 
 
-def _encoding(encoding: QuantizationEncoding | str) -> QuantizationEncoding:
-    if isinstance(encoding, QuantizationEncoding):
-        return encoding
-    if isinstance(encoding, str):
-        return QuantizationEncoding.parse(encoding)
-    raise TypeError(f"encoding must be a QuantizationEncoding or its name, got {encoding!r}")
-
-
 def parse_device(device: str) -> tuple[str, int]:
     """ "cpu" -> ("cpu", 0); "gpu", "cuda" -> ("gpu", 0); "cuda:N" / "gpu:N" -> ("gpu", N)."""
     if not isinstance(device, str):
@@ -203,7 +195,7 @@ def eager_source(
     argument order, K). N and the leading dimensions of x (`x_ndim` - 1 of
     them, for qmatmul) stay dynamic, so they never force a recompile.
     """
-    enc = _encoding(encoding)
+    enc = QuantizationEncoding.parse(encoding)
     arrays, types, k, attr = _operands(enc, packed, config, checkpoint_format)
     params = [f"%{p}: {t}" for p, t in zip(_packed_names(enc), types)]
     uses = [f"%{p}" for p in _packed_names(enc)]
@@ -276,7 +268,7 @@ def qmatmul(
         raise BufferError(f"x: expected dtype float32, got {x.dtype} (use x.astype(np.float32))")
     if x.ndim < 1 or x.shape[-1] != k:
         raise BufferError(
-            f"x: expected shape [..., {k}] (K of the {_encoding(encoding).name} weight), "
-            f"got {list(x.shape)}"
+            f"x: expected shape [..., {k}] (K of the {QuantizationEncoding.parse(encoding).name} "
+            f"weight), got {list(x.shape)}"
         )
     return _run(source, "qmatmul", [x, *arrays], device, threads, out, pipeline)

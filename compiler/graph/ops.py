@@ -25,14 +25,6 @@ from quantir.dialects.weight import DType
 __all__ = ["add", "dequantize", "matmul", "mul", "qmatmul"]
 
 
-def _encoding(encoding: object) -> QuantizationEncoding:
-    if isinstance(encoding, QuantizationEncoding):
-        return encoding
-    if isinstance(encoding, str):
-        return QuantizationEncoding.parse(encoding)
-    raise TypeError(f"encoding must be a QuantizationEncoding or its name, got {encoding!r}")
-
-
 def _graph_of(what: str, *values: object):
     for i, v in enumerate(values):
         if not isinstance(v, TensorValue):
@@ -202,7 +194,7 @@ def qmatmul(
     qzeros, scales, g_idx) and ``config`` is required; ``checkpoint_format``
     defaults to the weight's declaration (else "gptq").
     """
-    enc = _encoding(encoding)
+    enc = QuantizationEncoding.parse(encoding)
     what = f"ops.qmatmul({enc.name})"
     graph = _graph_of(what, lhs, *rhs)
     _require_float32(what, "lhs", lhs)
@@ -248,7 +240,7 @@ def dequantize(
     GGUF: ``quantized`` is the packed uint8 value. GPTQ: it is the sequence
     (qweight, qzeros, scales, g_idx) and ``config`` is required.
     """
-    enc = _encoding(encoding)
+    enc = QuantizationEncoding.parse(encoding)
     what = f"ops.dequantize({enc.name})"
     if enc.is_gguf:
         if config is not None:

@@ -70,6 +70,12 @@ def test_parse_of_an_unknown_name_lists_the_known_ones() -> None:
         assert member.name in str(info.value)
 
 
+def test_parse_passes_an_encoding_through_and_refuses_other_types() -> None:
+    assert E.parse(E.GPTQ) is E.GPTQ
+    with pytest.raises(TypeError, match="a QuantizationEncoding or its name, got 42"):
+        E.parse(42)  # type: ignore[arg-type]
+
+
 def test_lower_case_is_not_a_member_key() -> None:
     # Lookup by member key stays the enum's; parse() is the lenient one.
     with pytest.raises(KeyError):
