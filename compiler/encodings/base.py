@@ -182,8 +182,14 @@ class BlockLayout:
         return {name: blk.f16(offset) for name, offset in self.fp16_fields.items()}
 
     def scale(self, blk: BlockBytes, hdr: dict[str, Value], j: int) -> SubBlockScale:
-        """Emit the parameters of sub-block `j` (scalar code)."""
-        raise NotImplementedError
+        """Emit the parameters of sub-block `j` (scalar code).
+
+        The default is the 32-weight formats' one scale per block: `d`, and
+        the offset `m` where the block has one; K-quants override it.
+        """
+        if self.sub_blocks != 1:
+            raise NotImplementedError(f"{self.encoding.name}: sub-block scales")
+        return SubBlockScale(hdr["d"], hdr.get("m"))
 
     def scale_vectors(self, blk: BlockBytes, hdr: dict[str, Value]) -> ScaleVectors | None:
         """Emit all sub-block parameters as vectors (CPU), or None if not provided.

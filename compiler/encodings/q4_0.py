@@ -8,7 +8,6 @@ from quantir.compiler.encodings.base import (
     BlockLayout,
     ElementSet,
     LaneGroup,
-    SubBlockScale,
 )
 from quantir.dialects.encoding import QuantizationEncoding
 
@@ -29,6 +28,3 @@ class Q4_0Layout(BlockLayout):
             ),
         ),
     )
-
-    def scale(self, blk, hdr, j):
-        return SubBlockScale(hdr["d"])

@@ -7,7 +7,6 @@ from quantir.compiler.encodings.base import (
     BlockLayout,
     ElementSet,
     LaneGroup,
-    SubBlockScale,
 )
 from quantir.dialects.encoding import QuantizationEncoding
 
@@ -30,6 +29,3 @@ class Q4_1Layout(BlockLayout):
             ),
         ),
     )
-
-    def scale(self, blk, hdr, j):
-        return SubBlockScale(hdr["d"], hdr["m"])

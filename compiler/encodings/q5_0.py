@@ -10,7 +10,6 @@ from quantir.compiler.encodings.base import (
     BlockLayout,
     ElementSet,
     LaneGroup,
-    SubBlockScale,
 )
 from quantir.dialects.encoding import QuantizationEncoding
 
@@ -57,6 +56,3 @@ class Q5_0Layout(BlockLayout):
             ),
         ),
     )
-
-    def scale(self, blk, hdr, j):
-        return SubBlockScale(hdr["d"])

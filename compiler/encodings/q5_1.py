@@ -7,7 +7,6 @@ from quantir.compiler.encodings.base import (
     BlockLayout,
     ElementSet,
     LaneGroup,
-    SubBlockScale,
 )
 from quantir.compiler.encodings.q5_0 import fifth_bit
 from quantir.dialects.encoding import QuantizationEncoding
@@ -35,6 +34,3 @@ class Q5_1Layout(BlockLayout):
             ),
         ),
     )
-
-    def scale(self, blk, hdr, j):
-        return SubBlockScale(hdr["d"], hdr["m"])

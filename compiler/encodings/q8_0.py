@@ -4,7 +4,6 @@ from quantir.compiler.encodings.base import (
     BlockLayout,
     ElementSet,
     LaneGroup,
-    SubBlockScale,
 )
 from quantir.dialects.encoding import QuantizationEncoding
 
@@ -17,6 +16,3 @@ class Q8_0Layout(BlockLayout):
     sub_blocks = 1
     fp16_fields = {"d": 0}
     groups = (LaneGroup((QS,), (ElementSet(0, 0, lambda e, blk, s: s[0], signed=True),)),)
-
-    def scale(self, blk, hdr, j):
-        return SubBlockScale(hdr["d"])
