@@ -145,8 +145,9 @@ _GGUF_BLOCKS: dict[str, BlockParameters] = {
 class QuantizationEncoding(enum.Enum):
     """A packed weight format.
 
-    The first five members are the contract of SPEC section 1; further GGUF
-    block formats follow them.
+    The first five members (Q4_0, Q4_K, Q5_K, Q6_K, GPTQ) keep their order
+    and behaviour; further GGUF block formats follow them. docs/block-formats.md
+    describes every block format.
     """
 
     Q4_0 = "Q4_0"

@@ -20,9 +20,10 @@ whose shapes follow from the `#quant.gptq` configuration. The consuming ops
 also have a destination-passing form on memrefs (`outs(%buffer)`, no result),
 which bufferization produces.
 
-This module also re-exports the Python API of SPEC section 1
-(QuantizationEncoding, BlockParameters, QuantizationConfig, Weight, DType,
-DeviceRef).
+This module also re-exports the public Python API of `quantir.dialects.encoding`
+and `quantir.dialects.weight` (QuantizationEncoding, BlockParameters,
+QuantizationConfig, Weight, DType, DeviceRef). docs/ir.md documents every op
+and attribute.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """GPTQ checkpoints: loading, saving, bit packing and the numpy reference dequantizer.
 
-The format is SPEC section 3: per linear layer (K = in_features,
+The format (docs/gptq.md): per linear layer (K = in_features,
 N = out_features, G groups along K) qweight int32 [K*bits/32, N], qzeros
 int32 [G, N*bits/32], scales float16 [G, N], g_idx int32 [K] and an optional
 float16 bias [N]; codes are packed LSB-first into 32-bit words and

@@ -1,5 +1,5 @@
 """One GPTQ-quantized linear layer: its stored tensors, their checks, and the
-numpy reference dequantizer (SPEC section 3).
+numpy reference dequantizer (the layout: docs/gptq.md).
 
 With K = in_features, N = out_features, G = K / group_size (1 when
 group_size is -1), a layer stores ``qweight`` int32 [K*bits/32, N],
@@ -165,7 +165,7 @@ class GPTQLinear:
         return GPTQFormatError(f"GPTQ layer {self.name!r}: {message}")
 
     def validate(self) -> None:
-        """Check every dtype, shape and g_idx value against the config (SPEC section 3)."""
+        """Check every dtype, shape and g_idx value against the config (docs/gptq.md)."""
         if not isinstance(self.name, str) or not self.name:
             raise GPTQFormatError(f"GPTQ layer name must be a non-empty string, got {self.name!r}")
         if not isinstance(self.config, QuantizationConfig):

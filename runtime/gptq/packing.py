@@ -1,4 +1,4 @@
-"""Bit packing of GPTQ integer codes into 32-bit words (SPEC section 3).
+"""Bit packing of GPTQ integer codes into 32-bit words (docs/gptq.md).
 
 GPTQ stores b-bit codes as one little-endian bit stream per column of a
 32-bit word array: code j of the stream occupies bits b*j .. b*j+b-1, where

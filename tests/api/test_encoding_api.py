@@ -1,5 +1,6 @@
-"""SPEC section 1, property by property: QuantizationEncoding, BlockParameters,
-QuantizationConfig, and the GPTQ helpers beside them.
+"""The public encoding API (quantir.dialects.encoding), property by property:
+QuantizationEncoding, BlockParameters, QuantizationConfig, and the GPTQ helpers
+beside them.
 
 GGUF block parameters are cross-checked against gguf-py's GGML_QUANT_SIZES
 (ggml's own table), not against numbers copied into this file.

@@ -1,8 +1,8 @@
-"""SPEC section 1: Weight, DType and DeviceRef.
+"""The public API of quantir.dialects.weight: Weight, DType and DeviceRef.
 
 Packed GGUF shapes are cross-checked against gguf-py's
 quant_shape_to_byte_shape (the shape of ReaderTensor.data), GPTQ shapes
-against the checkpoint layout of SPEC section 3.
+against the checkpoint layout of docs/gptq.md.
 """
 
 from __future__ import annotations
@@ -108,7 +108,7 @@ def test_a_config_needs_the_gptq_encoding() -> None:
 
 
 def gptq_tensors(n: int, k: int, bits: int, group_size: int):
-    """The checkpoint layout of SPEC section 3, written out independently."""
+    """The checkpoint layout of docs/gptq.md, written out independently."""
     groups = 1 if group_size == -1 else k // group_size
     return (
         PackedTensor("qweight", (k * bits // 32, n), DType.int32),

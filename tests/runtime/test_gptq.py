@@ -1,6 +1,6 @@
 """GPTQ checkpoints: packing, the numpy reference dequantizer, RTN, loading and saving.
 
-The slow helpers below re-derive SPEC section 3 bit by bit, independently of
+The slow helpers below re-derive the layout of docs/gptq.md bit by bit, independently of
 quantir.runtime.gptq's vectorized code.
 """
 
@@ -60,7 +60,10 @@ def slow_pack(codes: np.ndarray, bits: int) -> np.ndarray:
 
 
 def slow_dequantize(layer: GPTQLinear, cols: int) -> np.ndarray:
-    """SPEC formula, one element at a time, for output rows 0..cols-1: float32 [cols, K]."""
+    """The docs/gptq.md formula, one element at a time, for output rows 0..cols-1.
+
+    Returns float32 [cols, K].
+    """
     bits = layer.config.bits
     offset = 1 if layer.checkpoint_format == "gptq" else 0
     out = np.empty((cols, layer.in_features), dtype=np.float32)

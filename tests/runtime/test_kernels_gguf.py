@@ -7,7 +7,7 @@ dequantize must be bit-identical to ``gguf.quants.dequantize`` (which is
 bit-identical to ggml's C), compared as uint32 bits, for random blocks and
 for special fp16 scales (zeros, subnormals, the largest fp16, infinities and
 NaNs in each fp16 field separately, all-zero and all-0xFF blocks). Blocks
-are random bytes whose fp16 fields are then set deliberately (SPEC section 2
+are random bytes whose fp16 fields are then set deliberately (docs/block-formats.md
 offsets; the table LAYOUTS below).
 
 Two NaN operands. When two fp16 fields of a block (d and dmin, or d and m)
@@ -83,7 +83,7 @@ from quantir.runtime import api
 
 @dataclass(frozen=True)
 class Layout:
-    """Where the fp16 fields and the code bytes of one block are (SPEC section 2)."""
+    """Where the fp16 fields and the code bytes of one block are (docs/block-formats.md)."""
 
     name: str
     fp16: dict[str, int]  # fp16 field -> byte offset
@@ -233,8 +233,9 @@ def _blocks_for(name: str, k: int, seed: int, rows: int = N_ROWS) -> np.ndarray:
 
 
 @pytest.mark.parametrize("name", ENCODINGS)
-def test_compiler_layouts_put_fp16_fields_where_spec_does(name):
-    """The lowering's own fp16 field table (also used by the GPU tests) agrees with SPEC's."""
+def test_compiler_layouts_put_fp16_fields_where_the_docs_do(name):
+    """The lowering's own fp16 field table (also used by the GPU tests) agrees with
+    docs/block-formats.md."""
     assert layout_for(LAYOUTS[name].encoding).fp16_fields == LAYOUTS[name].fp16
 
 
