@@ -1,6 +1,8 @@
 """docs/ stays in step with the code.
 
-- every QuantizationEncoding member has a section in docs/block-formats.md;
+- every QuantizationEncoding member has a section in docs/block-formats.md,
+  whose summary table agrees with the block sizes and fp16 field offsets in
+  the code;
 - every op and attribute of the quant, qnn, qrt and (vector-capable) arith
   dialects is named in docs/ir.md;
 - every `mlir` example in docs/ parses and verifies with quantir's context
@@ -58,6 +60,29 @@ def test_every_encoding_has_a_block_format_section() -> None:
     headings = set(re.findall(r"^## (\S+)\s*$", text, re.M))
     missing = [e.value for e in QuantizationEncoding if e.value not in headings]
     assert not missing, f"docs/block-formats.md has no '## <name>' section for {missing}"
+
+
+def summary_rows() -> dict[str, list[str]]:
+    """The cells of block-formats.md's summary table, by encoding name."""
+    rows = {}
+    for line in page("block-formats.md").splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if line.startswith("| Q") and len(cells) == 5:
+            rows[cells[0]] = cells
+    return rows
+
+
+@pytest.mark.parametrize(
+    "encoding", [e for e in QuantizationEncoding if e.is_gguf], ids=lambda e: e.name
+)
+def test_block_format_summary_matches_the_code(encoding: QuantizationEncoding) -> None:
+    """Elements, bytes and fp16 field offsets as the encoding API and the lowering have them."""
+    from quantir.compiler.encodings import layout_for
+
+    name, elements, nbytes, _, fields = summary_rows()[encoding.value]
+    assert (int(elements), int(nbytes)) == (encoding.elements_per_block, encoding.block_size)
+    for field, offset in layout_for(encoding).fp16_fields.items():
+        assert re.search(rf"(?<!\w){field}@{offset}(?!\d)", fields), (name, field, offset)
 
 
 @pytest.mark.parametrize("dialect", [Quant, Qnn, Qrt, VectorArith], ids=lambda d: d.name)
