@@ -14,8 +14,8 @@ from functools import cache
 import llvmlite.binding as llvm
 import llvmlite.ir as ir
 
+from quantir.compiler.backend.llvm.context import TargetInfo
 from quantir.compiler.backend.llvm_passes import LLVM_LOCK, optimize_o3
-from quantir.compiler.backend.llvm_translation import TargetInfo
 
 TRIPLE = "nvptx64-nvidia-cuda"
 _initialized = False
