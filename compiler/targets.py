@@ -50,11 +50,11 @@ class LLVMTarget(Target):
                 ir_module, _ = translate_module(module, nvptx.target_info(self.arch))
                 text = str(nvptx.optimize(ir_module, self.arch) if self.optimize else ir_module)
             else:
-                from quantir.compiler.backend import cpu
+                from quantir.compiler.backend import cpu_codegen
 
-                info = cpu.target_info()
+                info = cpu_codegen.target_info()
                 ir_module, _ = translate_module(module, info)
-                text = str(cpu.optimize(ir_module) if self.optimize else ir_module)
+                text = str(cpu_codegen.optimize(ir_module) if self.optimize else ir_module)
         except TranslationError as e:
             raise DiagnosticException(f"cannot translate to LLVM IR: {e}") from None
         output.write(text)

@@ -17,8 +17,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from quantir.compiler.backend.cpu import LoadedObject
-from quantir.compiler.backend.llvm_translation import KernelSignature
+from quantir.compiler.backend.calling_convention import KernelSignature
+from quantir.compiler.backend.cpu_codegen import LoadedObject
 
 KernelFn = ctypes.CFUNCTYPE(None, ctypes.c_int64, ctypes.c_int64, ctypes.c_void_p)
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from quantir.compiler.backend.llvm_translation import KernelSignature
+from quantir.compiler.backend.calling_convention import KernelSignature, kernel_params
 
 
 class CudaUnavailable(RuntimeError):  # noqa: N818 (reads as "no GPU", like the message)
@@ -349,20 +349,6 @@ class GpuProgramDevice:
             *[ctypes.cast(ctypes.byref(p), ctypes.c_void_p) for p in params]
         )
         self.gpu.driver.call("cuLaunchKernel", fn, grid, 1, 1, tpb, 1, 1, 0, None, pointers, None)
-
-
-def kernel_params(sig: KernelSignature, args: list, n: int) -> list:
-    """ctypes values for (lo=0, hi=n, then each lowered argument) of a GPU kernel."""
-    params: list = [ctypes.c_int64(0), ctypes.c_int64(n)]
-    for (kind, dims), value in zip(sig.params, args):
-        if kind == "memref":
-            params.append(ctypes.c_uint64(value.ptr))
-            params.extend(ctypes.c_int64(value.shape[d]) for d in dims)
-        elif kind == "int":
-            params.append(ctypes.c_int64(int(value)))
-        else:
-            params.append(ctypes.c_float(float(value)))
-    return params
 
 
 def to_device(array: np.ndarray, device: str = "cuda:0") -> DeviceBuffer:

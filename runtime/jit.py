@@ -19,8 +19,9 @@ from xdsl.dialects import func
 from xdsl.dialects.builtin import ModuleOp
 from xdsl.printer import Printer
 
-from quantir.compiler.backend import cpu as cpu_backend
-from quantir.compiler.backend.llvm_translation import KernelSignature, translate_module
+from quantir.compiler.backend import cpu_codegen as cpu_backend
+from quantir.compiler.backend.calling_convention import KernelSignature
+from quantir.compiler.backend.llvm_translation import translate_module
 from quantir.compiler.context import make_context
 from quantir.compiler.diagnostics import (
     UserError,

@@ -13,7 +13,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from quantir.compiler.backend.llvm_translation import KernelSignature
+from quantir.compiler.backend.calling_convention import KernelSignature, kernel_argv
 from quantir.runtime.buffers import (
     BufferError,
     aligned_empty,
@@ -67,21 +67,7 @@ class CpuDevice:
         return buffer.shape
 
     def launch(self, sig: KernelSignature, args: list, n: int, tpb: int, ipb: int) -> None:
-        argv = np.empty(max(1, sig.slots), dtype=np.uint64)
-        i = 0
-        for (kind, dims), value in zip(sig.params, args):
-            if kind == "memref":
-                argv[i] = value.ctypes.data
-                i += 1
-                for d in dims:
-                    argv[i] = value.shape[d]
-                    i += 1
-            elif kind == "int":
-                argv[i] = int(value) & 0xFFFFFFFFFFFFFFFF
-                i += 1
-            else:
-                raise BufferError(f"kernel {sig.name}: float arguments are not supported")
-        self.kernels.launch(sig.name, argv, n, self.threads)
+        self.kernels.launch(sig.name, kernel_argv(sig, args), n, self.threads)
 
 
 def gather_weight_parts(name: str, value: object, parts: Sequence[str]) -> dict[str, object]:

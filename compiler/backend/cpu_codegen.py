@@ -1,4 +1,4 @@
-"""CPU code generation: optimize LLVM IR for the host at O3 and load it with MCJIT.
+"""Host CPU code generation: optimize LLVM IR for the host at O3 and load it with MCJIT.
 
 Compilation produces an object file (cacheable bytes); loading maps it into
 an MCJIT engine and returns the entry address of each kernel. Floating-point
@@ -15,6 +15,7 @@ from functools import cache
 import llvmlite.binding as llvm
 import llvmlite.ir as ir
 
+from quantir.compiler.backend.llvm.context import TargetInfo
 from quantir.compiler.backend.llvm_passes import LLVM_LOCK, optimize_o3
 
 _initialized = False
@@ -68,10 +69,8 @@ def data_layout() -> str:
     return str(_target_machine().target_data)
 
 
-def target_info():
+def target_info() -> TargetInfo:
     """What the LLVM translation needs to know about the host."""
-    from quantir.compiler.backend.llvm_translation import TargetInfo
-
     return TargetInfo("cpu", host_target().triple, data_layout())
 
 
@@ -86,12 +85,6 @@ def compile_object(module: ir.Module | str) -> bytes:
     ref = optimize(module)
     with LLVM_LOCK:
         return _target_machine().emit_object(ref)
-
-
-def assembly(module: ir.Module | str) -> str:
-    ref = optimize(module)
-    with LLVM_LOCK:
-        return _target_machine().emit_assembly(ref)
 
 
 class LoadedObject:
