@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import pytest
 
-from quantir.compiler.backend.llvm_translation import KernelSignature
+from quantir.compiler.backend.calling_convention import KernelSignature
 from quantir.compiler.graph.compiled import DeviceUnavailableError
 from quantir.runtime import cuda
 
