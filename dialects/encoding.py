@@ -10,6 +10,7 @@ why instead of a bare ``KeyError``.
 from __future__ import annotations
 
 import enum
+import math
 from dataclasses import dataclass
 
 __all__ = [
@@ -18,9 +19,14 @@ __all__ = [
     "GPTQ_CHECKPOINT_FORMATS",
     "GPTQ_TENSOR_NAMES",
     "NoBlockParametersError",
+    "PackedLayoutError",
+    "PackedPart",
     "QuantizationConfig",
     "QuantizationEncoding",
     "check_checkpoint_format",
+    "codes_per_run",
+    "gptq_config_text",
+    "packed_layout",
     "zero_point_offset",
 ]
 
@@ -50,6 +56,33 @@ GPTQ_BITS = (2, 3, 4, 8)
 GPTQ_CHECKPOINT_FORMATS = ("gptq", "gptq_v2")
 GPTQ_TENSOR_NAMES = ("qweight", "qzeros", "scales", "g_idx")
 """The tensors of one GPTQ weight, in the order ops and APIs take them."""
+
+
+class PackedLayoutError(ValueError):
+    """A logical size that a packed layout cannot hold.
+
+    ``axis`` is "K", "N" or "group_size", ``size`` the offending size and
+    ``multiple`` what it must be a multiple of (elements per block, codes per
+    run, or the group size). The message is the dialect verifier's wording;
+    layers whose own wording is part of their interface rebuild it from the
+    fields.
+    """
+
+    def __init__(self, message: str, axis: str, size: int, multiple: int) -> None:
+        super().__init__(message)
+        self.axis = axis
+        self.size = size
+        self.multiple = multiple
+
+
+def codes_per_run(bits: int) -> tuple[int, int]:
+    """(codes, words) of the shortest run of GPTQ codes that fills whole 32-bit words.
+
+    (16, 1) for 2 bits, (32, 3) for 3 bits, (8, 1) for 4 bits, (4, 1) for 8.
+    K (packed into qweight) and N (packed into qzeros) must be whole runs.
+    """
+    codes = 32 // math.gcd(32, bits)
+    return codes, codes * bits // 32
 
 
 @dataclass(frozen=True)
@@ -100,15 +133,40 @@ class QuantizationConfig:
         if self.group_size == -1:
             return 1
         if in_features % self.group_size:
-            raise ValueError(
+            raise PackedLayoutError(
                 f"GPTQ group_size {self.group_size} does not divide in_features (K) "
-                f"{in_features}: expected K to be a multiple of group_size"
+                f"{in_features}: expected K to be a multiple of group_size",
+                "group_size",
+                in_features,
+                self.group_size,
             )
         return in_features // self.group_size
 
     def effective_group_size(self, in_features: int) -> int:
         """The group length along K (K itself when group_size is -1)."""
         return in_features if self.group_size == -1 else self.group_size
+
+    def in_features_of(self, qweight_rows: int) -> int | None:
+        """K of a qweight with this many rows (K*bits/32 words per column), or
+        None when the rows are not whole runs of codes."""
+        codes, words = codes_per_run(self.bits)
+        if qweight_rows % words:
+            return None
+        return qweight_rows // words * codes
+
+    def packed_words(self, size: int, axis: str) -> int:
+        """Words holding `size` codes along K (qweight rows) or N (qzeros columns)."""
+        codes, words = codes_per_run(self.bits)
+        if size % codes:
+            what = "K into 32-bit words" if axis == "K" else "zero points along N into 32-bit words"
+            raise PackedLayoutError(
+                f"GPTQ {self.bits}-bit packs {what}, {axis}={size} times {self.bits} "
+                "is not a multiple of 32",
+                axis,
+                size,
+                codes,
+            )
+        return size // codes * words
 
 
 def check_checkpoint_format(checkpoint_format: str) -> str:
@@ -210,8 +268,66 @@ class QuantizationEncoding(enum.Enum):
         """Bytes of one packed row of K logical weights (GGUF encodings)."""
         epb = self.elements_per_block
         if in_features % epb:
-            raise ValueError(
-                f"{self.name} packs rows in blocks of {epb} weights: K={in_features} "
-                f"is not a multiple of {epb}"
+            raise PackedLayoutError(
+                f"{self.name} packs K in blocks of {epb} weights, K={in_features} "
+                f"is not a multiple of {epb}",
+                "K",
+                in_features,
+                epb,
             )
         return in_features // epb * self.block_size
+
+    def row_elements(self, row_bytes: int) -> int | None:
+        """K of a packed row of `row_bytes` bytes, or None when they are not whole blocks."""
+        if row_bytes % self.block_size:
+            return None
+        return row_bytes // self.block_size * self.elements_per_block
+
+
+@dataclass(frozen=True)
+class PackedPart:
+    """One stored tensor of a packed [N, K] weight."""
+
+    name: str
+    """"" for GGUF (the weight itself), else the GPTQ tensor name ("qweight", ...)."""
+    shape: tuple[int | None, ...]
+    """None where the size depends on an N that was not given."""
+    dtype: str
+    """The numpy name of the stored element type ("uint8", "int32", "float16")."""
+
+
+def packed_layout(
+    encoding: QuantizationEncoding, config: QuantizationConfig | None, n: int | None, k: int
+) -> tuple[PackedPart, ...]:
+    """The stored tensors of a logical [N, K] weight: the one packed-layout rule.
+
+    GGUF: uint8 [N, K / elements_per_block * block_size]. GPTQ (which needs
+    ``config``): qweight int32 [K*bits/32, N], qzeros int32 [G, N*bits/32],
+    scales float16 [G, N] and g_idx int32 [K], with G groups along K. ``n`` is
+    None when N is not known. Raises PackedLayoutError when K, the group size
+    or N does not fit (checked in that order).
+    """
+    if encoding.is_gguf:
+        return (PackedPart("", (n, encoding.packed_row_bytes(k)), "uint8"),)
+    if config is None:
+        raise ValueError("GPTQ's packed layout follows from a QuantizationConfig; none given")
+    qweight_rows = config.packed_words(k, "K")
+    groups = config.num_groups(k)
+    zero_cols = None if n is None else config.packed_words(n, "N")
+    return (
+        PackedPart("qweight", (qweight_rows, n), "int32"),
+        PackedPart("qzeros", (groups, zero_cols), "int32"),
+        PackedPart("scales", (groups, n), "float16"),
+        PackedPart("g_idx", (k,), "int32"),
+    )
+
+
+def gptq_config_text(
+    bits: int, group_size: int, desc_act: bool, sym: bool, checkpoint_format: str
+) -> str:
+    """The parameters of a `#quant.gptq` attribute as IR text (the one spelling of it):
+    `<bits = 4, group_size = 128, desc_act = false, sym = true, format = gptq>`."""
+    return (
+        f"<bits = {bits}, group_size = {group_size}, desc_act = {str(desc_act).lower()}, "
+        f"sym = {str(sym).lower()}, format = {checkpoint_format}>"
+    )

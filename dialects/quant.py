@@ -75,8 +75,11 @@ from quantir.dialects.encoding import (
     GPTQ_TENSOR_NAMES,
     BlockParameters,
     NoBlockParametersError,
+    PackedLayoutError,
     QuantizationConfig,
     QuantizationEncoding,
+    gptq_config_text,
+    packed_layout,
 )
 from quantir.dialects.weight import DeviceRef, DType, Weight
 
@@ -243,10 +246,13 @@ class GPTQConfigAttr(ParametrizedAttribute):
 
     def print_parameters(self, printer: Printer) -> None:
         printer.print_string(
-            f"<bits = {self.bits.data}, group_size = {self.group_size.data}, "
-            f"desc_act = {str(bool(self.desc_act.value.data)).lower()}, "
-            f"sym = {str(bool(self.sym.value.data)).lower()}, "
-            f"format = {self.checkpoint_format.data}>"
+            gptq_config_text(
+                self.bits.data,
+                self.group_size.data,
+                bool(self.desc_act.value.data),
+                bool(self.sym.value.data),
+                self.checkpoint_format.data,
+            )
         )
 
 
@@ -335,42 +341,16 @@ def verify_packed_operands(
     if k == DYNAMIC_INDEX:
         raise VerifyException(f"{what}: K (the reduction dimension) must be static")
 
+    cfg = config.config if config is not None else None
     if encoding.is_gguf:
         (t,) = packed
         assert isinstance(t, ShapedType)
-        epb, bs = encoding.elements_per_block, encoding.block_size
         if not _is_byte(t.element_type):
             raise VerifyException(
                 f"{what}: {encoding.name} packed bytes must have element type ui8 (or i8), "
                 f"got {t.element_type}"
             )
-        if k % epb:
-            raise VerifyException(
-                f"{what}: {encoding.name} packs K in blocks of {epb} weights, "
-                f"K={k} is not a multiple of {epb}"
-            )
-        expected = (n, k // epb * bs)
-        shape = tuple(t.get_shape())
-        if not _shape_matches(shape, expected):
-            raise VerifyException(
-                f"{what}: {encoding.name} packed bytes for a {_fmt_shape((n, k))} weight "
-                f"must be {_fmt_shape(expected)} ({k // epb} block(s) of {bs} bytes per row), "
-                f"got {_fmt_shape(shape)}"
-            )
-        return
-
-    assert config is not None
-    cfg = config.config
-    bits = cfg.bits
-    if (k * bits) % 32:
-        raise VerifyException(
-            f"{what}: GPTQ {bits}-bit packs K into 32-bit words, K={k} times {bits} "
-            "is not a multiple of 32"
-        )
-    if cfg.group_size != -1 and k % cfg.group_size:
-        raise VerifyException(f"{what}: GPTQ group_size {cfg.group_size} does not divide K={k}")
-    groups = 1 if cfg.group_size == -1 else k // cfg.group_size
-    if n == DYNAMIC_INDEX:
+    elif n == DYNAMIC_INDEX:
         # N is not known from the consumer (a dynamic result, or the weight
         # itself): take it from qweight or scales, so that the four tensors
         # are still checked against one another.
@@ -379,20 +359,28 @@ def verify_packed_operands(
             if len(shape) == 2 and shape[1] != DYNAMIC_INDEX:
                 n = shape[1]
                 break
-    if n != DYNAMIC_INDEX and (n * bits) % 32:
-        raise VerifyException(
-            f"{what}: GPTQ {bits}-bit packs zero points along N into 32-bit words, "
-            f"N={n} times {bits} is not a multiple of 32"
-        )
-    zn = DYNAMIC_INDEX if n == DYNAMIC_INDEX else n * bits // 32
-    expected_shapes = {
-        "qweight": (k * bits // 32, n),
-        "qzeros": (groups, zn),
-        "scales": (groups, n),
-        "g_idx": (k,),
-    }
-    for name, t in zip(names, packed, strict=True):
+    try:
+        layout = packed_layout(encoding, cfg, None if n == DYNAMIC_INDEX else n, k)
+    except PackedLayoutError as e:
+        if e.axis == "group_size":
+            raise VerifyException(
+                f"{what}: GPTQ group_size {e.multiple} does not divide K={k}"
+            ) from None
+        raise VerifyException(f"{what}: {e}") from None
+    for name, t, part in zip(names, packed, layout, strict=True):
         assert isinstance(t, ShapedType)
+        expected = tuple(DYNAMIC_INDEX if d is None else d for d in part.shape)
+        shape = tuple(t.get_shape())
+        if encoding.is_gguf:
+            if not _shape_matches(shape, expected):
+                bs = encoding.block_size
+                raise VerifyException(
+                    f"{what}: {encoding.name} packed bytes for a {_fmt_shape((n, k))} weight "
+                    f"must be {_fmt_shape(expected)} ({expected[1] // bs} block(s) of {bs} "
+                    f"bytes per row), got {_fmt_shape(shape)}"
+                )
+            continue
+        assert cfg is not None
         elem_ok = (
             isinstance(t.element_type, Float16Type) if name == "scales" else _is_i32(t.element_type)
         )
@@ -401,12 +389,11 @@ def verify_packed_operands(
             raise VerifyException(
                 f"{what}: GPTQ {name} must have element type {want}, got {t.element_type}"
             )
-        shape = tuple(t.get_shape())
-        exp = expected_shapes[name]
-        if not _shape_matches(shape, exp):
+        if not _shape_matches(shape, expected):
             raise VerifyException(
-                f"{what}: GPTQ {name} for a {_fmt_shape((n, k))} weight with bits={bits}, "
-                f"group_size={cfg.group_size} must be {_fmt_shape(exp)}, got {_fmt_shape(shape)}"
+                f"{what}: GPTQ {name} for a {_fmt_shape((n, k))} weight with bits={cfg.bits}, "
+                f"group_size={cfg.group_size} must be {_fmt_shape(expected)}, "
+                f"got {_fmt_shape(shape)}"
             )
 
 

@@ -17,7 +17,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from quantir.dialects.encoding import QuantizationConfig, QuantizationEncoding
+from quantir.dialects.encoding import (
+    PackedLayoutError,
+    QuantizationConfig,
+    QuantizationEncoding,
+    packed_layout,
+)
 
 __all__ = ["DType", "DeviceRef", "PackedTensor", "Weight"]
 
@@ -104,23 +109,22 @@ class PackedTensor:
     dtype: DType
 
 
-def _gptq_packed_tensors(n: int, k: int, config: QuantizationConfig) -> tuple[PackedTensor, ...]:
-    if (k * config.bits) % 32:
-        raise ValueError(
-            f"GPTQ {config.bits}-bit packs K into 32-bit words: K={k} times bits "
-            f"must be a multiple of 32"
+def _layout_error(weight: Weight, e: PackedLayoutError) -> ValueError:
+    """The Weight API's wording of a packed-layout error (it names the weight and its shape)."""
+    prefix = f"Weight {weight.name!r}"
+    encoding, config = weight.quantization_encoding, weight.quantization_config
+    if e.axis == "group_size":
+        return ValueError(f"{prefix}: {e}")
+    if encoding is not None and encoding.is_gguf:
+        return ValueError(
+            f"{prefix}: {encoding.name} packs K in blocks of {e.multiple} weights; "
+            f"K={e.size} (shape {list(weight.shape)}) is not a multiple of {e.multiple}"
         )
-    if (n * config.bits) % 32:
-        raise ValueError(
-            f"GPTQ {config.bits}-bit packs zero points along N into 32-bit words: "
-            f"N={n} times bits must be a multiple of 32"
-        )
-    groups = config.num_groups(k)
-    return (
-        PackedTensor("qweight", (k * config.bits // 32, n), DType.int32),
-        PackedTensor("qzeros", (groups, n * config.bits // 32), DType.int32),
-        PackedTensor("scales", (groups, n), DType.float16),
-        PackedTensor("g_idx", (k,), DType.int32),
+    assert config is not None
+    what = "K into 32-bit words" if e.axis == "K" else "zero points along N into 32-bit words"
+    return ValueError(
+        f"{prefix}: GPTQ {config.bits}-bit packs {what}: {e.axis}={e.size} times bits "
+        "must be a multiple of 32"
     )
 
 
@@ -200,13 +204,7 @@ class Weight:
                 raise ValueError(
                     f"Weight {name!r}: {enc.name} takes no quantization_config (GPTQ only)"
                 )
-            epb = enc.elements_per_block
-            if k % epb:
-                raise ValueError(
-                    f"Weight {name!r}: {enc.name} packs K in blocks of {epb} weights; "
-                    f"K={k} (shape {list(self.shape)}) is not a multiple of {epb}"
-                )
-            return (PackedTensor("", (n, k // epb * enc.block_size), DType.uint8),)
+            return self._layout(n, k)
         # GPTQ: the stored tensors follow from the config.
         if self.quantization_config is None:
             raise ValueError(
@@ -218,10 +216,16 @@ class Weight:
                 f"Weight {name!r}: GPTQ weights are stored as int32 words (qweight), "
                 f"got dtype {self.dtype.name}"
             )
+        return self._layout(n, k)
+
+    def _layout(self, n: int, k: int) -> tuple[PackedTensor, ...]:
+        assert self.quantization_encoding is not None
         try:
-            return _gptq_packed_tensors(n, k, self.quantization_config)
-        except ValueError as e:
-            raise ValueError(f"Weight {name!r}: {e}") from None
+            layout = packed_layout(self.quantization_encoding, self.quantization_config, n, k)
+        except PackedLayoutError as e:
+            raise _layout_error(self, e) from None
+        # N is known here, so every size in the layout is an int.
+        return tuple(PackedTensor(p.name, p.shape, DType(p.dtype)) for p in layout)
 
     @property
     def packed_shape(self) -> tuple[int, ...]:
