@@ -135,6 +135,7 @@ def define_cpu_entry(
 # -- the runtime side -----------------------------------------------------------
 
 _U64_MASK = 0xFFFF_FFFF_FFFF_FFFF
+_FLOAT_SCALARS = {"f16": np.float16, "f32": np.float32, "f64": np.float64}
 
 
 def host_address(buffer: np.ndarray) -> int:
@@ -156,35 +157,35 @@ def lower_arguments(
     an integer), "f16" / "f32" / "f64" (a float). Buffers also need `shape`.
     """
     values: list[tuple[str, int | float]] = []
+    append = values.append  # a launch's fixed cost: keep this loop lean
     for (kind, dims), value in zip(sig.params, args):
         if kind == "memref":
-            values.append(("u64", address(value)))
-            values.extend(("i64", int(value.shape[d])) for d in dims)  # type: ignore[attr-defined]
+            append(("u64", address(value)))
+            shape = value.shape
+            for d in dims:
+                append(("i64", int(shape[d])))
         elif kind == "int":
-            values.append(("i64", int(value)))  # type: ignore[call-overload]
-        elif kind in ("f16", "f32", "f64"):
-            values.append((kind, float(value)))  # type: ignore[arg-type]
+            append(("i64", int(value)))
+        elif kind in _FLOAT_SCALARS:
+            append((kind, float(value)))
         else:
             raise ValueError(f"kernel {sig.name}: unknown argument kind {kind!r}")
     return values
-
-
-# A float in the low bytes of 8-byte slot i is element i * (8 // size) of the
-# argv array viewed as that float type (little-endian hosts).
-_SLOT_FLOAT_VIEWS = {"f16": np.float16, "f32": np.float32, "f64": np.float64}
 
 
 def kernel_argv(
     sig: KernelSignature, args: Sequence[object], address: Callable[[object], int] = host_address
 ) -> np.ndarray:
     """The CPU argv array of a launch: one 8-byte slot per lowered parameter."""
-    argv = np.zeros(max(1, sig.slots), dtype=np.uint64)
-    for i, (scalar, value) in enumerate(lower_arguments(sig, args, address)):
-        if scalar in _SLOT_FLOAT_VIEWS:
-            view = argv.view(_SLOT_FLOAT_VIEWS[scalar])
+    values = lower_arguments(sig, args, address)
+    slots = [0 if s in _FLOAT_SCALARS else v & _U64_MASK for s, v in values]
+    argv = np.array(slots or [0], dtype=np.uint64)
+    for i, (scalar, value) in enumerate(values):
+        if scalar in _FLOAT_SCALARS:
+            # The low bytes of slot i are element i * (8 // size) of argv
+            # viewed as that float type (little-endian hosts).
+            view = argv.view(_FLOAT_SCALARS[scalar])
             view[i * (view.size // argv.size)] = value
-        else:
-            argv[i] = int(value) & _U64_MASK
     return argv
 
 
