@@ -14,17 +14,9 @@ zero for "gptq_v2"; without desc_act, g = k // group_size.
 
 from __future__ import annotations
 
-import math
-
 from xdsl.dialects.builtin import IntegerType, VectorType, i32, i64
 
 from quantir.compiler.lowering.emitter import Emitter, Value
-
-
-def run_shape(bits: int) -> tuple[int, int]:
-    """(codes, words) of a run: the fewest codes that fill whole words."""
-    codes = 32 // math.gcd(32, bits)
-    return codes, codes * bits // 32
 
 
 def code_in_run(e: Emitter, words: list[Value], j: int, bits: int) -> Value:

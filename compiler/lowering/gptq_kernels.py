@@ -24,10 +24,11 @@ from collections.abc import Sequence
 from xdsl.dialects import memref
 from xdsl.dialects.builtin import DYNAMIC_INDEX, MemRefType, f32, i32
 
-from quantir.compiler.encodings.gptq import code_at, code_in_run, run_shape
+from quantir.compiler.encodings.gptq import code_at, code_in_run
 from quantir.compiler.lowering.emitter import Emitter, Value, vector_of
 from quantir.compiler.lowering.loop_roles import role
 from quantir.compiler.lowering.subblock_sums import lower_subblock_sums
+from quantir.dialects.encoding import codes_per_run
 from quantir.dialects.qrt import PrefetchOp
 from quantir.dialects.quant import GPTQConfigAttr
 
@@ -55,7 +56,7 @@ class _Gptq:
         self.zero_offset = 1 if config.checkpoint_format.data == "gptq" else 0
         self.k = k
         self.groups = k // self.group_size
-        self.run_codes, self.run_words = run_shape(self.bits)
+        self.run_codes, self.run_words = codes_per_run(self.bits)
         self.fast = not self.desc_act and self.group_size % self.run_codes == 0
         self.n = e.dim(self.qweight, 1)
         self.word_rows = e.dim(self.qweight, 0)

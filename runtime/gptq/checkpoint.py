@@ -122,9 +122,9 @@ def _check_layer_headers(
             f"got shape {list(qweight.shape)}"
         )
     rows, n = qweight.shape
-    k = rows * 32 // config.bits
+    k = config.in_features_of(rows)
     try:
-        if rows * 32 % config.bits:
+        if k is None:
             raise ValueError(f"{rows} rows is not K*{config.bits}/32 for a whole K")
         specs = expected_tensor_specs(k, n, config)
     except ValueError as e:

@@ -15,13 +15,16 @@ import numpy as np
 
 from quantir.dialects.encoding import (
     GPTQ_TENSOR_NAMES,
+    PackedLayoutError,
     QuantizationConfig,
     QuantizationEncoding,
     check_checkpoint_format,
+    codes_per_run,
+    packed_layout,
     zero_point_offset,
 )
 from quantir.dialects.weight import DeviceRef, DType, Weight
-from quantir.runtime.gptq.packing import codes_per_run, unpack_qweight, unpack_qzeros
+from quantir.runtime.gptq.packing import unpack_qweight, unpack_qzeros
 
 __all__ = [
     "GPTQ_TENSOR_NAMES",
@@ -51,27 +54,22 @@ def expected_tensor_specs(
     Raises ValueError when K or N cannot be packed with ``config.bits`` or
     group_size does not divide K.
     """
-    k, n, bits = in_features, out_features, config.bits
-    run, _ = codes_per_run(bits)
-    if k % run:
+    k, n = in_features, out_features
+    try:
+        layout = packed_layout(QuantizationEncoding.GPTQ, config, n, k)
+    except PackedLayoutError as e:
+        if e.axis == "group_size":
+            raise
+        # The loader's wording: runs of codes, and which feature count it is.
+        along_k = e.axis == "K"
+        tensor, feature = ("qweight", "in_features") if along_k else ("qzeros", "out_features")
         raise ValueError(
-            f"{bits}-bit qweight packs K in runs of {run} codes: "
-            f"in_features K={k} is not a multiple of {run}"
-        )
-    if n % run:
-        raise ValueError(
-            f"{bits}-bit qzeros packs N in runs of {run} codes: "
-            f"out_features N={n} is not a multiple of {run}"
-        )
-    groups = config.num_groups(k)
-    i32, f16 = np.dtype(np.int32), np.dtype(np.float16)
-    return {
-        "qweight": ((k * bits // 32, n), i32),
-        "qzeros": ((groups, n * bits // 32), i32),
-        "scales": ((groups, n), f16),
-        "g_idx": ((k,), i32),
-        "bias": ((n,), f16),
-    }
+            f"{config.bits}-bit {tensor} packs {e.axis} in runs of {e.multiple} codes: "
+            f"{feature} {e.axis}={e.size} is not a multiple of {e.multiple}"
+        ) from None
+    specs = {p.name: (p.shape, np.dtype(p.dtype)) for p in layout}
+    specs["bias"] = ((n,), np.dtype(np.float16))
+    return specs  # type: ignore[return-value]
 
 
 @dataclass(eq=False)
@@ -112,7 +110,9 @@ class GPTQLinear:
     @property
     def in_features(self) -> int:
         """K: the number of input features (qweight rows * 32 / bits)."""
-        return self.qweight.shape[0] * 32 // self.config.bits
+        k = self.config.in_features_of(self.qweight.shape[0])
+        assert k is not None, "validate() checks qweight's rows are whole runs"
+        return k
 
     @property
     def out_features(self) -> int:
@@ -188,13 +188,13 @@ class GPTQLinear:
                 f"got shape {list(qweight.shape)}"
             )
         rows, n = qweight.shape
-        _, run_words = codes_per_run(bits)
-        if rows % run_words:
+        k = self.config.in_features_of(rows)
+        if k is None:
+            _, run_words = codes_per_run(bits)
             raise self._fail(
                 f"qweight has {rows} rows; {bits}-bit qweight has a multiple of "
                 f"{run_words} rows (K*{bits}/32 with K a multiple of 32)"
             )
-        k = rows * 32 // bits
         try:
             specs = expected_tensor_specs(k, n, self.config)
         except ValueError as e:

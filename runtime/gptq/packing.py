@@ -12,11 +12,10 @@ unsigned.
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 from quantir.dialects.encoding import GPTQ_BITS
+from quantir.dialects.encoding import codes_per_run as _codes_per_run
 
 __all__ = [
     "codes_per_run",
@@ -38,11 +37,10 @@ def _check_bits(bits: object) -> int:
 def codes_per_run(bits: int) -> tuple[int, int]:
     """(codes, words) of the shortest run of codes that fills whole words.
 
-    (16, 1) for 2 bits, (32, 3) for 3 bits, (8, 1) for 4 bits, (4, 1) for 8.
+    (16, 1) for 2 bits, (32, 3) for 3 bits, (8, 1) for 4 bits, (4, 1) for 8; the
+    rule is the dialect's, this checks `bits` first.
     """
-    _check_bits(bits)
-    codes = 32 // math.gcd(32, bits)
-    return codes, codes * bits // 32
+    return _codes_per_run(_check_bits(bits))
 
 
 def _slots(bits: int) -> list[tuple[int, int]]:
