@@ -34,6 +34,8 @@ from xdsl.printer import Printer
 from xdsl.traits import EffectInstance, MemoryEffect, MemoryEffectKind
 from xdsl.utils.exceptions import VerifyException
 
+from quantir.dialects.broadcasting import BroadcastError, broadcast_shapes
+
 ShapedType = TensorType | MemRefType
 
 
@@ -45,29 +47,26 @@ def _compatible(a: int, b: int) -> bool:
     return a == b or a == DYNAMIC_INDEX or b == DYNAMIC_INDEX
 
 
+def _merge_dynamic(a: int, b: int) -> int | None:
+    """Two unequal sizes agree when one is dynamic; the result takes the static one."""
+    if a == DYNAMIC_INDEX:
+        return b
+    return a if b == DYNAMIC_INDEX else None
+
+
 def broadcast_shape(what: str, a: Sequence[int], b: Sequence[int]) -> tuple[int, ...]:
     """The result shape of an elementwise op, or a VerifyException naming the mismatch."""
-    big, small = (a, b) if len(a) >= len(b) else (b, a)
-    lead = len(big) - len(small)
-    out = list(big[:lead])
-    for i, (x, y) in enumerate(zip(big[lead:], small, strict=True)):
-        if y == 1 and x != 1:
-            out.append(x)
-        elif x == 1 and y != 1:
-            if len(a) != len(b):
-                raise VerifyException(
-                    f"{what}: cannot broadcast {_fmt(a)} with {_fmt(b)}: dimension "
-                    f"{lead + i} of the larger operand is 1"
-                )
-            out.append(y)
-        elif _compatible(x, y):
-            out.append(x if x != DYNAMIC_INDEX else y)
+    try:
+        return broadcast_shapes(a, b, _merge_dynamic)
+    except BroadcastError as e:
+        if e.kind == "stretch":
+            dim = max(len(a), len(b)) + e.from_end
+            reason = f"dimension {dim} of the larger operand is 1"
         else:
-            raise VerifyException(
-                f"{what}: cannot broadcast {_fmt(a)} with {_fmt(b)}: trailing "
-                f"dimensions must be equal or 1"
-            )
-    return tuple(out)
+            reason = "trailing dimensions must be equal or 1"
+        raise VerifyException(
+            f"{what}: cannot broadcast {_fmt(a)} with {_fmt(b)}: {reason}"
+        ) from None
 
 
 class _WritesOut(MemoryEffect):
