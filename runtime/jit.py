@@ -33,7 +33,7 @@ from quantir.compiler.pipeline import lower
 from quantir.dialects.qrt import KERNEL_ATTR
 from quantir.runtime import cache
 from quantir.runtime.host_plan import HostPlan
-from quantir.runtime.program import CpuDevice, Program
+from quantir.runtime.program import CpuProgramDevice, Program
 
 CACHE_FORMAT = "1"
 
@@ -226,7 +226,7 @@ def load_program(
     plan = compiled.plan(function)
     if compiled.target == "cpu":
         kernels = _cpu_kernels(compiled)
-        return Program(plan, compiled.signatures, CpuDevice(kernels, threads))
+        return Program(plan, compiled.signatures, CpuProgramDevice(kernels, threads))
     if device is None:
         from quantir.runtime.cuda import GpuDevice
 
@@ -236,7 +236,7 @@ def load_program(
 
 def _cpu_kernels(compiled: CompiledModule):
     """The module's machine code, mapped once per compiled module."""
-    from quantir.runtime.cpu import CpuKernels
+    from quantir.runtime.cpu_threads import CpuKernels
 
     if compiled._kernels is None:
         with _lock:

@@ -24,8 +24,11 @@ from quantir.runtime.buffers import (
 from quantir.runtime.host_plan import ArgSpec, HostPlan, Step
 
 
-class Device(Protocol):
-    """Where a program's buffers live and its kernels run."""
+class ProgramDevice(Protocol):
+    """Where a program's buffers live and its kernels run.
+
+    `CpuProgramDevice` below; `cuda.GpuProgramDevice` on NVIDIA GPUs.
+    """
 
     def to_device(self, array: np.ndarray) -> Any: ...
     def to_host(self, buffer: Any, out: np.ndarray) -> None: ...
@@ -37,8 +40,8 @@ class Device(Protocol):
     def launch(self, sig: KernelSignature, args: list, n: int, tpb: int, ipb: int) -> None: ...
 
 
-class CpuDevice:
-    """Buffers are numpy arrays; kernels run on a thread pool."""
+class CpuProgramDevice:
+    """The `ProgramDevice` of CPU programs: numpy buffers, kernels on a thread pool."""
 
     def __init__(self, kernels, threads: int):
         self.kernels = kernels
@@ -97,7 +100,9 @@ def gather_weight_parts(name: str, value: object, parts: Sequence[str]) -> dict[
 class Program:
     """A compiled graph function bound to its kernels."""
 
-    def __init__(self, plan: HostPlan, signatures: dict[str, KernelSignature], device: Device):
+    def __init__(
+        self, plan: HostPlan, signatures: dict[str, KernelSignature], device: ProgramDevice
+    ):
         self.plan = plan
         self.signatures = signatures
         self.device = device
@@ -176,7 +181,7 @@ class Program:
         return args  # type: ignore[return-value]
 
     def _check(self, what: str, value: object, spec, writable: bool = False) -> np.ndarray:
-        on_gpu = not isinstance(self.device, CpuDevice)
+        on_gpu = not isinstance(self.device, CpuProgramDevice)
         return check_buffer(what, value, spec, writable=writable, on_gpu=on_gpu)
 
     def output_shape(self, spec: ArgSpec, args: list) -> tuple[int, ...]:
@@ -203,7 +208,7 @@ class Program:
     def execute(self, args: list) -> None:
         dev = self.device
         regs: list[Any] = [None] * self.plan.registers
-        on_host = isinstance(dev, CpuDevice)
+        on_host = isinstance(dev, CpuProgramDevice)
         outputs = {s.index for s in self.plan.outputs}
         for i, a in enumerate(args):
             if on_host or is_device_buffer(a):

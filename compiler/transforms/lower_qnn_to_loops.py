@@ -34,7 +34,7 @@ from xdsl.utils.exceptions import PassFailedException
 
 from quantir.compiler.lowering.emitter import Emitter, Value, vector_of
 from quantir.compiler.lowering.loop_roles import role
-from quantir.compiler.lowering.shapes import as_rows
+from quantir.compiler.lowering.row_views import as_rows
 from quantir.dialects import qnn
 
 VECTOR = 16

@@ -41,7 +41,7 @@ from xdsl.utils.exceptions import PassFailedException
 from quantir.compiler.encodings import layout_for
 from quantir.compiler.lowering import gguf_kernels, gptq_kernels
 from quantir.compiler.lowering.emitter import Emitter
-from quantir.compiler.lowering.shapes import as_rows
+from quantir.compiler.lowering.row_views import as_rows
 from quantir.dialects import quant
 from quantir.dialects.encoding import QuantizationEncoding
 

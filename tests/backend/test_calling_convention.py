@@ -160,7 +160,7 @@ def test_the_cpu_runner_packs_through_the_calling_convention(packing_calls) -> N
             launched.update(name=name, argv=argv.copy(), n=n)
 
     buf = np.zeros((3, 4), np.float32)
-    program.CpuDevice(Kernels(), threads=1).launch(SIG, [5, buf, 0.5], 10, 0, 0)
+    program.CpuProgramDevice(Kernels(), threads=1).launch(SIG, [5, buf, 0.5], 10, 0, 0)
     assert packing_calls == ["k"] and launched["name"] == "k" and launched["n"] == 10
     np.testing.assert_array_equal(launched["argv"], kernel_argv(SIG, [5, buf, 0.5]))
 
