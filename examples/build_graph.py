@@ -5,8 +5,9 @@
 1. The graph builder (`quantir.compiler.graph`) builds the same function as
    examples/tiny_mlp.mlir; `--print-ir` prints its MLIR and `--save-ir`
    writes it (then `quantir-run PATH ...` runs it like the hand-written file).
-2. The compiled graph runs on examples/x.npy with the packed weights of
-   examples/tiny-llama-q4_k_m.gguf, bound by name from the memory-mapped file.
+2. The compiled graph (`quantir.runtime.compile_graph`) runs on
+   examples/x.npy with the packed weights of examples/tiny-llama-q4_k_m.gguf,
+   bound by name from the memory-mapped file.
 3. The eager API (`quantir.runtime.api.qmatmul`, one op at a time) and a
    numpy reference on weights dequantized by gguf-py (bit-identical to
    ggml) compute the same thing; the script prints the largest differences
@@ -23,7 +24,7 @@ import numpy as np
 
 from quantir.compiler.graph import DType, Graph, TensorType, TensorValue, Weight, ops
 from quantir.dialects.encoding import QuantizationEncoding as Enc
-from quantir.runtime import api
+from quantir.runtime import api, compile_graph
 from quantir.runtime.gguf import open_gguf
 
 HERE = Path(__file__).resolve().parent
@@ -104,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
 
     x = np.load(INPUT)
     model = open_gguf(MODEL)
-    compiled = graph.compile(threads=args.threads)
+    compiled = compile_graph(graph, threads=args.threads)
     (y,) = compiled(x, weights=model)  # weights bound by name from the mapped file
     eager = eager_tiny_mlp(x, model, args.threads)
     reference = numpy_tiny_mlp(x, model)

@@ -16,7 +16,6 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from quantir.compiler.graph.compiled import compile_on_device
 from quantir.dialects.encoding import (
     GPTQ_TENSOR_NAMES,
     QuantizationConfig,
@@ -24,25 +23,11 @@ from quantir.dialects.encoding import (
     check_checkpoint_format,
 )
 from quantir.runtime.buffers import BufferError
+from quantir.runtime.compiled_graph import compile_on_device
 from quantir.runtime.gptq.layer import g_idx_problem
 from quantir.runtime.program import gather_weight_parts
 
-__all__ = ["dequantize", "eager_source", "parse_device", "qmatmul"]
-
-
-def parse_device(device: str) -> tuple[str, int]:
-    """ "cpu" -> ("cpu", 0); "gpu", "cuda" -> ("gpu", 0); "cuda:N" / "gpu:N" -> ("gpu", N)."""
-    if not isinstance(device, str):
-        device = str(device)
-    d = device.strip().lower()
-    if d == "cpu":
-        return "cpu", 0
-    if d in ("gpu", "cuda"):
-        return "gpu", 0
-    for prefix in ("cuda:", "gpu:"):
-        if d.startswith(prefix) and d[len(prefix) :].isdigit():
-            return "gpu", int(d[len(prefix) :])
-    raise ValueError(f"unknown device {device!r}: expected 'cpu', 'gpu', 'cuda' or 'cuda:N'")
+__all__ = ["dequantize", "eager_source", "qmatmul"]
 
 
 def _gguf_k(enc: QuantizationEncoding, packed: object) -> tuple[np.ndarray, int]:

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from quantir.compiler.backend.calling_convention import KernelSignature, kernel_params
+from quantir.runtime.device_names import parse_device
 
 
 class CudaUnavailable(RuntimeError):  # noqa: N818 (reads as "no GPU", like the message)
@@ -289,7 +290,7 @@ class GpuDevice:
 
 
 class GpuProgramDevice:
-    """The `Device` a Program runs on: one GPU and the PTX module of the program."""
+    """The `ProgramDevice` of GPU programs: one GPU and the PTX module of the program."""
 
     def __init__(self, gpu: GpuDevice, ptx: str):
         self.gpu = gpu
@@ -353,8 +354,6 @@ class GpuProgramDevice:
 
 def to_device(array: np.ndarray, device: str = "cuda:0") -> DeviceBuffer:
     """Upload `array` once; pass the result as a weight to keep it resident on the GPU."""
-    from quantir.runtime.api import parse_device
-
     kind, index = parse_device(device)
     if kind != "gpu":
         raise ValueError(f"to_device needs a GPU device ('cuda:N'), got {device!r}")

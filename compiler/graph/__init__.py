@@ -1,4 +1,4 @@
-"""Build quantir graphs from Python, compile them, and run them.
+"""Build quantir graphs from Python.
 
 The API mirrors a well-known graph compiler's Python graph API::
 
@@ -12,48 +12,32 @@ The API mirrors a well-known graph compiler's Python graph API::
         g.output(ops.qmatmul(QuantizationEncoding.Q4_K, None, x, w))
 
     print(g)                                   # MLIR text (quant/qnn tensor ops)
-    y, = g.compile()(x_array, weights={"w": packed_bytes})
 
 The printed IR is exactly what a hand-written graph file holds, so a built
-graph can be saved and run with `quantir-run`.
+graph can be saved and run with `quantir-run`, or compiled and called from
+Python with the runtime::
+
+    from quantir.runtime import compile_graph
+
+    y, = compile_graph(g)(x_array, weights={"w": packed_bytes})
 """
 
 from quantir.compiler.graph import ops
 from quantir.compiler.graph.builder import Graph
-from quantir.compiler.graph.compiled import (
-    CompiledGraph,
-    DeviceUnavailableError,
-    compile_on_device,
-)
 from quantir.compiler.graph.types import Dim, TensorType
 from quantir.compiler.graph.value import TensorValue
-from quantir.compiler.graph.weight_sources import (
-    MissingWeightError,
-    WeightMismatchError,
-    bind_weights,
-    open_weight_source,
-    weight_declarations,
-)
 from quantir.dialects.encoding import QuantizationConfig, QuantizationEncoding
 from quantir.dialects.weight import DeviceRef, DType, Weight
 
 __all__ = [
-    "CompiledGraph",
     "DType",
     "DeviceRef",
-    "DeviceUnavailableError",
     "Dim",
     "Graph",
-    "MissingWeightError",
     "QuantizationConfig",
     "QuantizationEncoding",
     "TensorType",
     "TensorValue",
     "Weight",
-    "WeightMismatchError",
-    "bind_weights",
-    "compile_on_device",
-    "open_weight_source",
     "ops",
-    "weight_declarations",
 ]

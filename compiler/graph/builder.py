@@ -6,7 +6,9 @@
                                 quantization_encoding=QuantizationEncoding.Q4_K))
         g.output(ops.qmatmul(QuantizationEncoding.Q4_K, None, x, w))
     print(g)                        # the MLIR text, as a hand-written graph file
-    y, = g.compile()(x_array, weights={"w": packed})
+
+The builder only builds IR: `quantir.runtime.compile_graph(g)` compiles it
+for a device and returns a callable.
 
 The graph is one `func.func` whose body holds, in creation order, a
 `quant.weight` op per weight and one op per ops.* call; it is the same IR a
@@ -19,7 +21,6 @@ import io
 import re
 import threading
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING
 
 from xdsl.dialects import func
 from xdsl.dialects.builtin import ModuleOp
@@ -32,9 +33,6 @@ from quantir.compiler.graph.value import TensorValue, WeightOrigin
 from quantir.dialects.encoding import QuantizationEncoding, check_checkpoint_format
 from quantir.dialects.quant import GPTQConfigAttr, WeightOp
 from quantir.dialects.weight import Weight
-
-if TYPE_CHECKING:
-    from quantir.compiler.graph.compiled import CompiledGraph
 
 __all__ = ["Graph"]
 
@@ -303,18 +301,6 @@ class Graph:
         state = "complete" if self._outputs is not None else "open"
         ins = ", ".join(repr(t) for t in self.input_types)
         return f"Graph({self.name!r}, inputs=[{ins}], {state})"
-
-    def compile(
-        self, device: str = "cpu", threads: int | None = None, *, pipeline: str | None = None
-    ) -> CompiledGraph:
-        """Compile for `device` ("cpu", "cuda:N") and return a callable.
-
-        ``compiled(*arrays, weights={name: array, ...})`` returns the outputs
-        as a list of numpy arrays; see `CompiledGraph`.
-        """
-        from quantir.compiler.graph.compiled import compile_graph
-
-        return compile_graph(self, device=device, threads=threads, pipeline=pipeline)
 
 
 def _describe_key(key: tuple) -> str:

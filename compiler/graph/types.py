@@ -105,7 +105,7 @@ class TensorType:
 
     ``TensorType(DType.float32, ["batch", 4096])``. The device is recorded
     for API compatibility; where a graph runs is chosen by
-    ``Graph.compile(device=...)``.
+    ``quantir.runtime.compile_graph(graph, device=...)``.
     """
 
     __slots__ = ("device", "dtype", "shape")

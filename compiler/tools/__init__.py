@@ -1,1 +1,1 @@
-"""Command-line entry points (quantir-opt, quantir-run)."""
+"""The quantir-opt command and the error reporting every quantir command shares."""

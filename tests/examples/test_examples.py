@@ -18,8 +18,9 @@ from xdsl.printer import Printer
 
 from quantir.compiler.context import make_context
 from quantir.compiler.diagnostics import parse_located
-from quantir.compiler.tools.quantir_run import main as quantir_run
+from quantir.runtime import compile_graph
 from quantir.runtime.gguf import open_gguf
+from quantir.runtime.tools.quantir_run import main as quantir_run
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
@@ -83,7 +84,7 @@ def test_readme_command_as_a_subprocess():
     command = (
         [str(script)]
         if script.exists()
-        else [sys.executable, "-m", "quantir.compiler.tools.quantir_run"]
+        else [sys.executable, "-m", "quantir.runtime.tools.quantir_run"]
     )
     result = subprocess.run(
         [*command, *COMMAND],
@@ -158,6 +159,6 @@ def test_readme_command_on_the_gpu(tmp_path, monkeypatch, capsys):
     np.testing.assert_allclose(np.load(out), reference(np.load(X)), rtol=1e-4, atol=1e-4)
     # The builder's compiled graph on the GPU, with weights bound from the file.
     example = _load_build_graph()
-    compiled = example.build_tiny_mlp().compile(device="cuda:0")
+    compiled = compile_graph(example.build_tiny_mlp(), device="cuda:0")
     (y,) = compiled(np.load(X), weights=open_gguf(MODEL))
     np.testing.assert_allclose(y, np.load(out), rtol=1e-5, atol=1e-5)

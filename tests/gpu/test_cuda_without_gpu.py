@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from quantir.compiler.backend.calling_convention import KernelSignature
-from quantir.compiler.graph.compiled import DeviceUnavailableError
 from quantir.runtime import cuda
+from quantir.runtime.compiled_graph import DeviceUnavailableError
 
 
 def test_import_never_touches_the_driver() -> None:
@@ -31,7 +31,7 @@ def test_no_gpu_is_a_clear_error() -> None:
 
 
 def test_unknown_device_string() -> None:
-    from quantir.runtime.api import parse_device
+    from quantir.runtime.device_names import parse_device
 
     assert parse_device("cpu") == ("cpu", 0)
     assert parse_device("cuda:3") == ("gpu", 3)

@@ -14,20 +14,19 @@ from xdsl.printer import Printer
 from quantir.compiler.context import make_context
 from quantir.compiler.diagnostics import parse_located
 from quantir.compiler.graph import (
-    DeviceUnavailableError,
     DType,
     Graph,
-    MissingWeightError,
     QuantizationConfig,
     QuantizationEncoding,
     TensorType,
     Weight,
-    WeightMismatchError,
     ops,
 )
+from quantir.runtime import DeviceUnavailableError, compile_graph
 from quantir.runtime.buffers import BufferError
 from quantir.runtime.gguf import open_gguf
 from quantir.runtime.gptq import dequantize_gptq_reference, quantize_gptq_rtn
+from quantir.runtime.weight_binding import MissingWeightError, WeightMismatchError
 
 E = QuantizationEncoding
 GGUF_FILE = Path(__file__).resolve().parents[1] / "data" / "gguf" / "tiny-llama-q4_k_m.gguf"
@@ -343,7 +342,7 @@ def reference_ffn(x: np.ndarray, model) -> np.ndarray:
 
 
 def test_compiled_gguf_graph_matches_numpy(model):
-    compiled = build_ffn().compile(threads=2)
+    compiled = compile_graph(build_ffn(), threads=2)
     assert compiled.weight_names == [
         "blk.0.ffn_norm.weight",
         "blk.0.ffn_gate.weight",
@@ -365,7 +364,7 @@ def test_compiled_gguf_graph_matches_numpy(model):
 
 
 def test_compiled_graph_checks_inputs_and_weights(model):
-    compiled = build_ffn().compile(threads=1)
+    compiled = compile_graph(build_ffn(), threads=1)
     x = np.zeros((2, 256), np.float32)
     with pytest.raises(MissingWeightError, match='weight "blk.0.ffn_norm.weight" .* not given'):
         compiled(x)
@@ -386,7 +385,7 @@ def test_compiled_graph_checks_inputs_and_weights(model):
 def test_symbolic_dimensions_are_checked_at_call_time():
     t1 = TensorType(DType.float32, ["batch", 8])
     g = Graph("pair", lambda a, b: a + b, input_types=[t1, t1])
-    compiled = g.compile(threads=1)
+    compiled = compile_graph(g, threads=1)
     a = np.arange(16, dtype=np.float32).reshape(2, 8)
     (y,) = compiled(a, 2 * a)
     np.testing.assert_array_equal(y, 3 * a)
@@ -399,7 +398,7 @@ def test_gptq_graph_matches_reference(tmp_path):
     w = rng.standard_normal((64, 256)).astype(np.float32) * 0.1
     bias = rng.standard_normal(64).astype(np.float32)
     layer = quantize_gptq_rtn(w, 4, 64, sym=True, name="layer", bias=bias)
-    compiled = build_gptq_layer().compile(threads=2)
+    compiled = compile_graph(build_gptq_layer(), threads=2)
     x = rng.standard_normal((3, 256)).astype(np.float32)
     w_ref = dequantize_gptq_reference(layer)
     weights = {"layer": layer, "layer.bias": layer.bias.astype(np.float32)}
@@ -417,7 +416,7 @@ def test_dequantize_and_float_matmul_graph(model):
         head = g.add_weight(q("output.weight", E.Q6_K, 32, 256))
         w = ops.dequantize(E.Q6_K, head)
         g.output(w, g.inputs[0] @ w)
-    w_out, y = g.compile(threads=1)(np.eye(32, dtype=np.float32)[:3], weights=model)
+    w_out, y = compile_graph(g, threads=1)(np.eye(32, dtype=np.float32)[:3], weights=model)
     ref = gguf_dequantize(np.asarray(model.tensor("output.weight").data), GGMLQuantizationType.Q6_K)
     np.testing.assert_array_equal(w_out, ref)  # bit-identical to gguf-py / ggml
     np.testing.assert_array_equal(y, ref[:3])
@@ -427,13 +426,13 @@ def test_compile_errors(monkeypatch):
     # A graph that only passes its input through still compiles (to a copy).
     g = Graph("passthrough", lambda x: x, input_types=[TensorType(DType.float32, [2, 4])])
     x = np.arange(8, dtype=np.float32).reshape(2, 4)
-    (same,) = g.compile()(x)
+    (same,) = compile_graph(g)(x)
     np.testing.assert_array_equal(same, x)
     assert not np.shares_memory(same, x)
     g2 = Graph("sq", lambda x: x * x, input_types=[TensorType(DType.float32, [2, 4])])
     with pytest.raises(ValueError, match="unknown device 'tpu'"):
-        g2.compile(device="tpu")
+        compile_graph(g2, device="tpu")
     # Without quantir's GPU runtime, a GPU device is a clear error (not an ImportError).
     monkeypatch.setitem(sys.modules, "quantir.runtime.cuda", None)
     with pytest.raises(DeviceUnavailableError, match="'cuda:0' is not available: quantir's GPU"):
-        g2.compile(device="cuda:0")
+        compile_graph(g2, device="cuda:0")

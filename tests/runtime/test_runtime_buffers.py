@@ -19,10 +19,10 @@ import textwrap
 import numpy as np
 import pytest
 
-from quantir.compiler.graph.compiled import compile_on_device
 from quantir.dialects.encoding import QuantizationConfig
 from quantir.runtime import api
 from quantir.runtime.buffers import BufferError
+from quantir.runtime.compiled_graph import compile_on_device
 from quantir.runtime.gptq import quantize_gptq_rtn
 
 ENC, K, N = "q8_0", 160, 37  # kernels shared with test_kernels_gguf (same K)

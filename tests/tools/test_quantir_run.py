@@ -14,13 +14,13 @@ from gguf import GGMLQuantizationType
 from gguf.quants import dequantize as gguf_dequantize
 
 from quantir.compiler.tools.command import one_line
-from quantir.compiler.tools.quantir_run import main
 from quantir.runtime.gguf import open_gguf
 from quantir.runtime.gptq import (
     dequantize_gptq_reference,
     quantize_gptq_rtn,
     save_gptq_checkpoint,
 )
+from quantir.runtime.tools.quantir_run import main
 
 TESTS = Path(__file__).resolve().parents[1]
 DATA = Path(__file__).resolve().parent / "data"
@@ -526,7 +526,7 @@ def _command() -> list[str]:
     script = Path(sys.executable).parent / "quantir-run"
     if script.exists():
         return [str(script)]
-    return [sys.executable, "-m", "quantir.compiler.tools.quantir_run"]
+    return [sys.executable, "-m", "quantir.runtime.tools.quantir_run"]
 
 
 def test_subprocess_success_and_errors(tmp_path, bias_npz):

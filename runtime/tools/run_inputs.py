@@ -21,6 +21,7 @@ from xdsl.dialects import func
 from xdsl.dialects.builtin import TensorType
 
 from quantir.compiler.diagnostics import UserError
+from quantir.runtime.host_plan import PlanError, numpy_dtypes
 
 __all__ = ["FunctionInput", "InputSpec", "assign_inputs", "function_inputs", "load_input"]
 
@@ -95,8 +96,6 @@ class FunctionInput:
 
 
 def function_inputs(function: func.FuncOp) -> list[FunctionInput]:
-    from quantir.runtime.host_plan import PlanError, numpy_dtypes
-
     inputs = []
     for i, arg in enumerate(function.body.block.args):
         t = arg.type

@@ -27,24 +27,23 @@ from xdsl.dialects import func
 from xdsl.dialects.builtin import ModuleOp
 
 from quantir.compiler.diagnostics import UserError
-from quantir.compiler.graph.compiled import (
-    DeviceUnavailableError,
-    compile_on_device,
-)
-from quantir.compiler.graph.weight_sources import (
-    WeightSource,
-    locate_weights,
-    open_weight_source,
-    weight_declarations,
-)
 from quantir.compiler.tools.command import run_command
-from quantir.compiler.tools.run_inputs import (
+from quantir.runtime.compiled_graph import DeviceUnavailableError, compile_on_device
+from quantir.runtime.device_names import parse_device
+from quantir.runtime.jit import parse_source
+from quantir.runtime.tools.run_inputs import (
     assign_inputs,
     function_inputs,
     load_input,
     parse_input_spec,
 )
-from quantir.compiler.tools.run_output import format_result, format_timings, save_npy_atomic
+from quantir.runtime.tools.run_output import format_result, format_timings, save_npy_atomic
+from quantir.runtime.weight_binding import (
+    WeightSource,
+    locate_weights,
+    open_weight_source,
+    weight_declarations,
+)
 
 __all__ = ["build_parser", "main"]
 
@@ -69,8 +68,6 @@ def _positive_int(text: str) -> int:
 
 
 def _device(text: str) -> str:
-    from quantir.runtime.api import parse_device
-
     try:
         parse_device(text)
     except ValueError as e:
@@ -159,8 +156,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _read_graph(path: str) -> ModuleOp:
-    from quantir.runtime.jit import parse_source
-
     p = Path(path)
     if not p.exists():
         raise UserError(f"{path}: no such file")

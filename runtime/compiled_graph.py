@@ -1,4 +1,11 @@
-"""Compiling graphs for a device, and calling the result on numpy arrays."""
+"""Compiling graphs for a device, and calling the result on numpy arrays.
+
+    compiled = compile_graph(graph, device="cpu", threads=4)
+    y, = compiled(x, weights={"w": packed})     # or an open GGUF model, a GPTQ checkpoint
+
+`compile_graph` takes a `quantir.compiler.graph.Graph`; `compile_on_device`
+takes IR (text or a module) and returns the loaded `Program` of one function.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +17,12 @@ from xdsl.dialects import func
 from xdsl.dialects.builtin import ModuleOp
 
 from quantir.compiler.graph.types import TensorType, format_shape
-from quantir.compiler.graph.weight_sources import (
+from quantir.runtime.buffers import BufferError
+from quantir.runtime.cpu_threads import resolve_threads
+from quantir.runtime.device_names import parse_device
+from quantir.runtime.jit import compile_source, load_program
+from quantir.runtime.program import Program
+from quantir.runtime.weight_binding import (
     WeightDeclaration,
     as_weight_sources,
     bind_weights,
@@ -19,7 +31,6 @@ from quantir.compiler.graph.weight_sources import (
 
 if TYPE_CHECKING:
     from quantir.compiler.graph.builder import Graph
-    from quantir.runtime.program import Program
 
 __all__ = ["CompiledGraph", "DeviceUnavailableError", "compile_graph", "compile_on_device"]
 
@@ -47,10 +58,6 @@ def compile_on_device(
     when the GPU runtime or a GPU is missing, and the compiler's UserError
     for IR it rejects.
     """
-    from quantir.runtime.api import parse_device
-    from quantir.runtime.cpu import resolve_threads
-    from quantir.runtime.jit import compile_source, load_program
-
     kind, index = parse_device(device)
     if kind == "cpu":
         compiled = compile_source(source, "cpu", name=name, pipeline=pipeline)
@@ -112,8 +119,6 @@ class CompiledGraph:
         return [d.name for d in self.weight_declarations]
 
     def _check_inputs(self, inputs: Sequence[object]) -> None:
-        from quantir.runtime.buffers import BufferError
-
         if len(inputs) != len(self.input_types):
             raise BufferError(
                 f"graph {self.name!r} takes {len(self.input_types)} input(s), got {len(inputs)}"
@@ -157,8 +162,15 @@ class CompiledGraph:
 
 
 def compile_graph(
-    graph: Graph, *, device: str = "cpu", threads: int | None = None, pipeline: str | None = None
+    graph: Graph, device: str = "cpu", threads: int | None = None, *, pipeline: str | None = None
 ) -> CompiledGraph:
+    """Compile `graph` for `device` ("cpu", "cuda:N") and return a callable.
+
+    ``compiled(*arrays, weights={name: array, ...})`` returns the outputs as
+    a list of numpy arrays; see `CompiledGraph`. `threads` sets the CPU
+    thread count (default: QUANTIR_NUM_THREADS, else every core); `pipeline`
+    replaces the device's named pipeline.
+    """
     module = graph.module
     function = _function(module, graph.name)
     declarations = weight_declarations(function)

@@ -31,6 +31,8 @@ from xdsl.dialects.builtin import TensorType as IRTensorType
 
 from quantir.dialects.encoding import GPTQ_TENSOR_NAMES, QuantizationConfig, QuantizationEncoding
 from quantir.dialects.quant import WeightOp
+from quantir.runtime.host_plan import numpy_dtypes
+from quantir.runtime.program import gather_weight_parts
 
 __all__ = [
     "ArrayWeights",
@@ -113,8 +115,6 @@ class WeightDeclaration:
 
 
 def _declaration_of(op: WeightOp) -> WeightDeclaration:
-    from quantir.runtime.host_plan import numpy_dtypes
-
     parts = []
     encoding = op.encoding.encoding if op.encoding is not None else None
     if encoding is QuantizationEncoding.GPTQ:
@@ -297,8 +297,6 @@ class ArrayWeights(WeightSource):
                 if (config, fmt, shape) != (decl.config, decl.checkpoint_format, decl.shape):
                     found = f"{describe_gptq(config, fmt)} {_shape_text(shape)}"
                     raise _mismatch(decl, found, self.label)
-            from quantir.runtime.program import gather_weight_parts
-
             try:
                 parts = gather_weight_parts(decl.name, value, tuple(names))
             except ValueError as e:
