@@ -1,9 +1,12 @@
-"""quantir's named pipelines and the compile driver built on them.
+"""quantir's named pipelines, and `lower`, which runs one on a module.
 
-`quantir-cpu` and `quantir-gpu` are the pass lists from graph IR to outlined
-kernels; `quantir-opt -p quantir-cpu` expands them in place, so
-`--print-between-passes` shows every stage. `compile_module` runs a pipeline
-and translates the kernels to machine code (CPU) or PTX (GPU).
+`quantir-cpu`, `quantir-cpu-scalar` and `quantir-gpu` are the pass lists from
+graph IR to outlined kernels. `quantir-opt -p quantir-cpu` expands a name in
+place, so `--print-between-passes` shows every stage; plain `xdsl-opt` sees
+each name as one pass (`QuantirCpuPass`, ...). `lower(module, target)` runs
+the target's pipeline on a copy of the module; the backends
+(`quantir.compiler.backend`) then translate the kernels to machine code (CPU)
+or PTX (GPU).
 """
 
 from __future__ import annotations
