@@ -14,7 +14,7 @@ zero for "gptq_v2"; without desc_act, g = k // group_size.
 
 from __future__ import annotations
 
-from xdsl.dialects.builtin import IntegerType, VectorType, i32, i64
+from xdsl.dialects.builtin import VectorType, i32, i64
 
 from quantir.compiler.lowering.emitter import Emitter, Value
 
@@ -44,8 +44,3 @@ def code_at(e: Emitter, bit_offset: Value, word: Value, next_word: Value, bits: 
         return e.andi(e.shrui(word, s32), mask)
     both = e.ori(e.extui(word, i64), e.shli(e.extui(next_word, i64), 32))
     return e.trunci(e.andi(e.shrui(both, shift), mask), i32)
-
-
-def is_i32(t) -> bool:
-    elem = t.element_type if isinstance(t, VectorType) else t
-    return isinstance(elem, IntegerType) and elem.width.data == 32
