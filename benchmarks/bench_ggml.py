@@ -277,6 +277,21 @@ def time_pair(
     )
 
 
+def stalled_rows(rows: list[MatmulRow]) -> list[str]:
+    """Multi-thread rows where ggml was slower than on one thread: a loaded machine.
+
+    ggml's workers wait for each other by spinning; when other processes hold
+    the cores, a step can wait for whole time slices. Such a row's ratio says
+    nothing about the kernels.
+    """
+    one = {(r.encoding, r.n, r.m): r.ggml_s for r in rows if r.threads == 1}
+    return [
+        f"{r.encoding} {shape_text(r.n, r.k)} M={r.m} threads={r.threads}"
+        for r in rows
+        if r.threads > 1 and r.ggml_s > one.get((r.encoding, r.n, r.m), math.inf)
+    ]
+
+
 # -- GPTQ rows: quantir's GPTQ 4-bit against quantir's Q4_0 ----------------------------------
 
 
@@ -522,13 +537,22 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"\ntotal {time.perf_counter() - start:.0f} s; "
         + (f"{len(wrong)} row(s) WRONG (results disagree)" if wrong else "all results agree")
+        + "; load average at the end "
+        + " ".join(f"{v:.2f}" for v in os.getloadavg())
     )
+    stalled = stalled_rows(rows)
+    if stalled:
+        print(
+            "ggml ran slower on more threads than on one (its pool stalled: the machine is "
+            "loaded; rerun these): " + ", ".join(stalled)
+        )
     if args.json:
         report = {
             "machine": machine,
             "command": [Path(sys.argv[0]).name, *(sys.argv[1:] if argv is None else argv)],
             "throughput_unit": "G multiply-adds/s = N*K*M / seconds / 1e9",
             "rows": [r.record() for r in rows],
+            "ggml_stalled": stalled_rows(rows),
             "gptq_rows": [r.record() for r in gptq_rows],
         }
         args.json.write_text(json.dumps(report, indent=1) + "\n")

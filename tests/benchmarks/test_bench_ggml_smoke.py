@@ -59,3 +59,11 @@ def test_quick_subset(bench) -> None:
     args = bench.parse_args(["--quick", "--threads", "1"])
     assert args.encodings == ["q4_0", "q4_k", "gptq4"]
     assert args.m == [1, 16] and args.threads == [1] and args.shapes == "cache"
+
+
+def test_a_stalled_ggml_pool_is_named(bench) -> None:
+    def row(threads: int, ggml_s: float):
+        return bench.MatmulRow("q8_0", 4096, 14336, 1, threads, 0, ggml_s, 5e-3, 0, 0, 0)
+
+    assert bench.stalled_rows([row(1, 4e-3), row(2, 2e-3)]) == []
+    assert bench.stalled_rows([row(1, 4e-3), row(2, 2e-2)]) == ["q8_0 N=4096,K=14336 M=1 threads=2"]
