@@ -37,12 +37,13 @@ class BroadcastError(ValueError):
 
 
 def broadcast_shapes(
-    a: Sequence[D], b: Sequence[D], merge: Callable[[D, D], D | None]
+    a: Sequence[D], b: Sequence[D], merge: Callable[[D, D, int], D | None]
 ) -> tuple[D, ...]:
     """The shape of an elementwise result of operands shaped `a` and `b`.
 
     Equal dimensions and 1s follow the rule; for two other dimensions,
-    `merge(dim of a, dim of b)` gives the result's (None: they cannot agree).
+    `merge(dim of a, dim of b, from_end)` gives the result's (None: they
+    cannot agree).
     Raises BroadcastError.
     """
     a_is_larger = len(a) >= len(b)
@@ -58,7 +59,7 @@ def broadcast_shapes(
                 raise BroadcastError("stretch", from_end, x, y)
             out.append(y)
         else:
-            merged = merge(x, y) if a_is_larger else merge(y, x)
+            merged = merge(x, y, from_end) if a_is_larger else merge(y, x, from_end)
             if merged is None:
                 raise BroadcastError("mismatch", from_end, x, y)
             out.append(merged)

@@ -18,25 +18,26 @@ lower-rank operand's shape must equal the trailing dimensions of the other
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TypeVar
 
 from xdsl.dialects.builtin import DYNAMIC_INDEX, Float32Type, MemRefType, TensorType
 from xdsl.ir import Attribute, Dialect, Operation, SSAValue
 from xdsl.irdl import (
-    IRDLOperation,
     irdl_op_definition,
     operand_def,
     opt_operand_def,
     opt_result_def,
     traits_def,
 )
-from xdsl.parser import Parser
+from xdsl.parser import Parser, UnresolvedOperand
 from xdsl.printer import Printer
-from xdsl.traits import EffectInstance, MemoryEffect, MemoryEffectKind
 from xdsl.utils.exceptions import VerifyException
 
 from quantir.dialects.broadcasting import BroadcastError, broadcast_shapes
+from quantir.dialects.destination_style import DestinationStyleOp, DimSolver, WritesOutBuffer
 
 ShapedType = TensorType | MemRefType
+D = TypeVar("D")
 
 
 def _fmt(shape: Sequence[int]) -> str:
@@ -47,7 +48,7 @@ def _compatible(a: int, b: int) -> bool:
     return a == b or a == DYNAMIC_INDEX or b == DYNAMIC_INDEX
 
 
-def _merge_dynamic(a: int, b: int) -> int | None:
+def _merge_dynamic(a: int, b: int, from_end: int) -> int | None:
     """Two unequal sizes agree when one is dynamic; the result takes the static one."""
     if a == DYNAMIC_INDEX:
         return b
@@ -69,17 +70,7 @@ def broadcast_shape(what: str, a: Sequence[int], b: Sequence[int]) -> tuple[int,
         ) from None
 
 
-class _WritesOut(MemoryEffect):
-    @classmethod
-    def get_effects(cls, op: Operation) -> set[EffectInstance]:
-        effects = {EffectInstance(MemoryEffectKind.READ, o) for o in op.operands}
-        out = getattr(op, "out", None)
-        if out is not None:
-            effects.add(EffectInstance(MemoryEffectKind.WRITE, out))
-        return effects
-
-
-class _BinaryGraphOp(IRDLOperation):
+class _BinaryGraphOp(DestinationStyleOp):
     """`OP %a, %b [outs(%o)] [attrs] : (types) -> types` on f32 tensors or memrefs."""
 
     lhs = operand_def(TensorType | MemRefType)
@@ -87,7 +78,7 @@ class _BinaryGraphOp(IRDLOperation):
     out = opt_operand_def(MemRefType)
     result = opt_result_def(TensorType)
 
-    traits = traits_def(_WritesOut())
+    traits = traits_def(WritesOutBuffer())
 
     def __init__(
         self,
@@ -103,73 +94,47 @@ class _BinaryGraphOp(IRDLOperation):
 
     @classmethod
     def parse(cls, parser: Parser) -> _BinaryGraphOp:
-        lhs = parser.parse_unresolved_operand()
-        parser.parse_punctuation(",")
-        rhs = parser.parse_unresolved_operand()
-        out = None
-        if parser.parse_optional_keyword("outs") is not None:
-            parser.parse_punctuation("(")
-            out = parser.parse_unresolved_operand()
-            parser.parse_punctuation(")")
-        attrs = parser.parse_optional_attr_dict()
-        parser.parse_punctuation(":")
-        pos = parser.pos
-        ftype = parser.parse_function_type()
-        unresolved = [lhs, rhs] + ([out] if out is not None else [])
-        if len(ftype.inputs.data) != len(unresolved):
-            parser.raise_error(
-                f"{len(unresolved)} operands but {len(ftype.inputs.data)} operand types", pos
-            )
-        values = parser.resolve_operands(unresolved, ftype.inputs.data, pos)
-        if len(ftype.outputs.data) > 1:
-            parser.raise_error("expected at most one result type", pos)
-        result = ftype.outputs.data[0] if ftype.outputs.data else None
-        op = cls(values[0], values[1], result, values[2] if out is not None else None)
-        op.attributes.update(attrs)
+        def parse_inputs() -> list[UnresolvedOperand]:
+            lhs = parser.parse_unresolved_operand()
+            parser.parse_punctuation(",")
+            return [lhs, parser.parse_unresolved_operand()]
+
+        parsed = cls.parse_destination(parser, parse_inputs)
+        lhs, rhs = parsed.inputs
+        op = cls(lhs, rhs, parsed.result_type, parsed.out)
+        op.attributes.update(parsed.attributes)
         return op
 
     def print(self, printer: Printer) -> None:
         printer.print_string(" ")
-        printer.print_operand(self.lhs)
-        printer.print_string(", ")
-        printer.print_operand(self.rhs)
-        if self.out is not None:
-            printer.print_string(" outs(")
-            printer.print_operand(self.out)
-            printer.print_string(")")
-        printer.print_op_attributes(self.attributes)
-        printer.print_string(" : ")
-        printer.print_function_type([o.type for o in self.operands], [r.type for r in self.results])
+        self.print_destination(printer)
+
+    def on_buffers(self, inputs: Sequence[SSAValue], out: SSAValue) -> _BinaryGraphOp:
+        lhs, rhs = inputs
+        return type(self)(lhs, rhs, None, out)
 
     def _types(self) -> tuple[ShapedType, ShapedType, ShapedType]:
-        what = self.name
-        ins = [self.lhs, self.rhs]
-        if self.out is not None:
-            if self.result is not None:
-                raise VerifyException(f"{what}: has both a result and an outs() buffer")
-            if not all(isinstance(v.type, MemRefType) for v in ins):
-                raise VerifyException(
-                    f"{what}: the outs() form works on memrefs: every operand must be a memref"
-                )
-            rt = self.out.type
-        else:
-            if self.result is None:
-                raise VerifyException(f"{what}: needs a tensor result or an outs() memref")
-            if not all(isinstance(v.type, TensorType) for v in ins):
-                raise VerifyException(
-                    f"{what}: the value form works on tensors: every operand must be a tensor"
-                )
-            rt = self.result.type
+        rt = self.destination_type()
         for name, t in (("lhs", self.lhs.type), ("rhs", self.rhs.type), ("result", rt)):
             assert isinstance(t, ShapedType)
             if not isinstance(t.element_type, Float32Type):
                 raise VerifyException(
-                    f"{what}: {name} must have element type f32, got {t.element_type}"
+                    f"{self.name}: {name} must have element type f32, got {t.element_type}"
                 )
         return self.lhs.type, self.rhs.type, rt  # type: ignore[return-value]
 
 
 class _ElementwiseOp(_BinaryGraphOp):
+    def infer_result_dims(self, operand_dims: Sequence[list[D]], solver: DimSolver[D]) -> list[D]:
+        lhs, rhs = operand_dims
+        rank = max(len(lhs), len(rhs))
+
+        def agree(a: D, b: D, from_end: int) -> D:
+            what = f"{self.name}: dimension {rank + from_end} of the operands differs"
+            return solver.unify([a, b], what)
+
+        return list(broadcast_shapes(lhs, rhs, agree))
+
     def verify_(self) -> None:
         a, b, r = self._types()
         expected = broadcast_shape(self.name, a.get_shape(), b.get_shape())
@@ -217,6 +182,10 @@ class MatmulOp(_BinaryGraphOp):
     """
 
     name = "qnn.matmul"
+
+    def infer_result_dims(self, operand_dims: Sequence[list[D]], solver: DimSolver[D]) -> list[D]:
+        x, w = operand_dims
+        return [*x[:-1], w[1]]
 
     def verify_(self) -> None:
         x, w, r = self._types()

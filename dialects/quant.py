@@ -29,7 +29,7 @@ and attribute.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import ClassVar
+from typing import ClassVar, TypeVar
 
 from xdsl.dialects.builtin import (
     DYNAMIC_INDEX,
@@ -65,10 +65,11 @@ from xdsl.irdl import (
 )
 from xdsl.parser import AttrParser, Parser
 from xdsl.printer import Printer
-from xdsl.traits import EffectInstance, MemoryEffect, MemoryEffectKind, Pure
+from xdsl.traits import Pure
 from xdsl.utils.exceptions import VerifyException
 from xdsl.utils.str_enum import StrEnum
 
+from quantir.dialects.destination_style import DestinationStyleOp, DimSolver, WritesOutBuffer
 from quantir.dialects.encoding import (
     GPTQ_BITS,
     GPTQ_CHECKPOINT_FORMATS,
@@ -98,6 +99,9 @@ __all__ = [
     "Weight",
     "WeightOp",
 ]
+
+D = TypeVar("D")
+"""A dimension as result-shape inference's caller tracks it."""
 
 # --------------------------------------------------------------------------
 # Attributes
@@ -415,14 +419,30 @@ def _n_of(encoding: QuantizationEncoding, packed: Sequence[Attribute]) -> int:
     return shape[0]
 
 
-class _DestinationStyle:
-    """Syntax and checks shared by ops that return a tensor or write an `outs` memref.
+class _EncodedOp(DestinationStyleOp):
+    """A quant op that reads a packed weight (see DestinationStyleOp for its two forms).
 
     `OP #quant.encoding<e> [config #quant.gptq<...>] %a, %b [outs(%o)] [attrs] : (types) -> types`
     """
 
+    VALUE_FORM_RULE: ClassVar[str] = (
+        "every operand and the result must be tensors (use outs() on memrefs)"
+    )
+
+    @property
+    def encoding_kind(self) -> QuantizationEncoding:
+        return self.encoding.encoding  # type: ignore[attr-defined]
+
+    @property
+    def diagnostic_name(self) -> str:
+        return f"{self.name} ({self.encoding_kind.name})"
+
     @classmethod
-    def _parse_encoded(cls, parser: Parser):  # -> the op
+    def _from_parsed(cls, encoding, operands, result_type, out, config) -> _EncodedOp:
+        raise NotImplementedError
+
+    @classmethod
+    def parse(cls, parser: Parser) -> _EncodedOp:
         pos = parser.pos
         enc = parser.parse_attribute()
         if not isinstance(enc, EncodingAttr):
@@ -433,92 +453,42 @@ class _DestinationStyle:
             config = parser.parse_attribute()
             if not isinstance(config, GPTQConfigAttr):
                 parser.raise_error(f"expected a #quant.gptq attribute, got {config}", pos)
-        operands = parser.parse_comma_separated_list(
-            parser.Delimiter.NONE, parser.parse_unresolved_operand
+        parsed = cls.parse_destination(
+            parser,
+            lambda: parser.parse_comma_separated_list(
+                parser.Delimiter.NONE, parser.parse_unresolved_operand
+            ),
         )
-        out = None
-        if parser.parse_optional_keyword("outs") is not None:
-            parser.parse_punctuation("(")
-            out = parser.parse_unresolved_operand()
-            parser.parse_punctuation(")")
-        attrs = parser.parse_optional_attr_dict()
-        parser.parse_punctuation(":")
-        pos = parser.pos
-        ftype = parser.parse_function_type()
-        all_unresolved = operands + ([out] if out is not None else [])
-        if len(ftype.inputs.data) != len(all_unresolved):
-            parser.raise_error(
-                f"{len(all_unresolved)} operands but {len(ftype.inputs.data)} operand types",
-                pos,
-            )
-        values = parser.resolve_operands(all_unresolved, ftype.inputs.data, pos)
-        out_value = values.pop() if out is not None else None
-        results = list(ftype.outputs.data)
-        if len(results) > 1:
-            parser.raise_error("expected at most one result type", pos)
-        op = cls._from_parsed(  # type: ignore[attr-defined]
-            enc.encoding, values, results[0] if results else None, out_value, config
-        )
-        op.attributes.update(attrs)
+        op = cls._from_parsed(enc.encoding, parsed.inputs, parsed.result_type, parsed.out, config)
+        op.attributes.update(parsed.attributes)
         return op
 
-    def _print_encoded(self, printer: Printer) -> None:
-        op: IRDLOperation = self  # type: ignore[assignment]
-        out: SSAValue | None = op.out  # type: ignore[attr-defined]
+    def print(self, printer: Printer) -> None:
         printer.print_string(" ")
-        printer.print_attribute(op.encoding)  # type: ignore[attr-defined]
-        if op.config is not None:  # type: ignore[attr-defined]
+        printer.print_attribute(self.encoding)  # type: ignore[attr-defined]
+        config = self.config  # type: ignore[attr-defined]
+        if config is not None:
             printer.print_string(" config ")
-            printer.print_attribute(op.config)  # type: ignore[attr-defined]
+            printer.print_attribute(config)
         printer.print_string(" ")
-        ins = [o for o in op.operands if o is not out]
-        printer.print_list(ins, printer.print_operand)
-        if out is not None:
-            printer.print_string(" outs(")
-            printer.print_operand(out)
-            printer.print_string(")")
-        printer.print_op_attributes(op.attributes)
-        printer.print_string(" : ")
-        printer.print_function_type([o.type for o in op.operands], [r.type for r in op.results])
+        self.print_destination(printer)
 
-    def _result_type(self, op: IRDLOperation, what: str) -> ShapedType:
-        out: SSAValue | None = op.out  # type: ignore[attr-defined]
-        res = op.result  # type: ignore[attr-defined]
-        operands = [o for o in op.operands if o is not out]
-        on_memrefs = all(isinstance(o.type, MemRefType) for o in operands)
-        on_tensors = all(isinstance(o.type, TensorType) for o in operands)
-        if out is not None:
-            if res is not None:
-                raise VerifyException(f"{what}: has both a result and an outs() buffer")
-            if not on_memrefs or not isinstance(out.type, MemRefType):
-                raise VerifyException(
-                    f"{what}: the outs() form works on memrefs: every operand must be a memref"
-                )
-            return out.type
-        if res is None:
-            raise VerifyException(f"{what}: needs a tensor result or an outs() memref")
-        if not on_tensors or not isinstance(res.type, TensorType):
-            raise VerifyException(
-                f"{what}: the value form works on tensors: every operand and the result "
-                "must be tensors (use outs() on memrefs)"
-            )
-        return res.type
-
-
-class _WritesOutBuffer(MemoryEffect):
-    """Reads its operands; writes its outs() buffer when it has one."""
-
-    @classmethod
-    def get_effects(cls, op: Operation) -> set[EffectInstance]:
-        effects = {EffectInstance(MemoryEffectKind.READ, o) for o in op.operands}
-        out = getattr(op, "out", None)
-        if out is not None:
-            effects.add(EffectInstance(MemoryEffectKind.WRITE, out))
-        return effects
-
-
-def _encoding_of(op: IRDLOperation) -> QuantizationEncoding:
-    return op.encoding.encoding  # type: ignore[attr-defined]
+    def rows(self, packed_dims: Sequence[list[D]], solver: DimSolver[D]) -> D:
+        """N, the packed weight's rows, from the packed operands' dimensions (GPTQ's
+        tensors must agree on it)."""
+        if self.encoding_kind is not QuantizationEncoding.GPTQ:
+            return packed_dims[0][0]
+        config = self.config  # type: ignore[attr-defined]
+        assert config is not None
+        bits = config.bits.data
+        qweight, qzeros, scales, _ = packed_dims
+        n = solver.unify(
+            [qweight[1], scales[1]], f"{self.name}: GPTQ qweight and scales disagree on N"
+        )
+        solver.check(
+            qzeros[1], n, f"{self.name}: GPTQ qzeros must have N*{bits}/32 columns", 32, bits
+        )
+        return n
 
 
 # --------------------------------------------------------------------------
@@ -667,7 +637,7 @@ class WeightOp(IRDLOperation):
 
 
 @irdl_op_definition
-class DequantizeOp(IRDLOperation, _DestinationStyle):
+class DequantizeOp(_EncodedOp):
     """Unpacks a packed [N, K] weight into f32 values.
 
     The value is bit-identical to ggml's dequantizers (gguf-py's
@@ -691,7 +661,7 @@ class DequantizeOp(IRDLOperation, _DestinationStyle):
     result = opt_result_def(TensorType)
 
     irdl_options = (AttrSizedOperandSegments(as_property=True),)
-    traits = traits_def(_WritesOutBuffer())
+    traits = traits_def(WritesOutBuffer())
 
     def __init__(
         self,
@@ -711,17 +681,19 @@ class DequantizeOp(IRDLOperation, _DestinationStyle):
     def _from_parsed(cls, encoding, operands, result_type, out, config) -> DequantizeOp:
         return cls(encoding, operands, result_type, out, config)
 
-    @classmethod
-    def parse(cls, parser: Parser) -> DequantizeOp:
-        return cls._parse_encoded(parser)
+    def on_buffers(self, inputs: Sequence[SSAValue], out: SSAValue) -> DequantizeOp:
+        return DequantizeOp(self.encoding_kind, inputs, None, out, self.config)
 
-    def print(self, printer: Printer) -> None:
-        self._print_encoded(printer)
+    def infer_result_dims(self, operand_dims: Sequence[list[D]], solver: DimSolver[D]) -> list[D]:
+        # K is static: the result type spells it.
+        result = self.result
+        assert result is not None and isinstance(result.type, TensorType)
+        return [self.rows(operand_dims, solver), result.type.get_shape()[1]]
 
     def verify_(self) -> None:
-        encoding = _encoding_of(self)
-        what = f"quant.dequantize ({encoding.name})"
-        rt = _check_f32(what, "result", self._result_type(self, what))
+        encoding = self.encoding_kind
+        what = self.diagnostic_name
+        rt = _check_f32(what, "result", self.destination_type())
         shape = rt.get_shape()
         if len(shape) != 2:
             raise VerifyException(
@@ -736,7 +708,7 @@ class DequantizeOp(IRDLOperation, _DestinationStyle):
 
 
 @irdl_op_definition
-class QMatmulOp(IRDLOperation, _DestinationStyle):
+class QMatmulOp(_EncodedOp):
     """`x @ dequantize(w).T` without materializing the dequantized weight.
 
     `x` is [..., K] f32 (leading dimensions may be dynamic); the packed
@@ -758,7 +730,7 @@ class QMatmulOp(IRDLOperation, _DestinationStyle):
     result = opt_result_def(TensorType)
 
     irdl_options = (AttrSizedOperandSegments(as_property=True),)
-    traits = traits_def(_WritesOutBuffer())
+    traits = traits_def(WritesOutBuffer())
 
     def __init__(
         self,
@@ -781,18 +753,19 @@ class QMatmulOp(IRDLOperation, _DestinationStyle):
             raise VerifyException("quant.qmatmul: expected operands x and the packed weight")
         return cls(encoding, operands[0], operands[1:], result_type, out, config)
 
-    @classmethod
-    def parse(cls, parser: Parser) -> QMatmulOp:
-        return cls._parse_encoded(parser)
+    def on_buffers(self, inputs: Sequence[SSAValue], out: SSAValue) -> QMatmulOp:
+        x, *packed = inputs
+        return QMatmulOp(self.encoding_kind, x, packed, None, out, self.config)
 
-    def print(self, printer: Printer) -> None:
-        self._print_encoded(printer)
+    def infer_result_dims(self, operand_dims: Sequence[list[D]], solver: DimSolver[D]) -> list[D]:
+        x, *packed = operand_dims
+        return [*x[:-1], self.rows(packed, solver)]
 
     def verify_(self) -> None:
-        encoding = _encoding_of(self)
-        what = f"quant.qmatmul ({encoding.name})"
+        encoding = self.encoding_kind
+        what = self.diagnostic_name
         xt = _check_f32(what, "x", self.x.type)
-        rt = _check_f32(what, "result", self._result_type(self, what))
+        rt = _check_f32(what, "result", self.destination_type())
         xs, rs = xt.get_shape(), rt.get_shape()
         if len(xs) < 1:
             raise VerifyException(f"{what}: x must be [..., K], got a scalar")

@@ -59,7 +59,8 @@ from xdsl.passes import ModulePass
 from xdsl.utils.exceptions import PassFailedException
 
 from quantir.compiler.lowering.emitter import Emitter
-from quantir.dialects import qnn, quant
+from quantir.dialects import quant
+from quantir.dialects.destination_style import DestinationStyleOp
 from quantir.dialects.qrt import (
     INPUT_ATTR,
     OUTPUT_ATTR,
@@ -86,10 +87,7 @@ def buffer_type(t: TensorType) -> MemRefType:
 
 def _is_graph_function(f: func.FuncOp) -> bool:
     types = [*f.function_type.inputs.data, *f.function_type.outputs.data]
-    uses_quant = any(
-        isinstance(op, quant.WeightOp | quant.DequantizeOp | quant.QMatmulOp | qnn._BinaryGraphOp)
-        for op in f.walk()
-    )
+    uses_quant = any(isinstance(op, quant.WeightOp | DestinationStyleOp) for op in f.walk())
     return any(isinstance(t, TensorType) for t in types) or uses_quant
 
 
@@ -149,54 +147,20 @@ class _FunctionBufferizer:
     def dims_of(self, v: SSAValue) -> list[Dim]:
         return self.dims[v]
 
-    def result_dims(self, op: Operation) -> list[Dim]:
+    def result_dims(self, op: DestinationStyleOp) -> list[Dim]:
         """The dimensions of op's result, with the checks its operands need."""
         res = op.results[0]
         assert isinstance(res.type, TensorType)
         declared = list(res.type.get_shape())
-        name = op.name
-        if isinstance(op, quant.QMatmulOp):
-            inferred = [*self.dims_of(op.x)[:-1], self.rows(op)]
-        elif isinstance(op, qnn.MatmulOp):
-            inferred = [*self.dims_of(op.lhs)[:-1], self.dims_of(op.rhs)[1]]
-        elif isinstance(op, quant.DequantizeOp):
-            inferred = [self.rows(op), declared[1]]
-        else:
-            assert isinstance(op, qnn.AddOp | qnn.MulOp)
-            inferred = []
-            operands = [self.dims_of(op.lhs), self.dims_of(op.rhs)]
-            for i in range(len(declared)):
-                cands = []
-                for dims in operands:
-                    j = i - (len(declared) - len(dims))
-                    if j >= 0 and dims[j] != 1:
-                        cands.append(dims[j])
-                inferred.append(
-                    self.unify(cands, f"{name}: dimension {i} of the operands differs")
-                    if cands
-                    else 1
-                )
+        inferred = op.infer_result_dims([self.dims_of(v) for v in op.inputs], self)
         out = []
         for i, (want, got) in enumerate(zip(declared, inferred)):
             if want == DYNAMIC_INDEX:
                 out.append(got)
             else:
-                self.check(got, want, f"{name}: result dimension {i} must be {want}")
+                self.check(got, want, f"{op.name}: result dimension {i} must be {want}")
                 out.append(want)
         return out
-
-    def rows(self, op: quant.DequantizeOp | quant.QMatmulOp) -> Dim:
-        """N, the packed weight's rows, checking GPTQ's tensors agree on it."""
-        enc = op.encoding.encoding
-        packed = [self.dims_of(p) for p in op.packed]
-        if enc.name != "gptq":
-            return packed[0][0]
-        assert op.config is not None
-        bits = op.config.bits.data
-        qweight, qzeros, scales, _ = packed
-        n = self.unify([qweight[1], scales[1]], f"{op.name}: GPTQ qweight and scales disagree on N")
-        self.check(qzeros[1], n, f"{op.name}: GPTQ qzeros must have N*{bits}/32 columns", 32, bits)
-        return n
 
     # -- the function ---------------------------------------------------------
 
@@ -247,7 +211,7 @@ class _FunctionBufferizer:
         for op in old_block.ops:
             if isinstance(op, quant.WeightOp | func.ReturnOp):
                 continue
-            if not isinstance(op, quant.DequantizeOp | quant.QMatmulOp | qnn._BinaryGraphOp):
+            if not isinstance(op, DestinationStyleOp):
                 self.fail(f"'{op.name}' is not a graph op quantir can bufferize")
             if op.out is not None:
                 self.fail(f"'{op.name}' is already on buffers")
@@ -331,23 +295,8 @@ class _FunctionBufferizer:
             self.buffers[res] = arg
             self.dims[res] = list(res.type.get_shape())
 
-    def emit_on_buffers(self, op: Operation, dest: SSAValue) -> None:
-        b = self.buffers
-        if isinstance(op, quant.QMatmulOp):
-            self.e.op(
-                quant.QMatmulOp(
-                    op.encoding.encoding, b[op.x], [b[p] for p in op.packed], None, dest, op.config
-                )
-            )
-        elif isinstance(op, quant.DequantizeOp):
-            self.e.op(
-                quant.DequantizeOp(
-                    op.encoding.encoding, [b[p] for p in op.packed], None, dest, op.config
-                )
-            )
-        else:
-            assert isinstance(op, qnn._BinaryGraphOp)
-            self.e.op(type(op)(b[op.lhs], b[op.rhs], None, dest))
+    def emit_on_buffers(self, op: DestinationStyleOp, dest: SSAValue) -> None:
+        self.e.op(op.on_buffers([self.buffers[v] for v in op.inputs], dest))
 
 
 @dataclass(frozen=True)
