@@ -16,12 +16,16 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
+from quantir.compiler.graph import Graph, ops
+from quantir.compiler.graph.types import TensorType
 from quantir.dialects.encoding import (
     GPTQ_TENSOR_NAMES,
     QuantizationConfig,
     QuantizationEncoding,
     check_checkpoint_format,
+    packed_layout,
 )
+from quantir.dialects.weight import DType
 from quantir.runtime.buffers import BufferError
 from quantir.runtime.compiled_graph import compile_on_device
 from quantir.runtime.gptq.layer import g_idx_problem
@@ -43,12 +47,13 @@ def _gguf_k(enc: QuantizationEncoding, packed: object) -> tuple[np.ndarray, int]
             f"{enc.block_size}], got shape {list(packed.shape)}"
         )
     row_bytes = packed.shape[1]
-    if row_bytes == 0 or row_bytes % enc.block_size:
+    k = enc.row_elements(row_bytes)
+    if not k:
         raise BufferError(
             f"{enc.name} packed weight: rows of {row_bytes} bytes are not a whole number of "
             f"{enc.block_size}-byte blocks"
         )
-    return packed, row_bytes // enc.block_size * enc.elements_per_block
+    return packed, k
 
 
 def _gptq_config(
@@ -88,7 +93,12 @@ def _gptq_parts(packed: object, config: QuantizationConfig) -> tuple[dict, int]:
             f"{getattr(qweight, 'shape', type(qweight).__name__)}"
         )
     # K follows from qweight's rows: K*bits/32 words per column.
-    k = qweight.shape[0] * 32 // config.bits
+    k = config.in_features_of(qweight.shape[0])
+    if k is None:
+        raise ValueError(
+            f"GPTQ {config.bits}-bit needs K*bits to be a multiple of 32: qweight's "
+            f"{qweight.shape[0]} rows hold no whole K"
+        )
     if not isinstance(g_idx, np.ndarray) or g_idx.shape != (k,):
         raise BufferError(
             f"GPTQ g_idx: expected a 1-D int32 array of length K={k} (qweight has "
@@ -111,42 +121,37 @@ def _packed_names(enc: QuantizationEncoding) -> tuple[str, ...]:
     return GPTQ_TENSOR_NAMES if enc is QuantizationEncoding.GPTQ else ("packed",)
 
 
-def _config_attr(config: QuantizationConfig, checkpoint_format: str) -> str:
-    return (
-        f"#quant.gptq<bits = {config.bits}, group_size = {config.group_size}, "
-        f"desc_act = {str(config.desc_act).lower()}, sym = {str(config.sym).lower()}, "
-        f"format = {checkpoint_format}>"
-    )
-
-
 def _operands(
     enc: QuantizationEncoding,
     packed: object,
     config: QuantizationConfig | None,
     checkpoint_format: str | None,
-) -> tuple[list[np.ndarray], list[str], int, str]:
-    """(arrays, their tensor types, K, the op's attribute text)."""
+) -> tuple[list[np.ndarray], list[TensorType], int, QuantizationConfig | None, str | None]:
+    """(arrays, their graph types, K, the GPTQ config and checkpoint format).
+
+    N stays a symbol ("n"; qzeros' packed columns "n_words"), so it never
+    forces a recompile.
+    """
     if enc is QuantizationEncoding.GPTQ:
         config, checkpoint_format = _gptq_config(packed, config, checkpoint_format)
         parts, k = _gptq_parts(packed, config)
-        groups = config.num_groups(k)
+        config.num_groups(k)  # group_size must divide K: checked before g_idx's values
         _check_g_idx(parts["g_idx"], config, k)
+        layout = packed_layout(enc, config, None, k)
         types = [
-            f"tensor<{k * config.bits // 32}x?xi32>",
-            f"tensor<{groups}x?xi32>",
-            f"tensor<{groups}x?xf16>",
-            f"tensor<{k}xi32>",
+            TensorType(
+                DType(p.dtype),
+                [("n_words" if p.name == "qzeros" else "n") if d is None else d for d in p.shape],
+            )
+            for p in layout
         ]
-        if (k * config.bits) % 32:
-            raise ValueError(f"GPTQ {config.bits}-bit needs K*bits to be a multiple of 32, K={k}")
-        attr = f"#quant.encoding<gptq> config {_config_attr(config, checkpoint_format)}"
-        return [parts[p] for p in GPTQ_TENSOR_NAMES], types, k, attr
+        return [parts[p] for p in GPTQ_TENSOR_NAMES], types, k, config, checkpoint_format
     if config is not None:
         raise ValueError(f"{enc.name} takes no config (config is for GPTQ)")
     if checkpoint_format is not None:
         raise ValueError(f"{enc.name} takes no checkpoint_format (it is for GPTQ)")
     arr, k = _gguf_k(enc, packed)
-    return [arr], [f"tensor<?x{arr.shape[1]}xui8>"], k, f"#quant.encoding<{enc.name}>"
+    return [arr], [TensorType(DType.uint8, ["n", arr.shape[1]])], k, None, None
 
 
 def _run(
@@ -181,23 +186,25 @@ def eager_source(
     them, for qmatmul) stay dynamic, so they never force a recompile.
     """
     enc = QuantizationEncoding.parse(encoding)
-    arrays, types, k, attr = _operands(enc, packed, config, checkpoint_format)
-    params = [f"%{p}: {t}" for p, t in zip(_packed_names(enc), types)]
-    uses = [f"%{p}" for p in _packed_names(enc)]
-    if op == "dequantize":
-        result = f"tensor<?x{k}xf32>"
-    elif op == "qmatmul":
-        lead = "?x" * max(x_ndim - 1, 0)
-        xt, result = f"tensor<{lead}{k}xf32>", f"tensor<{lead}?xf32>"
-        params, uses, types = [f"%x: {xt}", *params], ["%x", *uses], [xt, *types]
-    else:
+    arrays, types, k, config, checkpoint_format = _operands(enc, packed, config, checkpoint_format)
+    names = list(_packed_names(enc))
+    if op == "qmatmul":
+        lead = [f"m{i}" for i in range(x_ndim - 1)]
+        types, names = [TensorType(DType.float32, [*lead, k]), *types], ["x", *names]
+    elif op != "dequantize":
         raise ValueError(f"eager_source: op must be 'dequantize' or 'qmatmul', got {op!r}")
-    source = (
-        f"func.func @{op}({', '.join(params)}) -> {result} {{\n"
-        f"  %y = quant.{op} {attr} {', '.join(uses)} : ({', '.join(types)}) -> {result}\n"
-        f"  func.return %y : {result}\n}}\n"
-    )
-    return source, arrays, k
+    graph = Graph(op, input_types=types, input_names=names)
+    packed_values = graph.inputs[len(names) - len(arrays) :]
+    if op == "qmatmul":
+        y = ops.qmatmul(
+            enc, config, graph.inputs[0], *packed_values, checkpoint_format=checkpoint_format
+        )
+    else:
+        parts = packed_values if config is not None else packed_values[0]
+        y = ops.dequantize(enc, parts, config, checkpoint_format=checkpoint_format)
+    y.to_mlir().name_hint = "y"
+    graph.output(y)
+    return graph.to_mlir(), arrays, k
 
 
 def dequantize(
