@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from quantir.compiler.encodings import layout_for
-from quantir.dialects.encoding import QuantizationEncoding
+from quantir.dialects.encoding import QuantizationEncoding, gptq_config_text
 from quantir.runtime import cuda
 from quantir.runtime.jit import compile_source, load_program
 
@@ -94,9 +94,8 @@ def gptq_case(bits: int, rows: int, rng) -> Case:
         f"tensor<{g}x?xf16>",
         f"tensor<{K}xi32>",
     ]
-    attr = (
-        f"#quant.encoding<gptq> config #quant.gptq<bits = {bits}, group_size = 128, "
-        "desc_act = false, sym = true, format = gptq>"
+    attr = "#quant.encoding<gptq> config #quant.gptq" + gptq_config_text(
+        bits, 128, False, True, "gptq"
     )
     return Case(f"gptq{bits}-g128", attr, tensors, types, rows, [1, 1, 1, None], [32, bits, 32, 32])
 
