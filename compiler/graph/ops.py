@@ -9,14 +9,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from quantir.compiler.graph.shapes import broadcast_shapes, require_equal, require_static
+from quantir.compiler.graph.symbolic_shapes import broadcast_shapes, require_equal, require_static
 from quantir.compiler.graph.types import Dim, TensorType, format_shape
 from quantir.compiler.graph.value import TensorValue
 from quantir.dialects.encoding import (
     GPTQ_TENSOR_NAMES,
+    PackedLayoutError,
     QuantizationConfig,
     QuantizationEncoding,
     check_checkpoint_format,
+    packed_layout,
 )
 from quantir.dialects.qnn import AddOp, MatmulOp, MulOp
 from quantir.dialects.quant import DequantizeOp, GPTQConfigAttr, QMatmulOp
@@ -78,13 +80,13 @@ def _gguf_packed(what: str, encoding: QuantizationEncoding, packed: TensorValue)
         )
     _check_weight_use(what, encoding, [packed])
     row_bytes = require_static(what, packed.shape[1], "the packed weight's row length (bytes)")
-    bs, epb = encoding.block_size, encoding.elements_per_block
-    if row_bytes % bs:
+    k = encoding.row_elements(row_bytes)
+    if k is None:
         raise ValueError(
             f"{what}: packed rows of {row_bytes} bytes are not a whole number of "
-            f"{bs}-byte {encoding.value} blocks"
+            f"{encoding.block_size}-byte {encoding.value} blocks"
         )
-    return packed.shape[0], row_bytes // bs * epb
+    return packed.shape[0], k
 
 
 def _gptq_packed(
@@ -150,33 +152,26 @@ def _gptq_packed(
                 f"{what}: GPTQ {name} must be {dtype.name} with {rank} dimension(s), "
                 f"got {_describe(v)}"
             )
-    bits = config.bits
     k_g = require_static(what, g_idx.shape[0], "g_idx's length (K)")
     if k is None:
         k = k_g
     else:
         require_equal(what, k, k_g, "K (the last dimension of lhs)", "g_idx's length")
-    if (k * bits) % 32:
-        raise ValueError(
-            f"{what}: GPTQ {bits}-bit packs K into 32-bit words; K={k} times {bits} is not a "
-            "multiple of 32"
-        )
-    try:
-        groups = config.num_groups(k)
-    except ValueError as e:
-        raise ValueError(f"{what}: {e}") from None
     n = qweight.shape[1]
-    require_equal(what, qweight.shape[0], k * bits // 32, "qweight's rows", f"K*{bits}/32")
+    try:
+        layout = packed_layout(
+            QuantizationEncoding.GPTQ, config, n if isinstance(n, int) else None, k
+        )
+    except PackedLayoutError as e:
+        raise ValueError(f"{what}: {e}") from None
+    (qweight_rows, _), (groups, zero_cols), _, _ = (p.shape for p in layout)
+    bits = config.bits
+    require_equal(what, qweight.shape[0], qweight_rows, "qweight's rows", f"K*{bits}/32")
     require_equal(what, qzeros.shape[0], groups, "qzeros' rows", "the number of groups")
     require_equal(what, scales.shape[0], groups, "scales' rows", "the number of groups")
     require_equal(what, scales.shape[1], n, "scales' columns", "qweight's columns (N)")
-    if isinstance(n, int):
-        if (n * bits) % 32:
-            raise ValueError(
-                f"{what}: GPTQ {bits}-bit packs zero points along N into 32-bit words; "
-                f"N={n} times {bits} is not a multiple of 32"
-            )
-        require_equal(what, qzeros.shape[1], n * bits // 32, "qzeros' columns", f"N*{bits}/32")
+    if zero_cols is not None:
+        require_equal(what, qzeros.shape[1], zero_cols, "qzeros' columns", f"N*{bits}/32")
     return GPTQConfigAttr.get(config, fmt), n, k
 
 
@@ -207,11 +202,13 @@ def qmatmul(
         if len(rhs) != 1:
             raise ValueError(f"{what}: {enc.value} takes one packed weight operand, got {len(rhs)}")
         n, k_w = _gguf_packed(what, enc, rhs[0])
-        if k % enc.elements_per_block:
+        try:
+            enc.packed_row_bytes(k)
+        except PackedLayoutError:
             raise ValueError(
                 f"{what}: {enc.value} packs K in blocks of {enc.elements_per_block}; lhs has "
                 f"K={k}, not a multiple of {enc.elements_per_block}"
-            )
+            ) from None
         if k_w != k:
             raise ValueError(
                 f"{what}: lhs has K={k} but the packed weight {_describe(rhs[0])} holds rows "

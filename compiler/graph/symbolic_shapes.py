@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from quantir.compiler.graph.types import Dim, format_shape
+from quantir.dialects.broadcasting import BroadcastError
+from quantir.dialects.broadcasting import broadcast_shapes as _broadcast
 
 __all__ = ["broadcast_shapes", "require_equal", "require_static"]
 
@@ -33,38 +35,26 @@ def require_static(what: str, dim: Dim, name: str) -> int:
 
 
 def broadcast_shapes(what: str, a: Sequence[Dim], b: Sequence[Dim]) -> tuple[Dim, ...]:
-    """The shape of an elementwise result, with qnn's trailing broadcasting.
-
-    The lower-rank operand lines up with the trailing dimensions of the other;
-    a size-1 dimension broadcasts, except a 1 in the higher-rank operand
-    against a larger size (qnn.add/qnn.mul do not stretch the larger operand).
-    """
-    big, small = (a, b) if len(a) >= len(b) else (b, a)
-    lead = len(big) - len(small)
-    out: list[Dim] = list(big[:lead])
-    for i, (x, y) in enumerate(zip(big[lead:], small, strict=True)):
-        dim = i - len(small)  # counted from the end: the same for both operands
-        if x == y:
-            out.append(x)
-        elif y == 1:
-            out.append(x)
-        elif x == 1 and len(a) == len(b):
-            out.append(y)
-        elif x == 1:
+    """The shape of an elementwise result, by qnn's broadcasting rule
+    (quantir.dialects.broadcasting), with errors worded for symbolic shapes."""
+    try:
+        # A symbol only equals itself: two unequal dimensions never agree.
+        return _broadcast(a, b, lambda x, y, from_end: None)
+    except BroadcastError as e:
+        x, y = e.larger, e.smaller
+        if e.kind == "stretch":
             raise ValueError(
                 f"{what}: cannot broadcast {format_shape(a)} with {format_shape(b)}: "
-                f"dimension {dim} of the higher-rank operand is 1 but the other operand's "
-                f"is {y} (only the lower-rank operand broadcasts)"
-            )
-        else:
-            note = (
-                "; a symbolic dimension only matches itself"
-                if isinstance(x, str) or isinstance(y, str)
-                else ""
-            )
-            raise ValueError(
-                f"{what}: cannot broadcast {format_shape(a)} with {format_shape(b)}: "
-                f"dimension {dim} is {x} in one and {y} in the other (trailing dimensions "
-                f"must be equal or 1{note})"
-            )
-    return tuple(out)
+                f"dimension {e.from_end} of the higher-rank operand is 1 but the other "
+                f"operand's is {y} (only the lower-rank operand broadcasts)"
+            ) from None
+        note = (
+            "; a symbolic dimension only matches itself"
+            if isinstance(x, str) or isinstance(y, str)
+            else ""
+        )
+        raise ValueError(
+            f"{what}: cannot broadcast {format_shape(a)} with {format_shape(b)}: "
+            f"dimension {e.from_end} is {x} in one and {y} in the other (trailing dimensions "
+            f"must be equal or 1{note})"
+        ) from None
