@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from quantir.dialects.encoding import QuantizationEncoding
+from quantir.dialects.encoding import PackedLayoutError, QuantizationEncoding
 
 from .kquants_symmetric import quantize_q3_k, quantize_q6_k
 from .kquants_with_min import quantize_q2_k, quantize_q4_k, quantize_q5_k
@@ -84,12 +84,13 @@ def _checked_weights(weights: np.ndarray, encoding: QuantizationEncoding) -> np.
     if weights.ndim == 0:
         raise ValueError("quantize: weights must have shape [..., K], got a 0-d array")
     k = weights.shape[-1]
-    epb = encoding.elements_per_block
-    if k % epb:
+    try:
+        encoding.packed_row_bytes(k)
+    except PackedLayoutError as e:
         raise ValueError(
-            f"quantize: {encoding.name} packs rows in blocks of {epb} weights: "
-            f"K={k} (the last dimension) is not a multiple of {epb}"
-        )
+            f"quantize: {encoding.name} packs rows in blocks of {e.multiple} weights: "
+            f"K={k} (the last dimension) is not a multiple of {e.multiple}"
+        ) from None
     return weights
 
 
@@ -148,4 +149,4 @@ def quantize(encoding: QuantizationEncoding | str, weights: np.ndarray) -> np.nd
         # purpose, so numpy's warnings about it are noise.
         with np.errstate(all="ignore"):
             packed[start : start + chunk] = quantize_blocks(part)
-    return packed.reshape(*shape[:-1], shape[-1] // epb * encoding.block_size)
+    return packed.reshape(*shape[:-1], encoding.packed_row_bytes(shape[-1]))
