@@ -25,10 +25,16 @@ _SCALAR_LOWERING = (
     "lower-qnn-to-loops{vectorize=false},canonicalize,cse,outline-kernels"
 )
 
+_CPU_LOWERING = (
+    "quantir-bufferize,lower-quant-to-loops{{int8={int8}}},lower-qnn-to-loops,"
+    "canonicalize,cse,outline-kernels"
+)
+
 PIPELINES: dict[str, str] = {
-    "quantir-cpu": (
-        "quantir-bufferize,lower-quant-to-loops,lower-qnn-to-loops,canonicalize,cse,outline-kernels"
-    ),
+    # Integer dot products with x quantized to int8 blocks (the fast default).
+    "quantir-cpu": _CPU_LOWERING.format(int8="true"),
+    # Weights unpacked to float against exact x (the exact path).
+    "quantir-cpu-exact": _CPU_LOWERING.format(int8="false"),
     # The GPU's scalar lane loops, run on the CPU: the lowering the GPU
     # shares, testable without a GPU.
     "quantir-cpu-scalar": _SCALAR_LOWERING,
@@ -36,7 +42,12 @@ PIPELINES: dict[str, str] = {
 }
 """Named pipelines, as `-p` specs."""
 
-_TARGETS = {"quantir-cpu": "cpu", "quantir-cpu-scalar": "cpu", "quantir-gpu": "nvptx"}
+_TARGETS = {
+    "quantir-cpu": "cpu",
+    "quantir-cpu-exact": "cpu",
+    "quantir-cpu-scalar": "cpu",
+    "quantir-gpu": "nvptx",
+}
 """The code generator (the module's qrt.target) each named pipeline feeds."""
 
 
@@ -92,6 +103,11 @@ class _NamedPipelinePass(ModulePass):
 @dataclass(frozen=True)
 class QuantirCpuPass(_NamedPipelinePass):
     name = "quantir-cpu"
+
+
+@dataclass(frozen=True)
+class QuantirCpuExactPass(_NamedPipelinePass):
+    name = "quantir-cpu-exact"
 
 
 @dataclass(frozen=True)

@@ -66,6 +66,7 @@ def _pipeline_pass(cls: str) -> Callable[[], type[ModulePass]]:
 def quantir_passes() -> dict[str, Callable[[], type[ModulePass]]]:
     passes = {flag: _pass(module, cls) for flag, (module, cls) in _PASSES.items()}
     passes["quantir-cpu"] = _pipeline_pass("QuantirCpuPass")
+    passes["quantir-cpu-exact"] = _pipeline_pass("QuantirCpuExactPass")
     passes["quantir-cpu-scalar"] = _pipeline_pass("QuantirCpuScalarPass")
     passes["quantir-gpu"] = _pipeline_pass("QuantirGpuPass")
     return passes

@@ -23,6 +23,7 @@ launches ceil(range / items_per_block) blocks of threads_per_block threads.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import ClassVar
 
 from xdsl.dialects.builtin import (
     I64,
@@ -33,11 +34,17 @@ from xdsl.dialects.builtin import (
     MemRefType,
     StringAttr,
     SymbolRefAttr,
+    VectorType,
+    i8,
+    i32,
+    i64,
 )
 from xdsl.ir import Attribute, Dialect, Operation, SSAValue
 from xdsl.irdl import (
     IRDLOperation,
     ParsePropInAttrDict,
+    VarConstraint,
+    base,
     irdl_op_definition,
     operand_def,
     opt_prop_def,
@@ -209,4 +216,75 @@ class PrefetchOp(IRDLOperation):
             )
 
 
-Qrt = Dialect("qrt", [LaunchOp, CheckOp, WarpReduceOp, PrefetchOp], [])
+@irdl_op_definition
+class DotU8I8Op(IRDLOperation):
+    """Integer dot products of unsigned by signed bytes, in groups of four.
+
+    `codes` and `values` are vectors of 4*L bytes, `acc` and the result
+    vectors of L 32-bit integers:
+
+        result[i] = acc[i] + sum_{j<4} zext(codes[4i+j]) * sext(values[4i+j])
+
+    exactly (no saturation). `code_bits` promises that every code is below
+    2^code_bits: with at most 7 bits, a pair of products fits a signed 16-bit
+    integer, which lets hosts without dot-product instructions use 16-bit
+    multiply-adds. The backend picks the instructions from the host's
+    features (AVX-512 VNNI / AVX-VNNI `vpdpbusd`, AVX2 `vpmaddubsw` +
+    `vpmaddwd`, or plain widening arithmetic).
+
+    ```mlir
+    %r = qrt.dot_u8i8 %acc, %codes, %values {code_bits = 4 : i64} : vector<32xi8> into vector<8xi32>
+    ```
+    """
+
+    name = "qrt.dot_u8i8"
+
+    ACC: ClassVar = VarConstraint("ACC", base(VectorType))
+    BYTES: ClassVar = VarConstraint("BYTES", base(VectorType))
+
+    acc = operand_def(ACC)
+    codes = operand_def(BYTES)
+    values = operand_def(BYTES)
+    code_bits = prop_def(IntegerAttr[I64])
+    result = result_def(ACC)
+
+    traits = traits_def(Pure())
+    irdl_options = (ParsePropInAttrDict(),)
+    assembly_format = "$acc `,` $codes `,` $values attr-dict `:` type($codes) `into` type($acc)"
+
+    def __init__(
+        self,
+        acc: SSAValue | Operation,
+        codes: SSAValue | Operation,
+        values: SSAValue | Operation,
+        code_bits: int,
+    ):
+        acc_v = SSAValue.get(acc)
+        super().__init__(
+            operands=[acc_v, codes, values],
+            result_types=[acc_v.type],
+            properties={"code_bits": IntegerAttr(code_bits, i64)},
+        )
+
+    def verify_(self) -> None:
+        acc_t, bytes_t = self.acc.type, self.codes.type
+        assert isinstance(acc_t, VectorType) and isinstance(bytes_t, VectorType)
+        if acc_t.element_type != i32 or acc_t.get_num_dims() != 1:
+            raise VerifyException(
+                f"qrt.dot_u8i8: the accumulator must be vector<Lxi32>, got {acc_t}"
+            )
+        if bytes_t.element_type != i8 or bytes_t.get_num_dims() != 1:
+            raise VerifyException(
+                f"qrt.dot_u8i8: codes and values must be vector<Nxi8>, got {bytes_t}"
+            )
+        if bytes_t.get_shape()[0] != 4 * acc_t.get_shape()[0]:
+            raise VerifyException(
+                f"qrt.dot_u8i8: {bytes_t} holds {bytes_t.get_shape()[0]} bytes, expected four per "
+                f"accumulator lane ({4 * acc_t.get_shape()[0]} for {acc_t})"
+            )
+        bits = self.code_bits.value.data
+        if not 1 <= bits <= 8:
+            raise VerifyException(f"qrt.dot_u8i8: code_bits must be in 1..8, got {bits}")
+
+
+Qrt = Dialect("qrt", [LaunchOp, CheckOp, WarpReduceOp, PrefetchOp, DotU8I8Op], [])

@@ -16,6 +16,7 @@ import llvmlite.binding as llvm
 import llvmlite.ir as ir
 
 from quantir.compiler.backend.llvm.context import TargetInfo
+from quantir.compiler.backend.llvm.int_dot import parse_features
 from quantir.compiler.backend.llvm_passes import LLVM_LOCK, optimize_o3
 
 _initialized = False
@@ -71,7 +72,8 @@ def data_layout() -> str:
 
 def target_info() -> TargetInfo:
     """What the LLVM translation needs to know about the host."""
-    return TargetInfo("cpu", host_target().triple, data_layout())
+    host = host_target()
+    return TargetInfo("cpu", host.triple, data_layout(), parse_features(host.features))
 
 
 def optimize(module: ir.Module | str) -> llvm.ModuleRef:

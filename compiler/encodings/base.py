@@ -170,6 +170,15 @@ class BlockLayout:
     has_offsets: bool = False
     """Whether values carry an additive offset term (Q4_K's `- m1`)."""
 
+    code_bits: int
+    """Bits of the stored (unsigned) code: 4 for Q4_0, 6 for Q6_K, 8 for Q8_0."""
+
+    code_bias: int = 0
+    """What `unpack` subtracts from the stored code (Q4_0's 8, Q8_0's 128): adding
+    it back gives the unsigned stored code in [0, 2^code_bits), which is what
+    the integer dot-product path multiplies (it folds the bias into the
+    sub-block offsets)."""
+
     @property
     def provides_scale_vectors(self) -> bool:
         return type(self).scale_vectors is not BlockLayout.scale_vectors

@@ -25,6 +25,7 @@ def _code(j: int):
 
 class Q2_KLayout(BlockLayout):
     encoding = QuantizationEncoding.Q2_K
+    code_bits = 2
     lanes = 32
     sub_blocks = 16
     fp16_fields = {"d": D, "dmin": DMIN}

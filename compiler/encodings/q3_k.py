@@ -29,6 +29,8 @@ def _code(n: int, j: int):
 
 class Q3_KLayout(BlockLayout):
     encoding = QuantizationEncoding.Q3_K
+    code_bits = 3
+    code_bias = 4
     lanes = 32
     sub_blocks = 16
     fp16_fields = {"d": D}

@@ -16,6 +16,8 @@ QS = 2
 
 class Q4_0Layout(BlockLayout):
     encoding = QuantizationEncoding.Q4_0
+    code_bits = 4
+    code_bias = 8
     lanes = 16
     sub_blocks = 1
     fp16_fields = {"d": 0}

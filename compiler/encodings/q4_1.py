@@ -15,6 +15,7 @@ QS = 4
 
 class Q4_1Layout(BlockLayout):
     encoding = QuantizationEncoding.Q4_1
+    code_bits = 4
     lanes = 16
     sub_blocks = 1
     fp16_fields = {"d": 0, "m": 2}

@@ -46,6 +46,7 @@ def six_bit_scale_min_vectors(e, blk, at: int):
 
 class Q4_KLayout(BlockLayout):
     encoding = QuantizationEncoding.Q4_K
+    code_bits = 4
     lanes = 32
     sub_blocks = 8
     fp16_fields = {"d": 0, "dmin": 2}

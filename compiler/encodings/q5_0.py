@@ -34,6 +34,8 @@ def fifth_bit(e, blk, qh_at: int, first: int):
 
 class Q5_0Layout(BlockLayout):
     encoding = QuantizationEncoding.Q5_0
+    code_bits = 5
+    code_bias = 16
     lanes = 16
     sub_blocks = 1
     fp16_fields = {"d": 0}

@@ -16,6 +16,7 @@ QH, QS = 4, 8
 
 class Q5_1Layout(BlockLayout):
     encoding = QuantizationEncoding.Q5_1
+    code_bits = 5
     lanes = 16
     sub_blocks = 1
     fp16_fields = {"d": 0, "m": 2}

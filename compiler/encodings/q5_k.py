@@ -26,6 +26,7 @@ class Q5_KLayout(Q4_KLayout):
     """Q4_K's header and scales, with a fifth bit per code."""
 
     encoding = QuantizationEncoding.Q5_K
+    code_bits = 5
     groups = tuple(
         LaneGroup(
             (QS + 32 * c, QH),

@@ -32,6 +32,8 @@ def _code(g: int):
 
 class Q6_KLayout(BlockLayout):
     encoding = QuantizationEncoding.Q6_K
+    code_bits = 6
+    code_bias = 32
     lanes = 32
     sub_blocks = 16
     fp16_fields = {"d": D}

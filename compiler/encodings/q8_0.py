@@ -12,6 +12,8 @@ QS = 2
 
 class Q8_0Layout(BlockLayout):
     encoding = QuantizationEncoding.Q8_0
+    code_bits = 8
+    code_bias = 128
     lanes = 32
     sub_blocks = 1
     fp16_fields = {"d": 0}

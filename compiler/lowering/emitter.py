@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from contextlib import contextmanager
 
-from xdsl.dialects import arith, memref, scf, vector
+from xdsl.dialects import arith, math, memref, scf, vector
 from xdsl.dialects.builtin import (
     BoolAttr,
     DenseArrayBase,
@@ -30,6 +30,7 @@ from xdsl.ir import Attribute, Block, Operation, SSAValue
 from xdsl.rewriter import InsertPoint, Rewriter
 
 from quantir.dialects import arith_vector
+from quantir.dialects.qrt import DotU8I8Op
 
 Value = SSAValue
 Operand = SSAValue | int | float
@@ -217,6 +218,18 @@ class Emitter:
     def mulf(self, a: Operand, b: Operand, fast: bool = False) -> Value:
         return self._fbin(arith.MulfOp, a, b, fast)
 
+    def divf(self, a: Operand, b: Operand) -> Value:
+        return self._fbin(arith.DivfOp, a, b, False)
+
+    def absf(self, x: Value) -> Value:
+        return self.v(math.AbsFOp(x))
+
+    def cmpf(self, pred: str, a: Operand, b: Operand) -> Value:
+        if not isinstance(a, SSAValue):
+            assert isinstance(b, SSAValue)
+            a = self._as_value(a, b)
+        return self.v(arith.CmpfOp(a, self._as_value(b, a), pred))
+
     def fma(self, a: Value, b: Value, acc: Value) -> Value:
         """a*b + acc, contracted into one FMA (vectors: vector.fma)."""
         if isinstance(acc.type, VectorType):
@@ -254,6 +267,19 @@ class Emitter:
             },
         )
         return self.v(op)
+
+    def reduce_max(self, v: Value) -> Value:
+        """The largest element of a float vector; NaN if any element is NaN."""
+        op = vector.ReductionOp.create(
+            operands=[v],
+            result_types=[v.type.element_type],
+            properties={"kind": vector.CombiningKindAttr(vector.CombiningKindFlag.MAXIMUMF)},
+        )
+        return self.v(op)
+
+    def dot_u8i8(self, acc: Value, codes: Value, values: Value, code_bits: int) -> Value:
+        """acc + dot products of unsigned `codes` and signed `values`, four bytes per lane."""
+        return self.v(DotU8I8Op(acc, codes, values, code_bits))
 
     # -- memory -----------------------------------------------------------
 

@@ -11,6 +11,11 @@ Options:
   (the GPU path maps them onto threads).
 - `m_tile` (default 4): how many rows of x a qmatmul reuses each unpacked
   weight for.
+- `int8` (default true): with `vectorize`, qmatmul over GGUF formats
+  quantizes x to int8 blocks once per call and multiplies integer codes
+  with integer dot products (`qrt.dot_u8i8`; normwise relative error about
+  1e-3 to 1e-2 against float64, see `lowering/gguf_int8.py`). With false,
+  it unpacks weights to float and multiplies exact x (the exact path).
 - `gptq_chunk` (default 1024): how many adjacent GPTQ columns one vectorized
   qmatmul task streams through together (a multiple of 16).
 
@@ -39,7 +44,7 @@ from xdsl.passes import ModulePass
 from xdsl.utils.exceptions import PassFailedException
 
 from quantir.compiler.encodings import layout_for
-from quantir.compiler.lowering import gguf_kernels, gptq_kernels
+from quantir.compiler.lowering import gguf_int8, gguf_kernels, gptq_kernels
 from quantir.compiler.lowering.emitter import Emitter
 from quantir.compiler.lowering.row_views import as_rows
 from quantir.dialects import quant
@@ -54,6 +59,7 @@ class LowerQuantToLoopsPass(ModulePass):
 
     vectorize: bool = True
     m_tile: int = 4
+    int8: bool = True
     gptq_chunk: int = 1024
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:
@@ -99,7 +105,9 @@ class LowerQuantToLoopsPass(ModulePass):
             gptq_kernels.lower_qmatmul(
                 e, op.config, x, list(op.packed), y, self.vectorize, self.m_tile, self.gptq_chunk
             )
+            return
+        layout = layout_for(encoding)
+        if self.vectorize and self.int8 and gguf_int8.int8_supported(layout):
+            gguf_int8.lower_qmatmul_int8(e, layout, x, op.packed[0], y, self.m_tile)
         else:
-            gguf_kernels.lower_qmatmul(
-                e, layout_for(encoding), x, op.packed[0], y, self.vectorize, self.m_tile
-            )
+            gguf_kernels.lower_qmatmul(e, layout, x, op.packed[0], y, self.vectorize, self.m_tile)

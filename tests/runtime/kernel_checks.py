@@ -9,6 +9,14 @@ PIPELINE_NAMES = [None, "quantir-cpu-scalar"]
 """The default (vectorized) CPU pipeline, and the GPU's scalar lowering run on the CPU."""
 PIPELINES = [pytest.param(None, id="cpu"), pytest.param("quantir-cpu-scalar", id="cpu-scalar")]
 
+EXACT_PIPELINE_NAMES = ["quantir-cpu-exact", "quantir-cpu-scalar"]
+"""The pipelines whose GGUF qmatmul multiplies exactly dequantized weights by exact x
+(the default CPU pipeline quantizes x to int8: tests/runtime/test_kernels_int8.py)."""
+EXACT_PIPELINES = [
+    pytest.param("quantir-cpu-exact", id="cpu-exact"),
+    pytest.param("quantir-cpu-scalar", id="cpu-scalar"),
+]
+
 
 def assert_bits_equal(ours: np.ndarray, ref: np.ndarray, what: str) -> None:
     """float32 `ours` equals `ref` bit for bit (NaN payloads and signs of zero included)."""

@@ -74,7 +74,14 @@ import numpy as np
 import pytest
 from gguf import GGMLQuantizationType
 from gguf.quants import dequantize as gguf_dequantize
-from kernel_checks import PIPELINE_NAMES, PIPELINES, assert_bits_equal, random_x
+from kernel_checks import (
+    EXACT_PIPELINE_NAMES,
+    EXACT_PIPELINES,
+    PIPELINE_NAMES,
+    PIPELINES,
+    assert_bits_equal,
+    random_x,
+)
 
 from quantir.compiler.encodings import layout_for
 from quantir.dialects.encoding import QuantizationEncoding
@@ -320,7 +327,7 @@ def test_dequantize_two_nan_fields(name, pipeline):
 # -- qmatmul ---------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("pipeline", PIPELINES)
+@pytest.mark.parametrize("pipeline", EXACT_PIPELINES)
 @pytest.mark.parametrize("name", ENCODINGS)
 @pytest.mark.parametrize("which_k", [0, 1])
 def test_qmatmul_error_bound(name, pipeline, which_k, assert_qmatmul_close):
@@ -352,7 +359,7 @@ def _exact_case(lay: Layout, k: int, rows: int, m: int, seed: int):
     return packed, x
 
 
-@pytest.mark.parametrize("pipeline", PIPELINES)
+@pytest.mark.parametrize("pipeline", EXACT_PIPELINES)
 @pytest.mark.parametrize("name", ENCODINGS)
 def test_qmatmul_exact_arithmetic(name, pipeline):
     lay = LAYOUTS[name]
@@ -365,7 +372,7 @@ def test_qmatmul_exact_arithmetic(name, pipeline):
         assert_bits_equal(y, ref[:m].astype(np.float32), f"{name} exact qmatmul M={m}")
 
 
-@pytest.mark.parametrize("pipeline", PIPELINES)
+@pytest.mark.parametrize("pipeline", EXACT_PIPELINES)
 @pytest.mark.parametrize("name", RANK_ENCODINGS)
 def test_qmatmul_x_rank_1(name, pipeline, assert_qmatmul_close):
     lay = LAYOUTS[name]
@@ -381,7 +388,7 @@ def test_qmatmul_x_rank_1(name, pipeline, assert_qmatmul_close):
 X3_SHAPES = [(2, 3), (1, 64), (5, 1), (0, 4)]
 
 
-@pytest.mark.parametrize("pipeline", PIPELINES)
+@pytest.mark.parametrize("pipeline", EXACT_PIPELINES)
 @pytest.mark.parametrize("name", RANK_ENCODINGS)
 def test_qmatmul_x_rank_3_dynamic_leading_dims(name, pipeline, assert_qmatmul_close):
     """One compiled kernel (leading dims dynamic) serves every leading shape."""
@@ -397,7 +404,7 @@ def test_qmatmul_x_rank_3_dynamic_leading_dims(name, pipeline, assert_qmatmul_cl
         assert_qmatmul_close(y, x, w, r)
 
 
-@pytest.mark.parametrize("pipeline", PIPELINES)
+@pytest.mark.parametrize("pipeline", EXACT_PIPELINES)
 @pytest.mark.parametrize("name", ["q4_0", "q4_k", "q6_k"])
 def test_empty_operands(name, pipeline):
     """M = 0 or N = 0 give empty results (and launch nothing)."""
@@ -445,10 +452,10 @@ def test_thread_count_does_not_change_results(name, pipeline, monkeypatch):
 def warm_cases():
     """Compile calls for every kernel the tests above use, in test order."""
     cases = []
-    for op in ("dequantize", "qmatmul"):
-        for which, name, pipeline in itertools.product((0, 1), ENCODINGS, PIPELINE_NAMES):
+    for op, pipelines in (("dequantize", PIPELINE_NAMES), ("qmatmul", EXACT_PIPELINE_NAMES)):
+        for which, name, pipeline in itertools.product((0, 1), ENCODINGS, pipelines):
             cases.append(functools.partial(_warm, op, name, which, pipeline))
-    for rank, name, pipeline in itertools.product((1, 3), RANK_ENCODINGS, PIPELINE_NAMES):
+    for rank, name, pipeline in itertools.product((1, 3), RANK_ENCODINGS, EXACT_PIPELINE_NAMES):
         cases.append(functools.partial(_warm, "qmatmul", name, 0, pipeline, rank))
     return cases
 

@@ -26,6 +26,9 @@ class TargetInfo:
     name: str  # "cpu" | "nvptx"
     triple: str
     data_layout: str = ""
+    features: frozenset[str] = frozenset()
+    """CPU features the code may use (LLVM names: "avx2", "avx512vnni", ...): they pick
+    instructions (e.g. for qrt.dot_u8i8) and are part of the kernel cache key."""
 
     @property
     def is_gpu(self) -> bool:

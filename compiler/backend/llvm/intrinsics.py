@@ -1,4 +1,5 @@
-"""Ops that become calls to LLVM intrinsics: prefetch, warp reduce, NVVM ids and barriers.
+"""Ops that become calls to LLVM intrinsics: prefetch, warp reduce, NVVM ids and barriers,
+integer dot products.
 
 Also the two helpers every part uses to declare an intrinsic in the module
 (once; later calls return the same declaration):
@@ -29,9 +30,10 @@ from xdsl.dialects import gpu
 from xdsl.ir import Operation
 
 from quantir.compiler.backend.llvm.context import FunctionContext, OpHandler, TranslationError
+from quantir.compiler.backend.llvm.int_dot import emit_dot_u8i8
 from quantir.compiler.backend.llvm.memref import address
 from quantir.compiler.backend.llvm.types import I32, I64, mangle
-from quantir.dialects.qrt import PrefetchOp, WarpReduceOp
+from quantir.dialects.qrt import DotU8I8Op, PrefetchOp, WarpReduceOp
 
 
 def declare_intrinsic(
@@ -106,6 +108,18 @@ def _gpu_id(op: Operation, ctx: FunctionContext) -> None:
     ctx.set(op.results[0], ctx.builder.zext(ctx.builder.call(fn, []), I64))
 
 
+def _dot_u8i8(op: DotU8I8Op, ctx: FunctionContext) -> None:
+    """Byte dot products, with the instructions of the target's features (int_dot.py)."""
+
+    def intrinsic(name: str, ret: ir.Type, args: list[ir.Type]) -> ir.Function:
+        return declare_intrinsic(ctx, name, args, ret=ret)
+
+    acc, codes, values = (ctx.get(v) for v in (op.acc, op.codes, op.values))
+    bits = op.code_bits.value.data
+    dot = emit_dot_u8i8(ctx.builder, intrinsic, acc, codes, values, bits, ctx.target.features)
+    ctx.set(op.results[0], dot)
+
+
 def _barrier(op: gpu.BarrierOp, ctx: FunctionContext) -> None:
     ctx.builder.call(declare_intrinsic(ctx, "llvm.nvvm.barrier0", []), [])
 
@@ -115,4 +129,5 @@ INTRINSIC_HANDLERS: dict[type[Operation], OpHandler] = {
     WarpReduceOp: _warp_reduce,
     **{op: _gpu_id for op in _SPECIAL_REGISTERS},
     gpu.BarrierOp: _barrier,
+    DotU8I8Op: _dot_u8i8,
 }

@@ -59,12 +59,23 @@ def _fma(op: vector.FMAOp, ctx: FunctionContext) -> None:
     )
 
 
+_FLOAT_MAX = {
+    "maximumf": "llvm.vector.reduce.fmaximum",  # NaN if any element is NaN
+    "maxnumf": "llvm.vector.reduce.fmax",  # ignores NaN elements
+}
+
+
 def _reduction(op: vector.ReductionOp, ctx: FunctionContext) -> None:
-    """<add> only; a float sum may reassociate (its fast-math flags, else `reassoc`)."""
+    """<add>, and <maximumf> / <maxnumf> of floats; a float sum may reassociate
+    (its fast-math flags, else `reassoc`)."""
     b = ctx.builder
     v = ctx.get(op.vector)
     t = v.type
     kind = op.kind.data
+    if kind in _FLOAT_MAX and is_float(t) and op.acc is None:
+        fn = overloaded_intrinsic(ctx, _FLOAT_MAX[kind], t.element, [t], suffix_types=[t])
+        ctx.set(op.results[0], b.call(fn, [v]))
+        return
     if kind != "add":
         raise TranslationError(f"vector.reduction <{kind}> is unsupported")
     if is_float(t):

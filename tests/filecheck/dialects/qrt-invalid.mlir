@@ -128,3 +128,47 @@ func.func @f(%w: memref<?x2304xi8>, %i: index) {
   qrt.prefetch %w[%i] : memref<?x2304xi8>
   func.return
 }
+
+// -----
+
+// qrt.dot_u8i8 takes four bytes per accumulator lane ...
+// CHECK:      {{^}}// {{-----$}}
+// CHECK-NEXT: {{^}}qrt.dot_u8i8: vector<16xi8> holds 16 bytes, expected four per accumulator lane (32 for vector<8xi32>)
+// CHECK-NEXT: {{^}}
+func.func @f(%acc: vector<8xi32>, %a: vector<16xi8>) {
+  %r = qrt.dot_u8i8 %acc, %a, %a {code_bits = 4 : i64} : vector<16xi8> into vector<8xi32>
+  func.return
+}
+
+// -----
+
+// ... accumulates into i32 lanes ...
+// CHECK:      {{^}}// {{-----$}}
+// CHECK-NEXT: {{^}}qrt.dot_u8i8: the accumulator must be vector<Lxi32>, got vector<8xi16>
+// CHECK-NEXT: {{^}}
+func.func @f(%acc: vector<8xi16>, %a: vector<32xi8>) {
+  %r = qrt.dot_u8i8 %acc, %a, %a {code_bits = 4 : i64} : vector<32xi8> into vector<8xi16>
+  func.return
+}
+
+// -----
+
+// ... multiplies bytes ...
+// CHECK:      {{^}}// {{-----$}}
+// CHECK-NEXT: {{^}}qrt.dot_u8i8: codes and values must be vector<Nxi8>, got vector<32xi16>
+// CHECK-NEXT: {{^}}
+func.func @f(%acc: vector<8xi32>, %a: vector<32xi16>) {
+  %r = qrt.dot_u8i8 %acc, %a, %a {code_bits = 4 : i64} : vector<32xi16> into vector<8xi32>
+  func.return
+}
+
+// -----
+
+// ... and its codes have 1 to 8 bits.
+// CHECK:      {{^}}// {{-----$}}
+// CHECK-NEXT: {{^}}qrt.dot_u8i8: code_bits must be in 1..8, got 9
+// CHECK-NEXT: {{^}}
+func.func @f(%acc: vector<8xi32>, %a: vector<32xi8>) {
+  %r = qrt.dot_u8i8 %acc, %a, %a {code_bits = 9 : i64} : vector<32xi8> into vector<8xi32>
+  func.return
+}

@@ -78,3 +78,17 @@ func.func @prefetch(%w: memref<?x2304xi8>, %v: memref<?xf32>, %row: index, %col:
   qrt.prefetch %v[%col] {tag = 3 : i64} : memref<?xf32>
   func.return
 }
+
+// -----
+
+// Integer dot products: unsigned codes by signed values, four bytes per i32 lane.
+// CHECK-LABEL: func.func @dot
+// CHECK:         %r = qrt.dot_u8i8 %acc, %codes, %values {code_bits = 4 : i64} : vector<32xi8> into vector<8xi32>
+// CHECK-NEXT:    %r2 = qrt.dot_u8i8 %wide, %wcodes, %wvalues {code_bits = 8 : i64} : vector<64xi8> into vector<16xi32>
+// GENERIC-LABEL: "func.func"() <{sym_name = "dot"
+// GENERIC:         %r = "qrt.dot_u8i8"(%acc, %codes, %values) <{code_bits = 4 : i64}> : (vector<8xi32>, vector<32xi8>, vector<32xi8>) -> vector<8xi32>
+func.func @dot(%acc: vector<8xi32>, %codes: vector<32xi8>, %values: vector<32xi8>, %wide: vector<16xi32>, %wcodes: vector<64xi8>, %wvalues: vector<64xi8>) -> vector<8xi32> {
+  %r = qrt.dot_u8i8 %acc, %codes, %values {code_bits = 4 : i64} : vector<32xi8> into vector<8xi32>
+  %r2 = qrt.dot_u8i8 %wide, %wcodes, %wvalues {code_bits = 8 : i64} : vector<64xi8> into vector<16xi32>
+  func.return %r : vector<8xi32>
+}

@@ -1,0 +1,85 @@
+"""Instruction selection for `qrt.dot_u8i8` (unsigned x signed byte dot products).
+
+The op's meaning is exact: `acc[i] + sum_{j<4} zext(codes[4i+j]) * sext(values[4i+j])`.
+Which instructions compute it depends on the host, so the choice is made
+here, from the target's CPU features (which are part of the kernel cache
+key, so code built for one host is never loaded on another):
+
+- AVX-512 VNNI (64 bytes), AVX-512 VNNI + VL or AVX-VNNI (16 or 32 bytes):
+  one `vpdpbusd`.
+- AVX2 / SSSE3 when the codes have at most 7 bits: `vpmaddubsw` (pairs of
+  products into 16-bit lanes: with codes below 128 and values in [-128, 127]
+  a pair is at most 2 * 127 * 128 = 32512, so it never saturates), then
+  `vpmaddwd` by ones (pairs of 16-bit lanes into 32-bit lanes).
+- Otherwise (8-bit codes without VNNI, other CPUs, GPUs): widening
+  multiplies and adds that LLVM vectorizes for whatever the target has.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import llvmlite.ir as ir
+
+I8 = ir.IntType(8)
+I16 = ir.IntType(16)
+I32 = ir.IntType(32)
+
+Intrinsic = Callable[[str, ir.Type, list[ir.Type]], ir.Function]
+"""(full intrinsic name, return type, argument types) -> its declaration."""
+
+
+def dot_strategy(nbytes: int, code_bits: int, features: frozenset[str]) -> str:
+    """Which instruction sequence computes a dot of `nbytes` bytes on this host."""
+    if nbytes == 64 and "avx512vnni" in features:
+        return "vnni"
+    if nbytes in (16, 32) and ({"avx512vnni", "avx512vl"} <= features or "avxvnni" in features):
+        return "vnni"
+    if code_bits <= 7 and (
+        (nbytes == 32 and "avx2" in features) or (nbytes == 16 and "ssse3" in features)
+    ):
+        return "maddubs"
+    return "widen"
+
+
+def emit_dot_u8i8(
+    b: ir.IRBuilder,
+    intrinsic: Intrinsic,
+    acc: ir.Value,
+    codes: ir.Value,
+    values: ir.Value,
+    code_bits: int,
+    features: frozenset[str],
+) -> ir.Value:
+    nbytes = codes.type.count
+    lanes = nbytes // 4
+    acc_t = acc.type
+    bytes_t = ir.VectorType(I8, nbytes)
+    strategy = dot_strategy(nbytes, code_bits, features)
+    if strategy == "vnni":
+        fn = intrinsic(f"llvm.x86.avx512.vpdpbusd.{nbytes * 8}", acc_t, [acc_t, bytes_t, bytes_t])
+        return b.call(fn, [acc, codes, values])
+    if strategy == "maddubs":
+        pairs_t = ir.VectorType(I16, nbytes // 2)
+        if nbytes == 32:
+            maddubs, maddwd = "llvm.x86.avx2.pmadd.ub.sw", "llvm.x86.avx2.pmadd.wd"
+        else:
+            maddubs, maddwd = "llvm.x86.ssse3.pmadd.ub.sw.128", "llvm.x86.sse2.pmadd.wd"
+        pairs = b.call(intrinsic(maddubs, pairs_t, [bytes_t, bytes_t]), [codes, values])
+        ones = ir.Constant(pairs_t, [ir.Constant(I16, 1)] * (nbytes // 2))
+        quads = b.call(intrinsic(maddwd, acc_t, [pairs_t, pairs_t]), [pairs, ones])
+        return b.add(acc, quads)
+    wide_t = ir.VectorType(I32, nbytes)
+    products = b.mul(b.zext(codes, wide_t), b.sext(values, wide_t))
+    total = acc
+    for j in range(4):
+        mask = ir.Constant(
+            ir.VectorType(I32, lanes), [ir.Constant(I32, 4 * i + j) for i in range(lanes)]
+        )
+        total = b.add(total, b.shuffle_vector(products, products, mask))
+    return total
+
+
+def parse_features(flat: str) -> frozenset[str]:
+    """LLVM's '+avx2,-avx512f,...' feature string as the set of enabled names."""
+    return frozenset(f[1:] for f in flat.split(",") if f.startswith("+"))

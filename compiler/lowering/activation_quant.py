@@ -1,0 +1,85 @@
+"""Quantize rows of x to int8 blocks, once per qmatmul call (the integer-dot path).
+
+Each run of `ACTIVATION_BLOCK` consecutive elements of a row gets one f32
+scale `d = max|x| / 127` and codes `q = round_half_even(x * 127 / max|x|)` in
+[-127, 127], so that `x ~= d * q` with an error of at most d/2 per element.
+An all-zero run gets d = 0 and q = 0. A run holding NaN or an infinity gets
+a non-finite d, which carries into every dot product that uses it (the
+result is not finite, as with the float path), never a silently wrong
+finite value.
+
+With `sum_run`, it also emits the sums of the quantized values d * q over
+runs of `sum_run` elements (16 or 32): what the integer-dot path subtracts
+to undo the bias of unsigned weight codes, which must cancel exactly
+against the same quantized x it was added with.
+
+Rounding uses the float trick `(v + 1.5 * 2^23) - bits(1.5 * 2^23)`: for
+|v| <= 2^22 the addition rounds v to an integer half-to-even (the current
+rounding mode), and the low mantissa bits are that integer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from xdsl.dialects import memref
+from xdsl.dialects.builtin import DYNAMIC_INDEX, MemRefType, VectorType, f32, i8, i32
+
+from quantir.compiler.lowering.emitter import Emitter, Value
+from quantir.compiler.lowering.loop_roles import role
+
+ACTIVATION_BLOCK = 32
+"""Elements of x that share one int8 scale."""
+
+_ROUNDING_MAGIC = 12582912.0  # 1.5 * 2^23
+_ROUNDING_MAGIC_BITS = 0x4B400000
+
+
+def lower_quantize_rows(
+    e: Emitter, x: Value, sum_run: int | None = None
+) -> tuple[Value, Value, Value | None]:
+    """Emit xq[m, k] (i8 codes), xd[m, k / 32] (f32 scales) for x [M, K], K % 32 == 0,
+    and with `sum_run` qsum[m, k / sum_run], the sums of xd * xq over each run."""
+    xt = x.type
+    assert isinstance(xt, MemRefType)
+    k = xt.get_shape()[1]
+    assert k % ACTIVATION_BLOCK == 0, k
+    blocks = k // ACTIVATION_BLOCK
+    m = e.dim(x, 0)
+    xq = e.v(memref.AllocOp([m], [], MemRefType(i8, [DYNAMIC_INDEX, k])))
+    xd = e.v(memref.AllocOp([m], [], MemRefType(f32, [DYNAMIC_INDEX, blocks])))
+    qsum = None
+    if sum_run is not None:
+        assert ACTIVATION_BLOCK % sum_run == 0, sum_run
+        qsum_t = MemRefType(f32, [DYNAMIC_INDEX, k // sum_run])
+        qsum = e.v(memref.AllocOp([m], [], qsum_t))
+    vf = VectorType(f32, [ACTIVATION_BLOCK])
+
+    def row_body(e: Emitter, ivs: Sequence[Value]) -> None:
+        (row,) = ivs
+
+        def block_body(e: Emitter, b: Value, _c) -> None:
+            col = e.mul(b, ACTIVATION_BLOCK)
+            v = e.vload(x, [row, col], ACTIVATION_BLOCK)
+            amax = e.reduce_max(e.absf(v))
+            d = e.divf(amax, 127.0)
+            inv = e.select(e.cmpf("ogt", amax, 0.0), e.divf(127.0, amax), e.f32_const(0.0))
+            scaled = e.mulf(v, e.broadcast(inv, vf))
+            shifted = e.addf(scaled, _ROUNDING_MAGIC)
+            bits = e.bitcast(shifted, VectorType(i32, [ACTIVATION_BLOCK]))
+            wide = e.sub(bits, _ROUNDING_MAGIC_BITS)
+            e.vstore(e.trunci(wide, i8), xq, [row, col])
+            e.store(d, xd, [row, b])
+            if qsum is not None:
+                runs = ACTIVATION_BLOCK // sum_run
+                for r in range(runs):
+                    part = wide
+                    if runs > 1:
+                        part = e.shuffle(wide, wide, [r * sum_run + i for i in range(sum_run)])
+                    total = e.mulf(e.sitofp(e.reduce_add(part)), d)
+                    e.store(total, qsum, [row, e.add(e.mul(b, runs), r)])
+
+        e.for_(0, blocks, 1, block_body)
+
+    e.parallel([0], [m], row_body, role("rows"))
+    return xq, xd, qsum

@@ -1,0 +1,294 @@
+"""qmatmul over GGUF block formats with integer dot products (the CPU's default path).
+
+x is quantized once per call to int8 runs of 32 with one f32 scale each
+(`activation_quant`). Weight codes stay integers: each run of 32 consecutive
+weights of a block is unpacked to its unsigned stored codes u (`code + code_bias`,
+a vector<32xi8>) and multiplied with the matching 32 activation codes by one
+`qrt.dot_u8i8`, eight 32-bit lanes of four products each. With
+value = scale_j * (u - bias) (+/-) offset_j and x ~= xd * xq:
+
+    sum_k w_k x_k ~= sum_runs sum_lanes (scale_j * xd) * dot_lane
+                     - sum_j (bias * scale_j -/+ offset_j) * xsum_j
+
+where j is the sub-block of a lane (a lane's four weights never straddle a
+sub-block: sub-blocks are 16 or 32 weights long) and xsum_j the float sum
+of x over sub-block j (exact x, not its codes). Lanes stay in vectors until
+the end of the row: per run, one dot, one int->float conversion and one
+fused multiply-add per row of x.
+
+Unpacking a block is shared by `m_tile` rows of x (each gets its own dots).
+The float path (`gguf_kernels.lower_qmatmul`) stays available and exact.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from xdsl.dialects import memref
+from xdsl.dialects.builtin import MemRefType, VectorType, f32, i32
+
+from quantir.compiler.encodings.base import (
+    BlockBytes,
+    BlockLayout,
+    ElementSet,
+    LaneGroup,
+    SubBlockScale,
+    block_scales,
+)
+from quantir.compiler.lowering.activation_quant import ACTIVATION_BLOCK, lower_quantize_rows
+from quantir.compiler.lowering.emitter import Emitter, Value
+from quantir.compiler.lowering.gguf_kernels import PARTIAL_SUMS, PREFETCH_BYTES
+from quantir.compiler.lowering.loop_roles import role
+from quantir.dialects.qrt import PrefetchOp
+
+RUN = ACTIVATION_BLOCK
+"""Weights per dot product: one activation block, 32 bytes of codes."""
+DOT_LANES = RUN // 4
+
+
+def runs_of(group: LaneGroup, lanes: int) -> list[tuple[ElementSet, ...]]:
+    """The element sets of a lane group, joined into runs of 32 consecutive weights.
+
+    Formats with 16 lanes (Q4_0's low and high nibbles) join two sets; every
+    run starts at a multiple of 32, so it lies inside one activation block.
+    """
+    sets = sorted(group.elements, key=lambda es: es.first)
+    runs: list[tuple[ElementSet, ...]] = []
+    pending: list[ElementSet] = []
+    for es in sets:
+        pending.append(es)
+        if len(pending) * lanes == RUN:
+            runs.append(tuple(pending))
+            pending = []
+    if pending:
+        raise NotImplementedError("element sets do not form runs of 32 weights")
+    for run in runs:
+        assert run[0].first % RUN == 0, run
+        assert all(a.first + lanes == b.first for a, b in zip(run, run[1:])), run
+    return runs
+
+
+def int8_supported(layout: BlockLayout) -> bool:
+    """Whether the integer-dot path covers this layout (lanes of 16 or 32)."""
+    return layout.lanes in (16, 32)
+
+
+def lower_qmatmul_int8(
+    e: Emitter, layout: BlockLayout, x: Value, packed: Value, y: Value, m_tile: int
+) -> None:
+    """y[m, n] ~= sum_k x[m, k] * dequantize(packed)[n, k], with int8 activations."""
+    xt = x.type
+    assert isinstance(xt, MemRefType)
+    k = xt.get_shape()[1]
+    epb, bs, lanes = layout.elements_per_block, layout.block_size, layout.lanes
+    nsub, sbs = layout.sub_blocks, layout.sub_block_size
+    runs = {id(g): runs_of(g, lanes) for g in layout.groups}
+    runs_per_block = sum(len(r) for r in runs.values())
+    bias = layout.code_bias
+    needs_offsets = layout.has_offsets or bias != 0
+    xq, xd, qsum = lower_quantize_rows(e, x, sbs if needs_offsets else None)
+    vector_scales = layout.provides_scale_vectors
+    x_blocks = epb // ACTIVATION_BLOCK
+    m = e.dim(x, 0)
+    n_rows = e.dim(packed, 0)
+    acc_t = VectorType(f32, [DOT_LANES])
+    dot_t = VectorType(i32, [DOT_LANES])
+    off_t = VectorType(f32, [nsub]) if vector_scales else f32
+
+    def tile(e: Emitter, row: Value, m0: Value, t: int) -> None:
+        parts = max(1, PARTIAL_SUMS // t)
+        zeros = [e.const(0.0, acc_t) for _ in range(t * parts)]
+        # Offset sums rotate over partial sums too (one block's offsets form a
+        # dependent FMA chain with the next block's).
+        off_zeros = [e.const(0.0, off_t) for _ in range(t * parts)] if needs_offsets else []
+
+        def one_block(e: Emitter, b: Value, carried: list[Value], u: int) -> list[Value]:
+            """Accumulate block b, the u-th of an unrolled step (it picks the partial sums)."""
+            count = u * runs_per_block
+            accs, offs = carried[: t * parts], carried[t * parts :]
+            base = e.mul(b, bs)
+            if PREFETCH_BYTES:
+                e.op(PrefetchOp(packed, [row, e.add(base, PREFETCH_BYTES)]))
+            blk = BlockBytes(e, packed, row, base, lanes, None)
+            hdr = layout.header(blk)
+            scale = block_scales(layout, blk, hdr, vector_scales)
+            col0 = e.mul(b, epb)
+            rows = [e.add(m0, i) for i in range(t)]
+            lane_scales = _lane_scale_source(e, layout, scale, xd, rows, b, col0, x_blocks)
+            zero_dot = e.const(0, dot_t)
+            for group in layout.groups:
+                srcs = [blk.lane_bytes(off) for off in group.sources]
+                for run in runs[id(group)]:
+                    codes = _stored_codes(e, blk, run, srcs, bias)
+                    first = run[0].first
+                    for i in range(t):
+                        xv = e.vload(xq, [rows[i], e.add(col0, first)], RUN)
+                        dot = e.dot_u8i8(zero_dot, codes, xv, layout.code_bits)
+                        slot = i * parts + count % parts
+                        accs[slot] = e.fma(e.sitofp(dot), lane_scales(i, first), accs[slot])
+                    count += 1
+            if needs_offsets:
+                slots = [i * parts + u % parts for i in range(t)]
+                picked = _accumulate_offsets(
+                    e, layout, scale, qsum, rows, b, [offs[j] for j in slots]
+                )
+                for j, v in zip(slots, picked):
+                    offs[j] = v
+            return [*accs, *offs]
+
+        def blocks_body(e: Emitter, b0: Value, carried: Sequence[Value], step: int):
+            out = list(carried)
+            for u in range(step):
+                out = one_block(e, e.add(b0, u), out, u)
+            return out
+
+        # Blocks with fewer runs than partial sums (Q4_0's one) are unrolled so
+        # that consecutive blocks feed different FMA chains.
+        unroll = max(1, parts // runs_per_block)
+        n_blocks = k // epb
+        main = n_blocks - n_blocks % unroll
+        results = e.for_(
+            0,
+            main,
+            unroll,
+            lambda ie, b, c: blocks_body(ie, b, c, unroll),
+            [*zeros, *off_zeros],
+            role("reduction"),
+        )
+        if main < n_blocks:
+            results = e.for_(
+                main,
+                n_blocks,
+                1,
+                lambda ie, b, c: blocks_body(ie, b, c, 1),
+                list(results),
+                role("reduction"),
+            )
+        for i in range(t):
+            acc = results[i * parts]
+            for p in range(1, parts):
+                acc = e.addf(acc, results[i * parts + p], True)
+            total = e.reduce_add(acc)
+            if needs_offsets:
+                off = results[t * parts + i * parts]
+                for p in range(1, parts):
+                    off = e.addf(off, results[t * parts + i * parts + p], True)
+                total = e.subf(total, e.reduce_add(off), True)
+            e.store(total, y, [e.add(m0, i), row])
+
+    def row_body(e: Emitter, ivs: Sequence[Value]) -> None:
+        (row,) = ivs
+        m_full = e.sub(m, e.remui(m, m_tile)) if m_tile > 1 else e.index(0)
+        if m_tile > 1:
+            e.for_(0, m_full, m_tile, lambda ie, m0, _c: tile(ie, row, m0, m_tile))
+        e.for_(m_full, m, 1, lambda ie, m0, _c: tile(ie, row, m0, 1))
+
+    e.parallel([0], [n_rows], row_body, role("rows", "warp"))
+    for buf in (xq, xd, *([qsum] if qsum is not None else [])):
+        e.op(memref.DeallocOp.get(buf))
+
+
+def _stored_codes(
+    e: Emitter, blk: BlockBytes, run: tuple[ElementSet, ...], srcs: list[Value], bias: int
+) -> Value:
+    """The unsigned stored codes of a run of 32 weights, as vector<32xi8>."""
+    parts = [e.add(es.unpack(e, blk, srcs), bias) for es in run]
+    if len(parts) == 1:
+        return parts[0]
+    assert len(parts) == 2
+    return e.shuffle(parts[0], parts[1], list(range(RUN)))
+
+
+def _lane_scale_source(
+    e: Emitter,
+    layout: BlockLayout,
+    scale: Callable[[int], SubBlockScale],
+    xd: Value,
+    rows: list[Value],
+    b: Value,
+    col0: Value,
+    x_blocks: int,
+) -> Callable[[int, int], Value]:
+    """(row i, run start) -> vector<8xf32>: scale_j * xd of each dot lane's sub-block j."""
+    sbs = layout.sub_block_size
+    vecs = getattr(scale, "vectors", None)
+    if vecs is not None:
+        # Every sub-block's scale times its activation block's scale, once per row.
+        expand = [j * sbs // ACTIVATION_BLOCK for j in range(layout.sub_blocks)]
+        combined = []
+        for r in rows:
+            xds = e.vload(xd, [r, e.mul(b, x_blocks)], x_blocks)
+            if x_blocks == 1:
+                xds = e.broadcast(xds, VectorType(f32, [1]))
+            combined.append(e.mulf(vecs.scales, e.shuffle(xds, xds, expand)))
+
+        def from_vectors(i: int, first: int) -> Value:
+            subs = [(first + 4 * lane) // sbs for lane in range(DOT_LANES)]
+            return e.shuffle(combined[i], combined[i], subs)
+
+        return from_vectors
+    cache: dict[tuple[int, int], Value] = {}
+    acc_t = VectorType(f32, [DOT_LANES])
+
+    def from_scalars(i: int, first: int) -> Value:
+        key = (i, first)
+        if key not in cache:
+            xds = e.load(xd, [rows[i], e.add(e.mul(b, x_blocks), first // ACTIVATION_BLOCK)])
+            subs = [(first + 4 * lane) // sbs for lane in range(DOT_LANES)]
+            splats = {
+                j: e.broadcast(e.mulf(scale(j).scale, xds), acc_t) for j in dict.fromkeys(subs)
+            }
+            if len(splats) == 1:
+                cache[key] = next(iter(splats.values()))
+            else:
+                assert len(splats) == 2
+                first_j, second_j = splats
+                half = subs.index(second_j)
+                mask = list(range(half)) + [DOT_LANES + lane for lane in range(half, DOT_LANES)]
+                cache[key] = e.shuffle(splats[first_j], splats[second_j], mask)
+        return cache[key]
+
+    return from_scalars
+
+
+def _offset_terms(e: Emitter, layout: BlockLayout, s: SubBlockScale) -> Value:
+    """bias * scale_j -/+ offset_j: what sub-block j subtracts per unit of x."""
+    term = e.mulf(s.scale, float(layout.code_bias)) if layout.code_bias else None
+    if s.offset is None:
+        assert term is not None
+        return term
+    if layout.offset_sign < 0:
+        return s.offset if term is None else e.addf(term, s.offset)
+    return e.mulf(s.offset, -1.0) if term is None else e.subf(term, s.offset)
+
+
+def _accumulate_offsets(
+    e: Emitter,
+    layout: BlockLayout,
+    scale: Callable[[int], SubBlockScale],
+    qsum: Value,
+    rows: list[Value],
+    b: Value,
+    offs: list[Value],
+) -> list[Value]:
+    """offs[i] += (bias * scale_j -/+ offset_j) * qsum[j] over the block's sub-blocks.
+
+    qsum holds the sums of the quantized x, the same x the dots multiplied:
+    the bias then cancels exactly, and the error of the whole row is
+    sum_k w_k (xq_k xd - x_k) with the true (centred) weights w_k, not the
+    larger unsigned codes.
+    """
+    nsub = layout.sub_blocks
+    vecs = getattr(scale, "vectors", None)
+    base = e.mul(b, nsub)
+    out = list(offs)
+    if vecs is not None:
+        terms = _offset_terms(e, layout, SubBlockScale(vecs.scales, vecs.offsets))
+        for i, r in enumerate(rows):
+            out[i] = e.fma(terms, e.vload(qsum, [r, base], nsub), out[i])
+        return out
+    terms = [_offset_terms(e, layout, scale(j)) for j in range(nsub)]
+    for i, r in enumerate(rows):
+        for j in range(nsub):
+            out[i] = e.fma(terms[j], e.load(qsum, [r, e.add(base, j)]), out[i])
+    return out

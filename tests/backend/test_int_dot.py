@@ -1,0 +1,87 @@
+"""qrt.dot_u8i8's instruction selection: every strategy computes the exact dot.
+
+Each strategy is compiled for this host and run on byte patterns that
+include the extremes (codes up to 2^code_bits - 1, values -128 and 127);
+the result must equal numpy's integer dot in groups of four.
+"""
+
+from __future__ import annotations
+
+import ctypes
+
+import llvmlite.ir as ir
+import numpy as np
+import pytest
+
+from quantir.compiler.backend import cpu_codegen as cpu
+from quantir.compiler.backend.llvm.int_dot import dot_strategy, emit_dot_u8i8, parse_features
+
+HOST = parse_features(cpu.host_target().features)
+VNNI = frozenset({"avx512vnni", "avx512vl", "avx512bw", "avx2", "ssse3"})
+AVX2 = frozenset({"avx2", "ssse3"})
+
+
+def test_strategy_follows_features_and_code_width():
+    assert dot_strategy(32, 4, VNNI) == "vnni"
+    assert dot_strategy(64, 8, VNNI) == "vnni"
+    assert dot_strategy(32, 4, frozenset({"avxvnni", "avx2"})) == "vnni"
+    assert dot_strategy(32, 7, AVX2) == "maddubs"
+    # Eight-bit codes could saturate vpmaddubsw's 16-bit pairs: widen instead.
+    assert dot_strategy(32, 8, AVX2) == "widen"
+    assert dot_strategy(16, 4, frozenset({"ssse3"})) == "maddubs"
+    assert dot_strategy(32, 4, frozenset()) == "widen"
+
+
+def _run(nbytes: int, code_bits: int, features: frozenset[str], acc, codes, values):
+    lanes = nbytes // 4
+    i8, i32 = ir.IntType(8), ir.IntType(32)
+    mod = ir.Module(name="dot")
+    mod.triple = cpu.host_target().triple
+    mod.data_layout = cpu.data_layout()
+    ptr = ir.PointerType()
+    fn = ir.Function(mod, ir.FunctionType(ir.VoidType(), [ptr] * 4), "dot")
+    b = ir.IRBuilder(fn.append_basic_block())
+    acc_t, bytes_t = ir.VectorType(i32, lanes), ir.VectorType(i8, nbytes)
+    loaded = [b.load(fn.args[0], typ=acc_t, align=1), b.load(fn.args[1], typ=bytes_t, align=1)]
+    loaded.append(b.load(fn.args[2], typ=bytes_t, align=1))
+
+    def intrinsic(name, ret, args):
+        existing = mod.globals.get(name)
+        return existing or ir.Function(mod, ir.FunctionType(ret, args), name)
+
+    result = emit_dot_u8i8(b, intrinsic, *loaded, code_bits, features)
+    b.store(result, fn.args[3], align=1)
+    b.ret_void()
+    loaded_obj = cpu.LoadedObject(cpu.compile_object(mod))
+    call = ctypes.CFUNCTYPE(None, *[ctypes.c_void_p] * 4)(loaded_obj.address("dot"))
+    out = np.empty(lanes, np.int32)
+    call(acc.ctypes.data, codes.ctypes.data, values.ctypes.data, out.ctypes.data)
+    return out
+
+
+CASES = [
+    (nbytes, bits, features)
+    for nbytes in (16, 32, 64)
+    for bits in (2, 4, 6, 7, 8)
+    for features in (VNNI, AVX2, frozenset())
+]
+
+
+@pytest.mark.parametrize("nbytes,code_bits,features", CASES)
+def test_every_strategy_is_exact(nbytes, code_bits, features):
+    strategy = dot_strategy(nbytes, code_bits, features)
+    if strategy != "widen" and dot_strategy(nbytes, code_bits, HOST) != strategy:
+        pytest.skip(f"this host cannot run the {strategy} instructions for {nbytes} bytes")
+    rng = np.random.default_rng(nbytes * 100 + code_bits)
+    lanes = nbytes // 4
+    top = (1 << code_bits) - 1
+    for trial in range(4):
+        codes = rng.integers(0, top + 1, nbytes).astype(np.uint8)
+        values = rng.integers(-128, 128, nbytes).astype(np.int8)
+        if trial == 0:  # the largest products of both signs
+            codes[:] = top
+            values[::2], values[1::2] = -128, 127
+        acc = rng.integers(-(2**20), 2**20, lanes).astype(np.int32)
+        got = _run(nbytes, code_bits, features, acc, codes, values.view(np.uint8))
+        want = acc + (codes.astype(np.int64) * values).reshape(lanes, 4).sum(1)
+        np.testing.assert_array_equal(got, want.astype(np.int32), err_msg=strategy)

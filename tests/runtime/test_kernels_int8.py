@@ -1,0 +1,155 @@
+"""The default CPU qmatmul path: int8 activations and integer dot products.
+
+x is quantized per run of 32 elements to xq in [-127, 127] with one scale
+xd = max|x| / 127, then multiplied with the weights' integer codes. So the
+kernel computes y' = sum_k w_k * xh_k with xh_k = xd_k * xq_k, not
+y = sum_k w_k x_k. Two checks, both per output element against float64:
+
+1. A worst-case bound. |xh_k - x_k| <= xd_k / 2 (round to nearest; the
+   scale and its inverse carry a relative error of a few 2**-24, covered by
+   0.5001), so |y' - y| <= 0.5001 * sum_k |w_k| xd_k. The float32 arithmetic
+   on top (scale products, conversions, FMAs, offsets) is bounded as for the
+   exact path (test_kernels_gguf.py), with R_k the range magnitude of element
+   k and |xh_k| <= |x_k| + xd_k.
+2. Exact arithmetic. With one element of +-127 in a run of 32 and the
+   others small integers (or the run all zero), xd = 1 (or 0) and xh = x
+   exactly; with fp16 fields +-2**e every float32 operation is then exact
+   too, so the result must equal the float64 reference bit for bit, which
+   catches a single wrong code or dot.
+
+Plus the normwise relative error on realistic data (weights quantized from
+normal values): documented as at most 1e-2 for every encoding.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from kernel_checks import assert_bits_equal, random_x
+from test_kernels_gguf import (
+    ENCODINGS,
+    LAYOUTS,
+    N_ROWS,
+    _blocks_for,
+    _exact_case,
+    k_values,
+    range_magnitude,
+    reference,
+)
+
+from quantir.runtime import api
+from quantir.runtime.quantize import quantize
+
+EPS32 = float(np.finfo(np.float32).eps)
+RUN = 32
+NORMWISE_BOUND = 1e-2
+"""The documented normwise relative error of the int8 path (README, lowering docs)."""
+
+
+def activation_scales(x: np.ndarray) -> np.ndarray:
+    """xd_k for every element of x [M, K]: max |x| of its run of 32, over 127."""
+    runs = np.abs(x.astype(np.float64)).reshape(*x.shape[:-1], -1, RUN)
+    return np.repeat(runs.max(-1) / 127.0, RUN, axis=-1)
+
+
+def check_int8_bound(y: np.ndarray, x: np.ndarray, w: np.ndarray, r: np.ndarray) -> None:
+    k = x.shape[-1]
+    x64, w64 = x.astype(np.float64), w.astype(np.float64)
+    xd = activation_scales(x)
+    ref = x64 @ w64.T
+    quantization = 0.5001 * (xd @ np.abs(w64).T)
+    arithmetic = 4.0 * (k + 8) * EPS32 * ((np.abs(x64) + xd) @ r.T)
+    bound = quantization + arithmetic + (2 * k + 8) * 2.0**-149
+    err = np.abs(y.astype(np.float64) - ref)
+    bad = ~(err <= bound)
+    if bad.any():
+        idx = tuple(int(i[0]) for i in np.nonzero(bad))
+        raise AssertionError(
+            f"{int(bad.sum())} of {bad.size} outside the int8 bound; first at {idx}: "
+            f"got {y[idx]!r}, float64 {ref[idx]!r}, |err| {err[idx]:.3e} > {bound[idx]:.3e}"
+        )
+
+
+@pytest.mark.parametrize("name", ENCODINGS)
+@pytest.mark.parametrize("which_k", [0, 1])
+def test_int8_error_bound(name, which_k):
+    lay = LAYOUTS[name]
+    k = k_values(lay)[which_k]
+    packed = _blocks_for(name, k, 1)
+    w, r = reference(lay, packed), range_magnitude(lay, packed)
+    x = random_x(np.random.default_rng(7), (64, k))
+    for m in (1, 3, 64):  # a lone row, a tail, full m-tiles
+        check_int8_bound(api.qmatmul(name, x[:m], packed), x[:m], w, r)
+
+
+@pytest.mark.parametrize("name", ENCODINGS)
+def test_int8_exact_arithmetic(name):
+    lay = LAYOUTS[name]
+    k = k_values(lay)[0]
+    packed, x = _exact_case(lay, k, N_ROWS, 64, 5)
+    rng = np.random.default_rng(11)
+    runs = x.reshape(64, -1, RUN)
+    runs[:, :, 0] = rng.choice([-127.0, 127.0], runs.shape[:2])  # xd = 1 in every run ...
+    # ... of every fourth run (a different quarter per row of x, so that together the
+    # rows use every code); the other runs are zero (xd = 0), which keeps the sums
+    # small enough to stay exact.
+    keep = (np.arange(runs.shape[1])[None, :] + np.arange(64)[:, None]) % 4 == 0
+    runs[~keep] = 0.0
+    w = reference(lay, packed).astype(np.float64)
+    worst = (np.abs(x).astype(np.float64) @ (3 * range_magnitude(lay, packed)).T).max()
+    assert worst < 2.0**22, f"test data too large for exact float32 sums ({worst})"
+    ref = x.astype(np.float64) @ w.T
+    for m in (1, 3, 64):
+        y = api.qmatmul(name, x[:m], packed)
+        assert_bits_equal(y, ref[:m].astype(np.float32), f"{name} int8 exact qmatmul M={m}")
+
+
+@pytest.mark.parametrize("name", ENCODINGS)
+def test_int8_normwise_error_on_quantized_normal_weights(name):
+    rng = np.random.default_rng(3)
+    n, k = 48, 1024
+    packed = quantize(name, rng.standard_normal((n, k)).astype(np.float32))
+    w = reference(LAYOUTS[name], packed).astype(np.float64)
+    x = rng.standard_normal((5, k)).astype(np.float32)
+    ref = x.astype(np.float64) @ w.T
+    y = api.qmatmul(name, x, packed)
+    err = np.linalg.norm(y - ref) / np.linalg.norm(ref)
+    assert err < NORMWISE_BOUND, f"{name}: normwise relative error {err:.2e}"
+    exact = api.qmatmul(name, x, packed, pipeline="quantir-cpu-exact")
+    assert np.linalg.norm(exact - ref) / np.linalg.norm(ref) < 1e-5
+
+
+@pytest.mark.parametrize("name", ["q4_0", "q4_k", "q6_k", "q8_0"])
+def test_int8_non_finite_x_gives_non_finite_rows(name):
+    lay = LAYOUTS[name]
+    k = k_values(lay)[0]
+    rng = np.random.default_rng(9)
+    packed = quantize(name, rng.standard_normal((8, k)).astype(np.float32))
+    x = rng.standard_normal((3, k)).astype(np.float32)
+    x[0, 5], x[2, k - 1] = np.nan, np.inf
+    y = api.qmatmul(name, x, packed)
+    assert not np.isfinite(y[0]).any() and not np.isfinite(y[2]).any()
+    assert np.isfinite(y[1]).all()
+
+
+@pytest.mark.parametrize("name", ["q4_0", "q4_k"])
+def test_int8_zero_x_gives_zero(name):
+    lay = LAYOUTS[name]
+    k = k_values(lay)[0]
+    packed = _blocks_for(name, k, 2)
+    y = api.qmatmul(name, np.zeros((2, k), np.float32), packed)
+    ref = np.zeros((2, k)) @ reference(lay, packed).astype(np.float64).T  # NaN rows stay NaN
+    assert_bits_equal(y, ref.astype(np.float32), f"{name} zero x")
+
+
+@pytest.mark.parametrize("rank", [1, 3])
+def test_int8_x_of_other_ranks(rank):
+    name, lay = "q4_k", LAYOUTS["q4_k"]
+    k = k_values(lay)[0]
+    packed = _blocks_for(name, k, 4)
+    w, r = reference(lay, packed), range_magnitude(lay, packed)
+    shape = (k,) if rank == 1 else (2, 3, k)
+    x = random_x(np.random.default_rng(6), shape)
+    y = api.qmatmul(name, x, packed)
+    assert y.shape == shape[:-1] + (N_ROWS,)
+    check_int8_bound(y.reshape(-1, N_ROWS), x.reshape(-1, k), w, r)
