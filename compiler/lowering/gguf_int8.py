@@ -44,6 +44,10 @@ from quantir.dialects.qrt import PrefetchOp
 RUN = ACTIVATION_BLOCK
 """Weights per dot product: one activation block, 32 bytes of codes."""
 DOT_LANES = RUN // 4
+ROW_BLOCK = 16
+"""Weight rows per parallel task (they share each chunk of x from L2)."""
+X_CHUNK_BYTES = 512 * 1024
+"""Bytes of int8 x codes a task keeps hot in L2 while it walks its weight rows."""
 
 
 def runs_of(group: LaneGroup, lanes: int) -> list[tuple[ElementSet, ...]]:
@@ -176,14 +180,33 @@ def lower_qmatmul_int8(
                 total = e.subf(total, e.reduce_add(off), True)
             e.store(total, y, [e.add(m0, i), row])
 
-    def row_body(e: Emitter, ivs: Sequence[Value]) -> None:
-        (row,) = ivs
-        m_full = e.sub(m, e.remui(m, m_tile)) if m_tile > 1 else e.index(0)
-        if m_tile > 1:
-            e.for_(0, m_full, m_tile, lambda ie, m0, _c: tile(ie, row, m0, m_tile))
-        e.for_(m_full, m, 1, lambda ie, m0, _c: tile(ie, row, m0, 1))
+    # Cache blocking for long x (prefill): a task takes ROW_BLOCK weight rows
+    # and walks x in chunks of rows whose codes fit in L2, so each chunk is
+    # read from L2 for every weight row of the block, and the block's weight
+    # rows stay in L2 across the chunks.
+    m_chunk = max(m_tile, X_CHUNK_BYTES // k // m_tile * m_tile)
 
-    e.parallel([0], [n_rows], row_body, role("rows", "warp"))
+    def rows_of_chunk(e: Emitter, row: Value, c0: Value, c1: Value) -> None:
+        if m_tile > 1:
+            span = e.sub(c1, c0)
+            m_full = e.sub(c1, e.remui(span, m_tile))
+            e.for_(c0, m_full, m_tile, lambda ie, m0, _c: tile(ie, row, m0, m_tile))
+        else:
+            m_full = c0
+        e.for_(m_full, c1, 1, lambda ie, m0, _c: tile(ie, row, m0, 1))
+
+    def block_rows(e: Emitter, ivs: Sequence[Value]) -> None:
+        r0 = e.mul(ivs[0], ROW_BLOCK)
+        r1 = e.minui(e.add(r0, ROW_BLOCK), n_rows)
+
+        def chunk(e: Emitter, c0: Value, _c) -> None:
+            c1 = e.minui(e.add(c0, m_chunk), m)
+            e.for_(r0, r1, 1, lambda ie, row, _c: rows_of_chunk(ie, row, c0, c1))
+
+        e.for_(0, m, m_chunk, chunk)
+
+    row_blocks = e.divui(e.add(n_rows, ROW_BLOCK - 1), ROW_BLOCK)
+    e.parallel([0], [row_blocks], block_rows, role("rows", "warp"))
     for buf in (xq, xd, *([qsum] if qsum is not None else [])):
         e.op(memref.DeallocOp.get(buf))
 

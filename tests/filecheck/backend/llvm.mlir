@@ -1,4 +1,5 @@
 // RUN: quantir-opt %s --split-input-file -p quantir-cpu -t llvm | filecheck %s
+// RUN: quantir-opt %s --split-input-file -p quantir-cpu-exact -t llvm | filecheck %s --check-prefix=EXACT
 
 // CPU kernels: an always-inlined body with noalias pointers behind an
 // exported entry `void k(i64 lo, i64 hi, ptr argv)` that unpacks argv.
@@ -25,11 +26,17 @@ func.func @deq(%w: tensor<?x34xui8>) -> tensor<?x32xf32> {
 
 // -----
 
-// qmatmul accumulates with vector FMAs and reduces with reassociation
-// (the first kernel sums x per sub-block, the second is the matmul). Each
-// block first prefetches the weight bytes 4096 ahead, with a GEP that is not
-// `inbounds` (past the last row it points beyond the buffer; prefetches never
-// fault).
+// qmatmul (the default int8 path): the first kernel quantizes x to int8
+// runs of 32 (scale from a NaN-propagating max, round half to even through
+// the 1.5 * 2^23 trick), the second multiplies integer codes with integer
+// dot products (vpdpbusd where the host has VNNI, else vpmaddubsw +
+// vpmaddwd), converts each dot to float once and accumulates with FMAs.
+// Each block first prefetches the weight bytes 4096 ahead, with a GEP that
+// is not `inbounds` (past the last row it points beyond the buffer;
+// prefetches never fault).
+// On the exact path (EXACT) it accumulates float weights times exact x with
+// vector FMAs and reduces with reassociation (the first kernel sums x per
+// sub-block).
 func.func @mv(%x: tensor<?x256xf32>, %w: tensor<?x144xui8>) -> tensor<?x?xf32> {
   %y = quant.qmatmul #quant.encoding<q4_k> %x, %w : (tensor<?x256xf32>, tensor<?x144xui8>) -> tensor<?x?xf32>
   func.return %y : tensor<?x?xf32>
@@ -39,7 +46,21 @@ func.func @mv(%x: tensor<?x256xf32>, %w: tensor<?x144xui8>) -> tensor<?x?xf32> {
 // CHECK:         [[AHEAD:%.*]] = add i64 %{{.*}}, 4096
 // CHECK-NEXT:    [[PTR:%.*]] = getelementptr i8, ptr %{{.*}}, i64 [[AHEAD]]
 // CHECK-NEXT:    call void @"llvm.prefetch.p0"(ptr [[PTR]], i32 0, i32 3, i32 1)
-// CHECK:         fmul contract reassoc <32 x float>
-// CHECK:         call <32 x float> @"llvm.fma.v32f32"
-// CHECK:         call fast float @"llvm.vector.reduce.fadd.v32f32"(float 0x8000000000000000, <32 x float>
-// CHECK:       declare <32 x float> @"llvm.fma.v32f32"(<32 x float> %{{.*}}, <32 x float> %{{.*}}, <32 x float> %{{.*}})
+// CHECK:         call <{{.*}}> @"llvm.x86.{{avx512.vpdpbusd.256|avx2.pmadd.ub.sw}}"
+// CHECK:         sitofp <8 x i32> %{{.*}} to <8 x float>
+// CHECK:         call <8 x float> @"llvm.fma.v8f32"
+// CHECK:         call fast float @"llvm.vector.reduce.fadd.v8f32"(float 0x8000000000000000, <8 x float>
+// CHECK:       define internal void @"mv_kernel0.body"
+// CHECK:         call float @"llvm.vector.reduce.fmaximum.v32f32"
+// CHECK:         fadd <32 x float> %{{.*}}, <float 0x4168000000000000,
+// CHECK:         sub <32 x i32> %{{.*}}, <i32 1262485504,
+// CHECK:         trunc <32 x i32> %{{.*}} to <32 x i8>
+
+// EXACT:       define internal void @"mv_kernel1.body"
+// EXACT:         [[AHEAD:%.*]] = add i64 %{{.*}}, 4096
+// EXACT-NEXT:    [[PTR:%.*]] = getelementptr i8, ptr %{{.*}}, i64 [[AHEAD]]
+// EXACT-NEXT:    call void @"llvm.prefetch.p0"(ptr [[PTR]], i32 0, i32 3, i32 1)
+// EXACT:         fmul contract reassoc <32 x float>
+// EXACT:         call <32 x float> @"llvm.fma.v32f32"
+// EXACT:         call fast float @"llvm.vector.reduce.fadd.v32f32"(float 0x8000000000000000, <32 x float>
+// EXACT:       declare <32 x float> @"llvm.fma.v32f32"(<32 x float> %{{.*}}, <32 x float> %{{.*}}, <32 x float> %{{.*}})

@@ -1,4 +1,5 @@
-// RUN: quantir-opt %s --split-input-file -p lower-quant-to-loops | filecheck %s
+// RUN: quantir-opt %s --split-input-file -p "lower-quant-to-loops{int8=false}" | filecheck %s
+// RUN: quantir-opt %s --split-input-file -p lower-quant-to-loops | filecheck %s --check-prefix=INT8
 // RUN: quantir-opt %s --split-input-file -p "lower-quant-to-loops{vectorize=false m_tile=1}" | filecheck %s --check-prefix=SCALAR
 
 // Q4_0 dequantize, vectorized: each 16-byte lane group becomes vector ops
@@ -34,7 +35,7 @@ func.func @dequantize_q4_0(%w: memref<?x18xi8>, %y: memref<?x32xf32>) {
 
 // -----
 
-// Q4_K qmatmul: sums of x per 32-weight sub-block are precomputed, the
+// Q4_K qmatmul, exact path (int8=false): sums of x per 32-weight sub-block are precomputed, the
 // eight scales and mins of a block are unpacked as vectors, and the block
 // loop accumulates with FMAs (rows of x tiled by 4, then one at a time).
 func.func @qmatmul_q4_k(%x: memref<?x256xf32>, %w: memref<?x144xi8>, %y: memref<?x?xf32>) {
@@ -53,6 +54,30 @@ func.func @qmatmul_q4_k(%x: memref<?x256xf32>, %w: memref<?x144xi8>, %y: memref<
 // CHECK:           {qrt.loop = "reduction"}
 // CHECK:         }) {qrt.loop = "rows", qrt.gpu_mapping = "warp"}
 // CHECK:         memref.dealloc [[XS]]
+
+// The default (INT8): x is quantized once to int8 runs of 32 (codes, scales,
+// and the sums of the quantized values per sub-block); the weight's stored
+// codes are multiplied with qrt.dot_u8i8, each dot converted once and
+// accumulated with an FMA, scaled per lane by sub-block scale times x scale.
+// INT8-LABEL: func.func @qmatmul_q4_k(
+// INT8:         [[XQ:%.*]] = memref.alloc(%{{.*}}) : memref<?x256xi8>
+// INT8:         [[XD:%.*]] = memref.alloc(%{{.*}}) : memref<?x8xf32>
+// INT8:         [[QS:%.*]] = memref.alloc(%{{.*}}) : memref<?x8xf32>
+// INT8:         vector.reduction <maximumf>, %{{.*}} : vector<32xf32> into f32
+// INT8:         arith.trunci %{{.*}} : vector<32xi32> to vector<32xi8>
+// INT8:         }) {qrt.loop = "rows"}
+// INT8:         "scf.parallel"
+// INT8:           vector.load [[XD]][%{{.*}}, %{{.*}}] : memref<?x8xf32>, vector<8xf32>
+// INT8:           vector.load [[XQ]][%{{.*}}, %{{.*}}] : memref<?x256xi8>, vector<32xi8>
+// INT8-NEXT:      qrt.dot_u8i8 %{{.*}}, %{{.*}}, %{{.*}} {code_bits = 4 : i64} : vector<32xi8> into vector<8xi32>
+// INT8-NEXT:      arith.sitofp %{{.*}} : vector<8xi32> to vector<8xf32>
+// INT8-NEXT:      vector.shuffle
+// INT8-NEXT:      vector.fma %{{.*}}, %{{.*}}, %{{.*}} : vector<8xf32>
+// INT8:           {qrt.loop = "reduction"}
+// INT8:         }) {qrt.loop = "rows", qrt.gpu_mapping = "warp"}
+// INT8:         memref.dealloc [[XQ]]
+// INT8-NEXT:    memref.dealloc [[XD]]
+// INT8-NEXT:    memref.dealloc [[QS]]
 
 // SCALAR-LABEL: func.func @qmatmul_q4_k(
 // SCALAR-NOT:     memref.alloc
