@@ -51,6 +51,18 @@ _TARGETS = {
 """The code generator (the module's qrt.target) each named pipeline feeds."""
 
 
+def default_pipeline(target: str, exact: bool = False) -> str:
+    """The named pipeline a target compiles with ("cpu" or "gpu").
+
+    `exact` asks for weights dequantized to float and multiplied by exact x
+    (on the CPU, "quantir-cpu-exact"); the default CPU pipeline quantizes x
+    to int8 blocks and uses integer dot products. The GPU path is always exact.
+    """
+    if target == "cpu":
+        return "quantir-cpu-exact" if exact else "quantir-cpu"
+    return "quantir-gpu"
+
+
 def expand_pipeline_spec(spec: str) -> str:
     """Replace every named pipeline in a `-p` spec by its passes."""
     out = []
@@ -126,7 +138,7 @@ def lower(
     """Run the target's pipeline (or `pipeline`) on a copy of `module` and return the copy."""
     ctx = ctx or make_context()
     lowered = module.clone()
-    default = "quantir-cpu" if target == "cpu" else "quantir-gpu"
+    default = default_pipeline(target)
     run_pipeline(ctx, lowered, pipeline or default)
     lowered.attributes[TARGET_ATTR] = StringAttr(_TARGETS[default])
     lowered.verify()  # a lowering bug must fail here, not in the LLVM translation

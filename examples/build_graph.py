@@ -1,6 +1,6 @@
 """Build examples/tiny_mlp.mlir's graph in Python, run it, and check it two ways.
 
-    python examples/build_graph.py [--print-ir] [--save-ir PATH] [--threads N]
+    python examples/build_graph.py [--print-ir] [--save-ir PATH] [--threads N] [--exact]
 
 1. The graph builder (`quantir.compiler.graph`) builds the same function as
    examples/tiny_mlp.mlir; `--print-ir` prints its MLIR and `--save-ir`
@@ -10,8 +10,12 @@
    bound by name from the memory-mapped file.
 3. The eager API (`quantir.runtime.api.qmatmul`, one op at a time) and a
    numpy reference on weights dequantized by gguf-py (bit-identical to
-   ggml) compute the same thing; the script prints the largest differences
-   and exits with status 1 if they exceed float32 rounding.
+   ggml) compute the same thing; the script prints the differences and
+   exits with status 1 if they exceed what the arithmetic allows: the graph
+   and the eager API run the same kernels (float32 rounding apart); against
+   the reference, the default int8-activation path stays within a normwise
+   relative error of 2e-2 over the five chained matmuls, and `--exact`
+   within float32 rounding.
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ INPUT = HERE / "x.npy"
 BLOCKS = ((0, Enc.Q5_0), (1, Enc.Q8_0))
 EMBED, FFN, VOCAB = 256, 288, 32
 TOLERANCE = 1e-4  # float32 sums in a different order; values are O(1)
+INT8_RELATIVE = 2e-2  # normwise, five chained matmuls with x quantized to int8 blocks
 
 
 def _quantized(g: Graph, name: str, encoding: Enc, n: int, k: int) -> TensorValue:
@@ -64,11 +69,13 @@ def build_tiny_mlp() -> Graph:
     return g
 
 
-def eager_tiny_mlp(x: np.ndarray, model, threads: int | None = None) -> np.ndarray:
+def eager_tiny_mlp(
+    x: np.ndarray, model, threads: int | None = None, exact: bool = False
+) -> np.ndarray:
     """The same computation with the eager API: one compiled op per call."""
 
     def qmm(encoding: Enc, a: np.ndarray, name: str) -> np.ndarray:
-        return api.qmatmul(encoding, a, model.tensor(name).data, threads=threads)
+        return api.qmatmul(encoding, a, model.tensor(name).data, threads=threads, exact=exact)
 
     for block, down_encoding in BLOCKS:
         p = f"blk.{block}."
@@ -94,6 +101,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--print-ir", action="store_true", help="print the graph's MLIR")
     parser.add_argument("--save-ir", metavar="PATH", help="write the graph's MLIR to PATH")
     parser.add_argument("--threads", type=int, default=None, help="CPU threads")
+    parser.add_argument(
+        "--exact", action="store_true", help="exact float qmatmul instead of int8 activations"
+    )
     args = parser.parse_args(argv)
 
     graph = build_tiny_mlp()
@@ -105,18 +115,20 @@ def main(argv: list[str] | None = None) -> int:
 
     x = np.load(INPUT)
     model = open_gguf(MODEL)
-    compiled = compile_graph(graph, threads=args.threads)
+    compiled = compile_graph(graph, threads=args.threads, exact=args.exact)
     (y,) = compiled(x, weights=model)  # weights bound by name from the mapped file
-    eager = eager_tiny_mlp(x, model, args.threads)
+    eager = eager_tiny_mlp(x, model, args.threads, args.exact)
     reference = numpy_tiny_mlp(x, model)
 
     print(f"logits: {y.dtype} {list(y.shape)}; first row: {np.array2string(y[0, :6], precision=4)}")
     diff_ref = float(np.abs(y - reference).max())
+    rel_ref = float(np.linalg.norm(y - reference) / np.linalg.norm(reference))
     diff_eager = float(np.abs(y - eager).max())
-    print(f"max |graph - numpy reference| = {diff_ref:.3g}")
+    print(f"max |graph - numpy reference| = {diff_ref:.3g} (normwise relative {rel_ref:.3g})")
     print(f"max |graph - eager API|       = {diff_eager:.3g}")
-    if max(diff_ref, diff_eager) > TOLERANCE:
-        print(f"MISMATCH: differences above {TOLERANCE}", file=sys.stderr)
+    ref_ok = diff_ref <= TOLERANCE if args.exact else rel_ref <= INT8_RELATIVE
+    if diff_eager > TOLERANCE or not ref_ok:
+        print("MISMATCH: differences above what the arithmetic allows", file=sys.stderr)
         return 1
     print("OK: the graph, the eager API and the numpy reference agree")
     return 0

@@ -17,6 +17,7 @@ from xdsl.dialects import func
 from xdsl.dialects.builtin import ModuleOp
 
 from quantir.compiler.graph.types import TensorType, format_shape
+from quantir.compiler.pipeline import default_pipeline
 from quantir.runtime.buffers import BufferError
 from quantir.runtime.cpu_threads import resolve_threads
 from quantir.runtime.device_names import parse_device
@@ -50,15 +51,24 @@ def compile_on_device(
     device: str = "cpu",
     threads: int | None = None,
     pipeline: str | None = None,
+    exact: bool = False,
     name: str = "<graph>",
 ) -> Program:
     """Compile `source` for `device` ("cpu", "cuda", "cuda:N") and load `function`.
+
+    `exact` compiles quantized matmuls on the exact float path instead of the
+    CPU's default int8-activation path (see `quantir.compiler.pipeline.default_pipeline`);
+    it cannot be combined with an explicit `pipeline`.
 
     Raises ValueError for a malformed device string, DeviceUnavailableError
     when the GPU runtime or a GPU is missing, and the compiler's UserError
     for IR it rejects.
     """
     kind, index = parse_device(device)
+    if exact:
+        if pipeline is not None:
+            raise ValueError(f"exact=True chooses the pipeline; got pipeline={pipeline!r} too")
+        pipeline = default_pipeline(kind, exact=True)
     if kind == "cpu":
         compiled = compile_source(source, "cpu", name=name, pipeline=pipeline)
         return load_program(compiled, function, threads=resolve_threads(threads))
@@ -162,14 +172,20 @@ class CompiledGraph:
 
 
 def compile_graph(
-    graph: Graph, device: str = "cpu", threads: int | None = None, *, pipeline: str | None = None
+    graph: Graph,
+    device: str = "cpu",
+    threads: int | None = None,
+    *,
+    pipeline: str | None = None,
+    exact: bool = False,
 ) -> CompiledGraph:
     """Compile `graph` for `device` ("cpu", "cuda:N") and return a callable.
 
     ``compiled(*arrays, weights={name: array, ...})`` returns the outputs as
     a list of numpy arrays; see `CompiledGraph`. `threads` sets the CPU
     thread count (default: QUANTIR_NUM_THREADS, else every core); `pipeline`
-    replaces the device's named pipeline.
+    replaces the device's named pipeline; `exact` keeps quantized matmuls on
+    the exact float path (the CPU default quantizes x to int8 blocks).
     """
     module = graph.module
     function = _function(module, graph.name)
@@ -180,6 +196,7 @@ def compile_graph(
         device=device,
         threads=threads,
         pipeline=pipeline,
+        exact=exact,
         name=f"<graph {graph.name}>",
     )
     return CompiledGraph(

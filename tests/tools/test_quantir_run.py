@@ -95,6 +95,7 @@ def test_gguf_plus_npz_weights_output_file(tmp_path, capsys, bias_npz):
             out,
             "--threads",
             "2",
+            "--exact",  # float32-rounding tolerance below (int8 default: test_kernels_int8)
         ],
         capsys,
     )
@@ -131,7 +132,7 @@ def test_npz_only_weights_and_positional_input(tmp_path, capsys):
 
 def test_random_input_is_seeded_and_printed(capsys, bias_npz):
     npz, bias = bias_npz
-    argv = [LINEAR, "--weights", MODEL, "--weights", npz, "--input", "x=random:3x256"]
+    argv = [LINEAR, "--weights", MODEL, "--weights", npz, "--input", "x=random:3x256", "--exact"]
     code, out, err = run(argv, capsys)
     assert code == 0, err
     assert out.startswith("result0: float32 [3, 32]  min ")
@@ -566,3 +567,8 @@ def test_subprocess_success_and_errors(tmp_path, bias_npz):
     assert bad.stderr.count("\n") == 1 and "Traceback" not in bad.stderr
     usage = subprocess.run([*_command()], capture_output=True, text=True, env=env, timeout=120)
     assert usage.returncode == 2 and "quantir-run: error:" in usage.stderr
+
+
+def test_exact_and_pipeline_exclude_each_other(capsys):
+    code, _, err = run([LINEAR, "--exact", "--pipeline", "quantir-cpu"], capsys)
+    assert code != 0 and "--exact" in err and "Traceback" not in err
