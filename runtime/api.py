@@ -26,7 +26,7 @@ from quantir.dialects.encoding import (
     packed_layout,
 )
 from quantir.dialects.weight import DType
-from quantir.runtime.buffers import BufferError
+from quantir.runtime.buffers import BufferError, dtype_problem
 from quantir.runtime.compiled_graph import compile_on_device
 from quantir.runtime.gptq.layer import g_idx_problem
 from quantir.runtime.program import gather_weight_parts
@@ -109,8 +109,9 @@ def _gptq_parts(packed: object, config: QuantizationConfig) -> tuple[dict, int]:
 
 
 def _check_g_idx(g_idx: np.ndarray, config: QuantizationConfig, k: int) -> None:
-    if g_idx.dtype not in (np.int32, np.uint32):
-        raise BufferError(f"GPTQ g_idx: expected dtype int32, got {g_idx.dtype}")
+    dtype = dtype_problem(g_idx.dtype, ("int32", "uint32"))
+    if dtype is not None:
+        raise BufferError(f"GPTQ g_idx: {dtype}")
     problem = g_idx_problem(g_idx, config, k)
     if problem is not None:
         raise BufferError(f"GPTQ {problem}")
@@ -271,8 +272,10 @@ def qmatmul(
     )
     if not isinstance(x, np.ndarray):
         raise BufferError(f"x: expected a numpy float32 array, got {type(x).__name__}")
-    if x.dtype != np.float32:
-        raise BufferError(f"x: expected dtype float32, got {x.dtype} (use x.astype(np.float32))")
+    problem = dtype_problem(x.dtype, ("float32",))
+    if problem is not None:
+        hint = "" if x.dtype.name == "float32" else " (use x.astype(np.float32))"
+        raise BufferError(f"x: {problem}{hint}")
     if x.ndim < 1 or x.shape[-1] != k:
         raise BufferError(
             f"x: expected shape [..., {k}] (K of the {QuantizationEncoding.parse(encoding).name} "

@@ -9,6 +9,8 @@ what was expected.
 from __future__ import annotations
 
 import math
+import sys
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -53,9 +55,32 @@ def check_buffer(
     return array
 
 
+def dtype_problem(dtype: np.dtype, accepted: Sequence[str]) -> str | None:
+    """Why an array of `dtype` cannot stand for one of the numpy dtypes `accepted`, or None.
+
+    Every entry point (eager buffers, out=, .npy inputs, .npz and dict weights)
+    asks this one question. Compiled code reads memory in the machine's byte
+    order, so a byte-swapped array (``>f4`` on a little-endian host) is refused
+    even though numpy calls its dtype "float32": taking it would give wrong
+    numbers, not an error.
+    """
+    dtype = np.dtype(dtype)
+    if dtype.name not in accepted:
+        return f"expected dtype {' or '.join(accepted)}, got {dtype.name}"
+    if not dtype.isnative:
+        order = "big" if sys.byteorder == "little" else "little"
+        return (
+            f"expected dtype {dtype.name} in the machine's byte order ({sys.byteorder}-endian), "
+            f"got {order}-endian {dtype.str}; convert it with "
+            f".astype(np.dtype('{dtype.name}'))"
+        )
+    return None
+
+
 def _check_dtype_shape(what: str, dtype: np.dtype, shape: tuple, spec: BufferSpec) -> None:
-    if dtype.name not in spec.dtypes:
-        raise BufferError(f"{what}: expected dtype {' or '.join(spec.dtypes)}, got {dtype.name}")
+    problem = dtype_problem(dtype, spec.dtypes)
+    if problem is not None:
+        raise BufferError(f"{what}: {problem}")
     if len(shape) != len(spec.shape):
         raise BufferError(
             f"{what}: expected {len(spec.shape)} dimensions {describe_shape(spec.shape)}, "

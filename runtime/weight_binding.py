@@ -31,6 +31,8 @@ from xdsl.dialects.builtin import TensorType as IRTensorType
 
 from quantir.dialects.encoding import GPTQ_TENSOR_NAMES, QuantizationConfig, QuantizationEncoding
 from quantir.dialects.quant import WeightOp
+from quantir.runtime.buffers import dtype_problem
+from quantir.runtime.gptq.layer import g_idx_problem
 from quantir.runtime.host_plan import numpy_dtypes
 from quantir.runtime.program import gather_weight_parts
 
@@ -175,6 +177,16 @@ def _array_text(array: np.ndarray) -> str:
     return f"{array.dtype.name} {_shape_text(array.shape)}"
 
 
+def _refuse_byte_swapped(
+    name: str, part: str, array: np.ndarray, spec: PartSpec, label: str
+) -> None:
+    """A weight of the right dtype name in the wrong byte order is an error, not a cast."""
+    problem = dtype_problem(array.dtype, (array.dtype.name,))
+    if problem is not None and array.dtype.name in spec.dtypes:
+        what = f'weight "{name}"' + (f" {part}" if part else "")
+        raise WeightMismatchError(f"{what} in {label}: {problem}")
+
+
 def _widen_float(array: np.ndarray, ggml_bf16: bool = False) -> np.ndarray:
     if ggml_bf16:  # raw bfloat16 bits as uint16
         from quantir.runtime.gguf.ggml_types import bfloat16_to_float32
@@ -190,6 +202,7 @@ def _check_plain(
     spec = decl.parts[0]
     if tuple(array.shape) != spec.shape:
         raise _mismatch(decl, found, label)
+    _refuse_byte_swapped(decl.name, "", array, spec, label)
     if array.dtype.name in spec.dtypes:
         return array
     if widen and spec.dtypes[0] == "float32" and array.dtype.name == "float16":
@@ -284,6 +297,7 @@ class ArrayWeights(WeightSource):
         spec = decl.parts[0]
         if array.dtype.name not in spec.dtypes or tuple(array.shape) != spec.shape:
             raise _mismatch(decl, found, self.label, stored=True)
+        _refuse_byte_swapped(decl.name, "", array, spec, self.label)
         return array
 
     def _lookup_gptq(self, decl: WeightDeclaration) -> object | None:
@@ -326,6 +340,11 @@ class ArrayWeights(WeightSource):
                     f"{self.label} but the graph's declaration ({decl.describe()}) needs "
                     f"{spec.dtypes[0]} {_shape_text(spec.shape)}"
                 )
+            _refuse_byte_swapped(decl.name, spec.part, array, spec, self.label)
+        g_idx = parts["g_idx"]  # shape (K,) checked above
+        problem = g_idx_problem(g_idx, decl.config, g_idx.shape[0])
+        if problem is not None:
+            raise WeightMismatchError(f'GPTQ weight "{decl.name}" in {self.label}: {problem}')
         return {p: parts[p] for p in names}
 
     def close(self) -> None:

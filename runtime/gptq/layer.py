@@ -24,6 +24,7 @@ from quantir.dialects.encoding import (
     zero_point_offset,
 )
 from quantir.dialects.weight import DeviceRef, DType, Weight
+from quantir.runtime.buffers import dtype_problem
 from quantir.runtime.gptq.packing import unpack_qweight, unpack_qzeros
 
 __all__ = [
@@ -203,12 +204,15 @@ class GPTQLinear:
             if arr is None:
                 continue
             shape, dtype = specs[tname]
-            if arr.dtype != dtype or arr.shape != shape:
+            if arr.dtype.name != dtype.name or arr.shape != shape:
                 raise self._fail(
                     f"{tname} must be {dtype.name} {list(shape)} "
                     f"(K={k}, N={n}, bits={bits}, group_size={self.config.group_size}), "
                     f"got {arr.dtype.name} {list(arr.shape)}"
                 )
+            byte_order = dtype_problem(arr.dtype, (dtype.name,))
+            if byte_order is not None:
+                raise self._fail(f"{tname}: {byte_order}")
         self._check_g_idx(k)
 
     def _check_g_idx(self, k: int) -> None:

@@ -21,6 +21,7 @@ from xdsl.dialects import func
 from xdsl.dialects.builtin import TensorType
 
 from quantir.compiler.diagnostics import UserError
+from quantir.runtime.buffers import dtype_problem
 from quantir.runtime.host_plan import PlanError, numpy_dtypes
 
 __all__ = ["FunctionInput", "InputSpec", "assign_inputs", "function_inputs", "load_input"]
@@ -190,8 +191,11 @@ def load_input(spec: InputSpec, fi: FunctionInput, seed: int = 0) -> np.ndarray:
     """The array for one argument, checked against its declared type."""
     array = _random(spec, fi, seed) if spec.random else _read_npy(spec, fi)
     described = f"{array.dtype.name} [{', '.join(map(str, array.shape))}]"
+    byte_order = dtype_problem(array.dtype, fi.dtypes)
+    if byte_order is not None and array.dtype.name in fi.dtypes:
+        raise UserError(f"{fi.label} from {spec.origin}: {byte_order}")
     ok = (
-        array.dtype.name in fi.dtypes
+        byte_order is None
         and array.ndim == len(fi.shape)
         and all(w < 0 or w == g for w, g in zip(fi.shape, array.shape, strict=True))
     )
