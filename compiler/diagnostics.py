@@ -29,8 +29,16 @@ class LocatingParser(Parser):
         self._line_offset = line_offset
 
     def parse_operation(self) -> Operation:
-        start = self._current_token.span.start
-        op = super().parse_operation()
+        start_span = self._current_token.span
+        start = start_span.start
+        try:
+            op = super().parse_operation()
+        except ParseError:
+            raise
+        except (VerifyException, DiagnosticException) as e:
+            # A type constraint checked while parsing (a declarative format's
+            # operand types): blame the op being parsed, as a parse error is.
+            raise ParseError(start_span, error_message(e)) from None
         if not isinstance(op.location, FileLineColLoc):
             line = self._text.count("\n", 0, start) + 1 + self._line_offset
             col = start - (self._text.rfind("\n", 0, start) + 1) + 1
@@ -45,14 +53,25 @@ def location_of(op: Operation) -> str | None:
     return None
 
 
-def first_failing_op(module: Operation) -> tuple[Operation, Exception] | None:
-    """The innermost operation whose own verifier fails, in program order."""
+def failing_ops(module: Operation) -> list[tuple[Operation, Exception]]:
+    """Every operation whose own verifier fails, in program order, with its error."""
+    failures: list[tuple[Operation, Exception]] = []
     for op in module.walk():
         try:
             op.verify(verify_nested_ops=False)
         except (VerifyException, DiagnosticException) as e:
-            return op, e
-    return None
+            failures.append((op, e))
+    return failures
+
+
+def first_failing_op(module: Operation) -> tuple[Operation, Exception] | None:
+    """The innermost operation whose own verifier fails, in program order."""
+    return next(iter(failing_ops(module)), None)
+
+
+def error_message(error: Exception) -> str:
+    """A verifier exception's message (its first argument, as xDSL raises them)."""
+    return str(error.args[0] if error.args else error)
 
 
 def verify_located(module: ModuleOp) -> None:
@@ -63,7 +82,7 @@ def verify_located(module: ModuleOp) -> None:
         found = first_failing_op(module)
         op, err = found if found is not None else (module, e)
         where = location_of(op)
-        message = str(err.args[0] if err.args else err)
+        message = error_message(err)
         prefix = f"{where}: " if where else f"in '{op.name}': "
         raise UserError(f"{prefix}error: {message}") from None
 

@@ -114,21 +114,29 @@ class _NamedPipelinePass(ModulePass):
 
 @dataclass(frozen=True)
 class QuantirCpuPass(_NamedPipelinePass):
+    """The CPU default: graph IR to kernels, qmatmul on int8-quantized x (qrt.dot_u8i8)."""
+
     name = "quantir-cpu"
 
 
 @dataclass(frozen=True)
 class QuantirCpuExactPass(_NamedPipelinePass):
+    """The CPU float path: weights unpacked to float and multiplied by exact x."""
+
     name = "quantir-cpu-exact"
 
 
 @dataclass(frozen=True)
 class QuantirCpuScalarPass(_NamedPipelinePass):
+    """The GPU's scalar lane loops, compiled for the CPU (tests the GPU lowering)."""
+
     name = "quantir-cpu-scalar"
 
 
 @dataclass(frozen=True)
 class QuantirGpuPass(_NamedPipelinePass):
+    """Graph IR to thread-indexed GPU kernels, for -t ptx."""
+
     name = "quantir-gpu"
 
 

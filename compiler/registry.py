@@ -84,3 +84,29 @@ def _target(cls: str) -> Callable[[], type[Target]]:
 def quantir_targets() -> dict[str, Callable[[], type[Target]]]:
     """Targets under the names quantir-opt shows them (`-t llvm`, `-t ptx`)."""
     return {"llvm": _target("LLVMTarget"), "ptx": _target("PTXTarget")}
+
+
+def plugin_targets() -> dict[str, Callable[[], type[Target]]]:
+    """The same targets under the names they have in plain xdsl-opt (`-t quantir-llvm`)."""
+    return {
+        "quantir-llvm": _target("QuantirLLVMTarget"),
+        "quantir-ptx": _target("QuantirPTXTarget"),
+    }
+
+
+def pass_summaries() -> tuple[list[tuple[str, str]], list[tuple[str, str, str]]]:
+    """quantir's passes as (flag, summary) and named pipelines as (name, summary, passes).
+
+    The summary is the first line of the pass class's docstring. Loads every pass.
+    """
+    from quantir.compiler.pipeline import PIPELINES
+
+    passes, pipelines = [], []
+    for flag, load in quantir_passes().items():
+        doc = (load().__doc__ or "").strip()
+        summary = doc.splitlines()[0] if doc else ""
+        if flag in PIPELINES:
+            pipelines.append((flag, summary, PIPELINES[flag]))
+        else:
+            passes.append((flag, summary))
+    return passes, pipelines

@@ -76,3 +76,16 @@ class PTXTarget(Target):
             output.write(nvptx.emit_ptx(ir_module, self.arch))
         except TranslationError as e:
             raise DiagnosticException(f"cannot translate to PTX: {e}") from None
+
+
+# Plain xdsl-opt already has an `llvm` target: through the plugin (universe.py)
+# quantir's targets take prefixed names. xDSL checks that `-t NAME` is the
+# target class's own `name`, so each prefixed name is a class of its own.
+@dataclass(frozen=True)
+class QuantirLLVMTarget(LLVMTarget):
+    name = "quantir-llvm"
+
+
+@dataclass(frozen=True)
+class QuantirPTXTarget(PTXTarget):
+    name = "quantir-ptx"

@@ -7,10 +7,10 @@ quantir's passes, and its targets as `-t quantir-llvm` / `-t quantir-ptx`
 
 from xdsl.universe import Universe
 
-from quantir.compiler.registry import quantir_dialects, quantir_passes, quantir_targets
+from quantir.compiler.registry import plugin_targets, quantir_dialects, quantir_passes
 
 QUANTIR_UNIVERSE = Universe(
     all_dialects=quantir_dialects(),
     all_passes=quantir_passes(),
-    all_targets={f"quantir-{name}": factory for name, factory in quantir_targets().items()},
+    all_targets=plugin_targets(),
 )

@@ -14,6 +14,24 @@ import sys
 from collections.abc import Callable
 from typing import TextIO
 
+
+def quantir_version() -> str:
+    """The installed quantir's version ("unknown" when run from a tree not installed)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("quantir")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def version_text(prog: str) -> str:
+    """What `PROG --version` prints: quantir's version and the xDSL it runs on."""
+    from importlib.metadata import version
+
+    return f"{prog} {quantir_version()} (xdsl {version('xdsl')})"
+
+
 _LOCATION_LINE = re.compile(r"^\S+:\d+:\d+$")
 _LOCATED_ERROR = re.compile(r"^(\S+:\d+:\d+): error: (.*)$", re.DOTALL)
 

@@ -8,11 +8,15 @@ never with a Python traceback.
 
 from __future__ import annotations
 
+import argparse
+import dataclasses
 import sys
 from collections.abc import Sequence
+from io import BytesIO
 from typing import IO
 
-from xdsl.dialects.builtin import ModuleOp
+from xdsl.dialects.builtin import FileLineColLoc, ModuleOp
+from xdsl.ir import Operation
 from xdsl.utils.exceptions import (
     DiagnosticException,
     ParseError,
@@ -23,11 +27,27 @@ from xdsl.xdsl_opt_main import xDSLOptMain
 
 from quantir.compiler.diagnostics import (
     UserError,
+    error_message,
+    failing_ops,
     format_parse_error,
+    location_of,
     parse_located,
     verify_located,
 )
-from quantir.compiler.registry import quantir_dialects, quantir_passes, quantir_targets
+from quantir.compiler.registry import (
+    pass_summaries,
+    plugin_targets,
+    quantir_dialects,
+    quantir_passes,
+    quantir_targets,
+)
+from quantir.compiler.tools.command import version_text
+from quantir.compiler.tools.expected_diagnostics import (
+    AnnotationError,
+    Diagnostic,
+    check_diagnostics,
+    parse_expectations,
+)
 
 
 def _vector_arith():
@@ -36,8 +56,28 @@ def _vector_arith():
     return VectorArith
 
 
+class _ListPassesAction(argparse.Action):
+    """`--list-passes`: quantir's passes and named pipelines, one line each, then exit."""
+
+    def __init__(self, option_strings, dest, **kwargs):
+        super().__init__(option_strings, dest, nargs=0, **kwargs)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        passes, pipelines = pass_summaries()
+        width = max(len(name) for name, *_ in passes + pipelines) + 2
+        lines = ["quantir passes:"]
+        lines += [f"  {name:<{width}}{summary}" for name, summary in passes]
+        lines += ["", "quantir pipelines (-p NAME runs these passes in order):"]
+        for name, summary, spec in pipelines:
+            lines += [f"  {name:<{width}}{summary}", f"  {'':<{width}}{spec}"]
+        lines += ["", "xDSL's own passes are listed by --help."]
+        print("\n".join(lines))
+        parser.exit()
+
+
 class QuantirOptMain(xDSLOptMain):
-    version_format = "quantir-opt (xdsl {xdsl_version})"
+    # `{xdsl_version}` is filled in by xDSL's --version action.
+    version_format = version_text("quantir-opt").replace("{", "{{").replace("}", "}}")
 
     def register_all_dialects(self) -> None:
         # xDSL's plugin discovery already finds quantir through its entry
@@ -61,6 +101,11 @@ class QuantirOptMain(xDSLOptMain):
     def register_all_arguments(self, arg_parser) -> None:
         arg_parser.prog = "quantir-opt"  # also under `python -m`
         super().register_all_arguments(arg_parser)
+        arg_parser.add_argument(
+            "--list-passes",
+            action=_ListPassesAction,
+            help="list quantir's passes and named pipelines with one-line summaries, and exit",
+        )
 
     def setup_pipeline(self) -> None:
         # Named pipelines (-p quantir-cpu) expand into their passes here, so
@@ -71,8 +116,9 @@ class QuantirOptMain(xDSLOptMain):
         super().setup_pipeline()
 
     def register_all_targets(self) -> None:
-        # quantir's own targets take the plain names (`-t llvm`, `-t ptx`).
-        for name, factory in quantir_targets().items():
+        # quantir's own targets take the plain names (`-t llvm`, `-t ptx`), and
+        # the plugin's (`-t quantir-llvm`) work here too, as in xdsl-opt.
+        for name, factory in {**quantir_targets(), **plugin_targets()}.items():
             self.available_targets[name] = factory
         super().register_all_targets()
 
@@ -99,6 +145,76 @@ class QuantirOptMain(xDSLOptMain):
             verify_located(prog)
             raise
 
+    def run(self) -> None:
+        if not self.args.verify_diagnostics:
+            super().run()
+            return
+        failures = self._run_verifying_diagnostics()
+        if failures:
+            raise DiagnosticsMismatchError("\n".join(failures))
+
+    def _run_verifying_diagnostics(self) -> list[str]:
+        """Run each chunk, matching what it reports against its `expected-*` annotations."""
+        chunks, file_extension = self.prepare_input()
+        output = self.prepare_output()
+        name = self.get_input_name()
+        failures: list[str] = []
+        try:
+            for i, (chunk, offset) in enumerate(chunks):
+                with chunk:
+                    text = chunk.read().decode()
+                try:
+                    expectations = parse_expectations(text, first_line=offset + 1)
+                except AnnotationError as e:
+                    failures.append(f"{name}:{e}")
+                    continue
+                if i > 0:
+                    output.write("// -----\n")
+                diagnostics, module = self._chunk_diagnostics(text, file_extension, offset)
+                if module is not None:
+                    output.write(self.output_resulting_program(module))
+                output.flush()
+                failures += check_diagnostics(expectations, diagnostics, name)
+        finally:
+            if output is not sys.stdout:
+                output.close()
+        return failures
+
+    def _chunk_diagnostics(
+        self, text: str, file_extension: str, offset: int
+    ) -> tuple[list[Diagnostic], ModuleOp | None]:
+        """The diagnostics of one chunk, and its module when it ran without any."""
+        try:
+            module = self.parse_chunk(BytesIO(text.encode()), file_extension, offset)
+        except ParseError as e:
+            span = dataclasses.replace(e.span, line_offset=offset)
+            where = span.get_location()
+            return [Diagnostic("error", where.line, e.msg, str(where))], None
+        if module is None:
+            return [], None
+        failures = failing_ops(module)
+        if failures:
+            return [_located(op, error_message(err)) for op, err in failures], None
+        try:
+            self.apply_passes(module)
+        except (DiagnosticException, PassFailedException, VerifyException) as e:
+            located = failing_ops(module)
+            if located:
+                return [_located(op, error_message(err)) for op, err in located], None
+            return [Diagnostic("error", None, error_message(e))], None
+        return [], module
+
+
+class DiagnosticsMismatchError(Exception):
+    """--verify-diagnostics found diagnostics and annotations that do not match."""
+
+
+def _located(op: Operation, message: str) -> Diagnostic:
+    loc = op.location
+    if isinstance(loc, FileLineColLoc):
+        return Diagnostic("error", loc.line.data, message, location_of(op))
+    return Diagnostic("error", None, message)
+
 
 def _report(message: str) -> int:
     sys.stdout.flush()
@@ -109,6 +225,8 @@ def _report(message: str) -> int:
 def main(args: Sequence[str] | None = None) -> int:
     try:
         QuantirOptMain(description="quantir modular optimizer driver", args=args).run()
+    except DiagnosticsMismatchError as e:
+        return _report(str(e))  # one `FILE:LINE: error: ...` per mismatch
     except UserError as e:
         return _report(str(e))  # already `FILE:LINE:COL: error: ...`
     except ParseError as e:

@@ -100,6 +100,25 @@ def test_xdsl_opt_runs_the_named_pipelines(tmp_path: Path, pipeline: str, target
     assert "qrt.launch @" in result.stdout and "quant.qmatmul" not in result.stdout
 
 
+@pytest.mark.parametrize(
+    "pipeline,target,marker",
+    [("quantir-cpu", "quantir-llvm", "define void @"), ("quantir-gpu", "quantir-ptx", ".entry ")],
+)
+def test_xdsl_opt_emits_through_quantir_targets(
+    tmp_path: Path, pipeline: str, target: str, marker: str
+) -> None:
+    src = tmp_path / "graph.mlir"
+    src.write_text(GRAPH)
+    result = subprocess.run(
+        [str(xdsl_opt()), "-p", pipeline, "-t", target, str(src)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert marker in result.stdout
+
+
 def test_quantir_opt_on_top_of_the_plugin_registers_once() -> None:
     # Both drivers see the plugin through the multiverse; quantir-opt also
     # registers its own factories. Neither may raise AlreadyRegistered.

@@ -163,7 +163,51 @@ def test_unknown_target_is_a_usage_error(tmp_path: Path) -> None:
 def test_version() -> None:
     result = run_opt("--version")
     assert result.returncode == 0, result.stderr
-    assert result.stdout == f"quantir-opt (xdsl {version('xdsl')})\n"
+    assert result.stdout == f"quantir-opt {version('quantir')} (xdsl {version('xdsl')})\n"
+
+
+def test_list_passes_shows_quantir_passes_and_pipelines() -> None:
+    result = run_opt("--list-passes")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    summary = {
+        ln.split()[0]: ln.split(None, 1)[1]
+        for ln in lines
+        if ln.startswith("  ") and not ln.startswith("   ")
+    }
+    assert summary["lower-quant-to-loops"].startswith("Expand quant ops on buffers")
+    assert summary["quantir-cpu"].startswith("The CPU default")
+    for name in (
+        "quantir-bufferize",
+        "lower-qnn-to-loops",
+        "outline-kernels",
+        "gpu-map-kernels",
+        "quantir-cpu-exact",
+        "quantir-cpu-scalar",
+        "quantir-gpu",
+    ):
+        assert summary[name], name
+    assert "canonicalize" not in summary  # xDSL's passes stay in --help
+    # Each pipeline's passes follow its summary.
+    cpu = lines.index(next(ln for ln in lines if ln.startswith("  quantir-cpu ")))
+    assert lines[cpu + 1].strip().startswith("quantir-bufferize,lower-quant-to-loops{int8=true}")
+
+
+@pytest.mark.parametrize(
+    "pipeline,target,marker",
+    [
+        ("quantir-cpu", "llvm", "define void @"),
+        ("quantir-cpu", "quantir-llvm", "define void @"),
+        ("quantir-gpu", "ptx", ".entry "),
+        ("quantir-gpu", "quantir-ptx", ".entry "),
+    ],
+)
+def test_targets_print_llvm_ir_and_ptx(tmp_path: Path, pipeline, target, marker) -> None:
+    src = tmp_path / "linear.mlir"
+    src.write_text(VALID)
+    result = run_opt(str(src), "-p", pipeline, "-t", target)
+    assert result.returncode == 0, result.stderr
+    assert marker in result.stdout
 
 
 def test_help_lists_quantir_passes_and_targets() -> None:

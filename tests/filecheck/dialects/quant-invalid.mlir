@@ -1,9 +1,8 @@
-// One case per error of the quant dialect's parser and verifier. With
-// --verify-diagnostics (and --parsing-diagnostics) quantir-opt prints each
-// chunk's error and goes on with the next chunk; every case checks that its
-// own chunk (the line after the separator quantir-opt prints between chunks)
-// fails with the expected message.
-// RUN: quantir-opt %s --split-input-file --parsing-diagnostics --verify-diagnostics | filecheck %s
+// One case per error of the quant dialect's parser and verifier.
+// Each case's `expected-error` annotation names the line and text of the
+// error its chunk must produce (MLIR's --verify-diagnostics): a missing or an
+// unexpected error fails the run.
+// RUN: quantir-opt %s --split-input-file --verify-diagnostics
 //
 // Checks with no case here, because the op's declared constraints reject the
 // input before they can run: packed operands and x "must be a tensor or
@@ -16,9 +15,8 @@
 
 // Parse errors point at the offending text.
 // An unknown encoding name lists the known ones.
-// CHECK:      {{.*}}quant-invalid.mlir:[[# @LINE + 3]]:41{{$}}
-// CHECK:      {{^ +}}Expected `q4_0`, `q4_k`, `q5_k`, `q6_k`, `gptq`, `q8_0`, `q5_0`, `q4_1`, `q5_1`, `q2_k`, or `q3_k`.
 func.func @f() {
+  // expected-error@+1 {{Expected `q4_0`, `q4_k`, `q5_k`, `q6_k`, `gptq`, `q8_0`, `q5_0`, `q4_1`, `q5_1`, `q2_k`, or `q3_k`.}}
   %w = quant.weight "w" #quant.encoding<q9_k> [8, 512] : tensor<8x288xui8>
   func.return
 }
@@ -26,10 +24,8 @@ func.func @f() {
 // -----
 
 // Encoding names are lower-case in IR (as QuantizationEncoding.name).
-// CHECK:      {{^}}// {{-----$}}
-// CHECK-NEXT: {{.*}}quant-invalid.mlir:[[# @LINE + 3]]:41{{$}}
-// CHECK:      {{^ +}}Expected `q4_0`, `q4_k`, `q5_k`, `q6_k`, `gptq`, `q8_0`, `q5_0`, `q4_1`, `q5_1`, `q2_k`, or `q3_k`.
 func.func @f() {
+  // expected-error@+1 {{Expected `q4_0`, `q4_k`, `q5_k`, `q6_k`, `gptq`, `q8_0`, `q5_0`, `q4_1`, `q5_1`, `q2_k`, or `q3_k`.}}
   %w = quant.weight "w" #quant.encoding<Q4_K> [8, 512] : tensor<8x288xui8>
   func.return
 }
@@ -37,10 +33,8 @@ func.func @f() {
 // -----
 
 // #quant.gptq takes only its five fields.
-// CHECK:      {{^}}// {{-----$}}
-// CHECK-NEXT: {{.*}}quant-invalid.mlir:[[# @LINE + 3]]:135{{$}}
-// CHECK:      {{^ +}}unknown #quant.gptq field 'zero_point', expected one of bits, group_size, desc_act, sym, format
 func.func @f() {
+  // expected-error@+1 {{unknown #quant.gptq field 'zero_point', expected one of bits, group_size, desc_act, sym, format}}
   %q:4 = quant.weight "w" #quant.encoding<gptq> [64, 256] config #quant.gptq<bits = 4, group_size = 64, desc_act = false, sym = true, zero_point = 1> : tensor<32x64xi32>, tensor<4x8xi32>, tensor<4x64xf16>, tensor<256xi32>
   func.return
 }
@@ -48,10 +42,8 @@ func.func @f() {
 // -----
 
 // A #quant.gptq field given twice.
-// CHECK:      {{^}}// {{-----$}}
-// CHECK-NEXT: {{.*}}quant-invalid.mlir:[[# @LINE + 3]]:105{{$}}
-// CHECK:      {{^ +}}#quant.gptq field 'bits' given twice
 func.func @f() {
+  // expected-error@+1 {{#quant.gptq field 'bits' given twice}}
   %q:4 = quant.weight "w" #quant.encoding<gptq> [64, 256] config #quant.gptq<bits = 4, group_size = 64, bits = 8, desc_act = false, sym = true> : tensor<32x64xi32>, tensor<4x8xi32>, tensor<4x64xf16>, tensor<256xi32>
   func.return
 }
@@ -59,10 +51,8 @@ func.func @f() {
 // -----
 
 // #quant.gptq needs bits, group_size, desc_act and sym (format defaults to gptq).
-// CHECK:      {{^}}// {{-----$}}
-// CHECK-NEXT: {{.*}}quant-invalid.mlir:[[# @LINE + 3]]:77{{$}}
-// CHECK:      {{^ +}}#quant.gptq is missing field(s): desc_act, sym
 func.func @f() {
+  // expected-error@+1 {{#quant.gptq is missing field(s): desc_act, sym}}
   %q:4 = quant.weight "w" #quant.encoding<gptq> [64, 256] config #quant.gptq<bits = 4, group_size = 64> : tensor<32x64xi32>, tensor<4x8xi32>, tensor<4x64xf16>, tensor<256xi32>
   func.return
 }
@@ -70,10 +60,8 @@ func.func @f() {
 // -----
 
 // GPTQ bits must be 2, 3, 4 or 8.
-// CHECK:      {{^}}// {{-----$}}
-// CHECK-NEXT: {{.*}}quant-invalid.mlir:[[# @LINE + 3]]:85{{$}}
-// CHECK:      {{^ +}}#quant.gptq bits must be one of [2, 3, 4, 8], got 5
 func.func @f() {
+  // expected-error@+1 {{#quant.gptq bits must be one of [2, 3, 4, 8], got 5}}
   %q:4 = quant.weight "w" #quant.encoding<gptq> [64, 256] config #quant.gptq<bits = 5, group_size = 64, desc_act = false, sym = true> : tensor<32x64xi32>, tensor<4x8xi32>, tensor<4x64xf16>, tensor<256xi32>
   func.return
 }
@@ -81,10 +69,8 @@ func.func @f() {
 // -----
 
 // group_size is -1 or positive: 0 is neither.
-// CHECK:      {{^}}// {{-----$}}
-// CHECK-NEXT: {{.*}}quant-invalid.mlir:[[# @LINE + 3]]:101{{$}}
-// CHECK:      {{^ +}}#quant.gptq group_size must be -1 or positive, got 0
 func.func @f() {
+  // expected-error@+1 {{#quant.gptq group_size must be -1 or positive, got 0}}
   %q:4 = quant.weight "w" #quant.encoding<gptq> [64, 256] config #quant.gptq<bits = 4, group_size = 0, desc_act = false, sym = true> : tensor<32x64xi32>, tensor<4x8xi32>, tensor<4x64xf16>, tensor<256xi32>
   func.return
 }
@@ -92,10 +78,8 @@ func.func @f() {
 // -----
 
 // group_size is -1 or positive: -2 is neither.
-// CHECK:      {{^}}// {{-----$}}
-// CHECK-NEXT: {{.*}}quant-invalid.mlir:[[# @LINE + 3]]:101{{$}}
-// CHECK:      {{^ +}}#quant.gptq group_size must be -1 or positive, got -2
 func.func @f() {
+  // expected-error@+1 {{#quant.gptq group_size must be -1 or positive, got -2}}
   %q:4 = quant.weight "w" #quant.encoding<gptq> [64, 256] config #quant.gptq<bits = 4, group_size = -2, desc_act = false, sym = true> : tensor<32x64xi32>, tensor<4x8xi32>, tensor<4x64xf16>, tensor<256xi32>
   func.return
 }
@@ -103,10 +87,8 @@ func.func @f() {
 // -----
 
 // The zero-point format is gptq or gptq_v2.
-// CHECK:      {{^}}// {{-----$}}
-// CHECK-NEXT: {{.*}}quant-invalid.mlir:[[# @LINE + 3]]:144{{$}}
-// CHECK:      {{^ +}}#quant.gptq format must be one of gptq, gptq_v2, got awq
 func.func @f() {
+  // expected-error@+1 {{#quant.gptq format must be one of gptq, gptq_v2, got awq}}
   %q:4 = quant.weight "w" #quant.encoding<gptq> [64, 256] config #quant.gptq<bits = 4, group_size = 64, desc_act = false, sym = true, format = awq> : tensor<32x64xi32>, tensor<4x8xi32>, tensor<4x64xf16>, tensor<256xi32>
   func.return
 }
@@ -114,10 +96,8 @@ func.func @f() {
 // -----
 
 // bits is an integer, not a boolean.
-// CHECK:      {{^}}// {{-----$}}
-// CHECK-NEXT: {{.*}}quant-invalid.mlir:[[# @LINE + 3]]:85{{$}}
-// CHECK:      {{^ +}}Expected integer literal
 func.func @f() {
+  // expected-error@+1 {{Expected integer literal}}
   %q:4 = quant.weight "w" #quant.encoding<gptq> [64, 256] config #quant.gptq<bits = true, group_size = 64, desc_act = false, sym = true> : tensor<32x64xi32>, tensor<4x8xi32>, tensor<4x64xf16>, tensor<256xi32>
   func.return
 }
@@ -125,10 +105,8 @@ func.func @f() {
 // -----
 
 // desc_act is a boolean, not an integer.
-// CHECK:      {{^}}// {{-----$}}
-// CHECK-NEXT: {{.*}}quant-invalid.mlir:[[# @LINE + 3]]:116{{$}}
-// CHECK:      {{^ +}}Expected boolean literal
 func.func @f() {
+  // expected-error@+1 {{Expected boolean literal}}
   %q:4 = quant.weight "w" #quant.encoding<gptq> [64, 256] config #quant.gptq<bits = 4, group_size = 64, desc_act = 1, sym = true> : tensor<32x64xi32>, tensor<4x8xi32>, tensor<4x64xf16>, tensor<256xi32>
   func.return
 }
@@ -136,10 +114,8 @@ func.func @f() {
 // -----
 
 // quant.weight names its encoding first.
-// CHECK:      {{^}}// {{-----$}}
-// CHECK-NEXT: {{.*}}quant-invalid.mlir:[[# @LINE + 3]]:25{{$}}
-// CHECK:      {{^ +}}expected a #quant.encoding attribute, got #quant.gptq<bits = 4, group_size = 64, desc_act = false, sym = true, format = gptq>
 func.func @f() {
+  // expected-error@+1 {{expected a #quant.encoding attribute, got #quant.gptq<bits = 4, group_size = 64, desc_act = false, sym = true, format = gptq>}}
   %w = quant.weight "w" #quant.gptq<bits = 4, group_size = 64, desc_act = false, sym = true> [8, 512] : tensor<8x288xui8>
   func.return
 }
@@ -147,10 +123,8 @@ func.func @f() {
 // -----
 
 // The config of a weight is a #quant.gptq attribute.
-// CHECK:      {{^}}// {{-----$}}
-// CHECK-NEXT: {{.*}}quant-invalid.mlir:[[# @LINE + 3]]:64{{$}}
-// CHECK:      {{^ +}}expected a #quant.gptq attribute, got #quant.encoding<q4_0>
 func.func @f() {
+  // expected-error@+1 {{expected a #quant.gptq attribute, got #quant.encoding<q4_0>}}
   %w = quant.weight "w" #quant.encoding<gptq> [64, 256] config #quant.encoding<q4_0> : tensor<8x288xui8>
   func.return
 }
@@ -158,10 +132,8 @@ func.func @f() {
 // -----
 
 // An encoded weight gives its logical [N, K] shape.
-// CHECK:      {{^}}// {{-----$}}
-// CHECK-NEXT: {{.*}}quant-invalid.mlir:[[# @LINE + 3]]:47{{$}}
-// CHECK:      {{^ +}}expected the logical shape [N, K] of the encoded weight after its encoding
 func.func @f() {
+  // expected-error@+1 {{expected the logical shape [N, K] of the encoded weight after its encoding}}
   %w = quant.weight "w" #quant.encoding<q4_0> : tensor<8x288xui8>
   func.return
 }
@@ -169,10 +141,8 @@ func.func @f() {
 // -----
 
 // quant.dequantize names its encoding first.
-// CHECK:      {{^}}// {{-----$}}
-// CHECK-NEXT: {{.*}}quant-invalid.mlir:[[# @LINE + 3]]:25{{$}}
-// CHECK:      {{^ +}}expected a #quant.encoding attribute, got #quant.gptq<bits = 4, group_size = 64, desc_act = false, sym = true, format = gptq>
 func.func @f(%w: tensor<8x288xui8>) {
+  // expected-error@+1 {{expected a #quant.encoding attribute, got #quant.gptq<bits = 4, group_size = 64, desc_act = false, sym = true, format = gptq>}}
   %d = quant.dequantize #quant.gptq<bits = 4, group_size = 64, desc_act = false, sym = true> %w : (tensor<8x288xui8>) -> tensor<8x512xf32>
   func.return
 }
@@ -180,10 +150,8 @@ func.func @f(%w: tensor<8x288xui8>) {
 // -----
 
 // The config of quant.qmatmul is a #quant.gptq attribute.
-// CHECK:      {{^}}// {{-----$}}
-// CHECK-NEXT: {{.*}}quant-invalid.mlir:[[# @LINE + 3]]:51{{$}}
-// CHECK:      {{^ +}}expected a #quant.gptq attribute, got #quant.encoding<q4_0>
 func.func @f(%x: tensor<2x512xf32>, %w: tensor<8x288xui8>) {
+  // expected-error@+1 {{expected a #quant.gptq attribute, got #quant.encoding<q4_0>}}
   %y = quant.qmatmul #quant.encoding<gptq> config #quant.encoding<q4_0> %x, %w : (tensor<2x512xf32>, tensor<8x288xui8>) -> tensor<2x8xf32>
   func.return
 }
@@ -191,10 +159,8 @@ func.func @f(%x: tensor<2x512xf32>, %w: tensor<8x288xui8>) {
 // -----
 
 // Every operand needs a type.
-// CHECK:      {{^}}// {{-----$}}
-// CHECK-NEXT: {{.*}}quant-invalid.mlir:[[# @LINE + 3]]:53{{$}}
-// CHECK:      {{^ +}}2 operands but 1 operand types
 func.func @f(%x: tensor<2x512xf32>, %w: tensor<8x288xui8>) {
+  // expected-error@+1 {{2 operands but 1 operand types}}
   %y = quant.qmatmul #quant.encoding<q4_0> %x, %w : (tensor<8x288xui8>) -> tensor<2x8xf32>
   func.return
 }
@@ -202,10 +168,8 @@ func.func @f(%x: tensor<2x512xf32>, %w: tensor<8x288xui8>) {
 // -----
 
 // The value form has one result.
-// CHECK:      {{^}}// {{-----$}}
-// CHECK-NEXT: {{.*}}quant-invalid.mlir:[[# @LINE + 3]]:52{{$}}
-// CHECK:      {{^ +}}expected at most one result type
 func.func @f(%w: tensor<8x288xui8>) {
+  // expected-error@+1 {{expected at most one result type}}
   %d = quant.dequantize #quant.encoding<q4_0> %w : (tensor<8x288xui8>) -> (tensor<8x512xf32>, tensor<8x512xf32>)
   func.return
 }
@@ -213,9 +177,8 @@ func.func @f(%w: tensor<8x288xui8>) {
 // -----
 
 // Verifier errors. GPTQ weights need their config to have a layout.
-// CHECK:      {{^}}// {{-----$}}
-// CHECK-NEXT: {{^}}quant.weight "w": GPTQ needs a #quant.gptq config (bits, group_size, desc_act, sym)
 func.func @f() {
+  // expected-error@+1 {{quant.weight "w": GPTQ needs a #quant.gptq config (bits, group_size, desc_act, sym)}}
   %q:4 = quant.weight "w" #quant.encoding<gptq> [64, 256] : tensor<32x64xi32>, tensor<4x8xi32>, tensor<4x64xf16>, tensor<256xi32>
   func.return
 }
@@ -223,9 +186,8 @@ func.func @f() {
 // -----
 
 // So do GPTQ consumers.
-// CHECK:      {{^}}// {{-----$}}
-// CHECK-NEXT: {{^}}quant.qmatmul (gptq): GPTQ needs a #quant.gptq config (bits, group_size, desc_act, sym)
 func.func @f(%x: tensor<2x256xf32>, %qw: tensor<32x64xi32>, %qz: tensor<4x8xi32>, %s: tensor<4x64xf16>, %g: tensor<256xi32>) {
+  // expected-error@+1 {{quant.qmatmul (gptq): GPTQ needs a #quant.gptq config (bits, group_size, desc_act, sym)}}
   %y = quant.qmatmul #quant.encoding<gptq> %x, %qw, %qz, %s, %g : (tensor<2x256xf32>, tensor<32x64xi32>, tensor<4x8xi32>, tensor<4x64xf16>, tensor<256xi32>) -> tensor<2x64xf32>
   func.return
 }
@@ -233,9 +195,8 @@ func.func @f(%x: tensor<2x256xf32>, %qw: tensor<32x64xi32>, %qz: tensor<4x8xi32>
 // -----
 
 // A config on a GGUF encoding is an error, not ignored.
-// CHECK:      {{^}}// {{-----$}}
-// CHECK-NEXT: {{^}}quant.weight "w": #quant.gptq config given for q4_k, GPTQ only
 func.func @f() {
+  // expected-error@+1 {{quant.weight "w": #quant.gptq config given for q4_k, GPTQ only}}
   %w = quant.weight "w" #quant.encoding<q4_k> [8, 512] config #quant.gptq<bits = 4, group_size = 64, desc_act = false, sym = true> : tensor<8x288xui8>
   func.return
 }
@@ -243,9 +204,8 @@ func.func @f() {
 // -----
 
 // Also on consumers.
-// CHECK:      {{^}}// {{-----$}}
-// CHECK-NEXT: {{^}}quant.dequantize (q4_0): #quant.gptq config given for q4_0, GPTQ only
 func.func @f(%w: tensor<8x288xui8>) {
+  // expected-error@+1 {{quant.dequantize (q4_0): #quant.gptq config given for q4_0, GPTQ only}}
   %d = quant.dequantize #quant.encoding<q4_0> config #quant.gptq<bits = 4, group_size = 64, desc_act = false, sym = true> %w : (tensor<8x288xui8>) -> tensor<8x512xf32>
   func.return
 }
@@ -253,9 +213,8 @@ func.func @f(%w: tensor<8x288xui8>) {
 // -----
 
 // A GGUF weight is one tensor of bytes.
-// CHECK:      {{^}}// {{-----$}}
-// CHECK-NEXT: {{^}}quant.weight "w": q4_0 takes 1 packed operand(s) (packed bytes), got 2
 func.func @f() {
+  // expected-error@+1 {{quant.weight "w": q4_0 takes 1 packed operand(s) (packed bytes), got 2}}
   %a, %b = quant.weight "w" #quant.encoding<q4_0> [8, 512] : tensor<8x288xui8>, tensor<8x288xui8>
   func.return
 }
@@ -263,9 +222,8 @@ func.func @f() {
 // -----
 
 // A GPTQ consumer takes all four tensors.
-// CHECK:      {{^}}// {{-----$}}
-// CHECK-NEXT: {{^}}quant.qmatmul (gptq): gptq takes 4 packed operand(s) (qweight, qzeros, scales, g_idx), got 3
 func.func @f(%x: tensor<2x256xf32>, %qw: tensor<32x64xi32>, %qz: tensor<4x8xi32>, %s: tensor<4x64xf16>) {
+  // expected-error@+1 {{quant.qmatmul (gptq): gptq takes 4 packed operand(s) (qweight, qzeros, scales, g_idx), got 3}}
   %y = quant.qmatmul #quant.encoding<gptq> config #quant.gptq<bits = 4, group_size = 64, desc_act = false, sym = true> %x, %qw, %qz, %s : (tensor<2x256xf32>, tensor<32x64xi32>, tensor<4x8xi32>, tensor<4x64xf16>) -> tensor<2x64xf32>
   func.return
 }
@@ -273,9 +231,8 @@ func.func @f(%x: tensor<2x256xf32>, %qw: tensor<32x64xi32>, %qz: tensor<4x8xi32>
 // -----
 
 // quant.qmatmul without its weight.
-// CHECK:      {{^}}// {{-----$}}
-// CHECK-NEXT: {{^}}quant.qmatmul (q4_0): q4_0 takes 1 packed operand(s) (packed bytes), got 0
 func.func @f(%x: tensor<2x256xf32>) {
+  // expected-error@+1 {{quant.qmatmul (q4_0): q4_0 takes 1 packed operand(s) (packed bytes), got 0}}
   %y = quant.qmatmul #quant.encoding<q4_0> %x : (tensor<2x256xf32>) -> tensor<2x64xf32>
   func.return
 }
@@ -283,9 +240,8 @@ func.func @f(%x: tensor<2x256xf32>) {
 // -----
 
 // K must be static: it fixes the packed row size.
-// CHECK:      {{^}}// {{-----$}}
-// CHECK-NEXT: {{^}}quant.dequantize (q4_0): K (the reduction dimension) must be static
 func.func @f(%w: tensor<8x288xui8>) {
+  // expected-error@+1 {{quant.dequantize (q4_0): K (the reduction dimension) must be static}}
   %d = quant.dequantize #quant.encoding<q4_0> %w : (tensor<8x288xui8>) -> tensor<8x?xf32>
   func.return
 }
@@ -293,9 +249,8 @@ func.func @f(%w: tensor<8x288xui8>) {
 // -----
 
 // GGUF packed bytes are 8-bit.
-// CHECK:      {{^}}// {{-----$}}
-// CHECK-NEXT: {{^}}quant.weight "w": q4_0 packed bytes must have element type ui8 (or i8), got i16
 func.func @f() {
+  // expected-error@+1 {{quant.weight "w": q4_0 packed bytes must have element type ui8 (or i8), got i16}}
   %w = quant.weight "w" #quant.encoding<q4_0> [8, 512] : tensor<8x288xi16>
   func.return
 }
@@ -303,9 +258,8 @@ func.func @f() {
 // -----
 
 // ... unsigned or signless: si8 is rejected.
-// CHECK:      {{^}}// {{-----$}}
-// CHECK-NEXT: {{^}}quant.dequantize (q4_0): q4_0 packed bytes must have element type ui8 (or i8), got si8
 func.func @f(%w: tensor<8x288xsi8>) {
+  // expected-error@+1 {{quant.dequantize (q4_0): q4_0 packed bytes must have element type ui8 (or i8), got si8}}
   %d = quant.dequantize #quant.encoding<q4_0> %w : (tensor<8x288xsi8>) -> tensor<8x512xf32>
   func.return
 }
@@ -313,9 +267,8 @@ func.func @f(%w: tensor<8x288xsi8>) {
 // -----
 
 // K not a multiple of elements_per_block (a weight).
-// CHECK:      {{^}}// {{-----$}}
-// CHECK-NEXT: {{^}}quant.weight "w": q4_k packs K in blocks of 256 weights, K=500 is not a multiple of 256
 func.func @f() {
+  // expected-error@+1 {{quant.weight "w": q4_k packs K in blocks of 256 weights, K=500 is not a multiple of 256}}
   %w = quant.weight "w" #quant.encoding<q4_k> [8, 500] : tensor<8x288xui8>
   func.return
 }
@@ -323,9 +276,8 @@ func.func @f() {
 // -----
 
 // K not a multiple of elements_per_block (the K of x).
-// CHECK:      {{^}}// {{-----$}}
-// CHECK-NEXT: {{^}}quant.qmatmul (q4_0): q4_0 packs K in blocks of 32 weights, K=100 is not a multiple of 32
 func.func @f(%x: tensor<2x100xf32>, %w: tensor<8x72xui8>) {
+  // expected-error@+1 {{quant.qmatmul (q4_0): q4_0 packs K in blocks of 32 weights, K=100 is not a multiple of 32}}
   %y = quant.qmatmul #quant.encoding<q4_0> %x, %w : (tensor<2x100xf32>, tensor<8x72xui8>) -> tensor<2x8xf32>
   func.return
 }
@@ -333,9 +285,8 @@ func.func @f(%x: tensor<2x100xf32>, %w: tensor<8x72xui8>) {
 // -----
 
 // Byte shape vs logical shape vs encoding: q6_k rows of 512 are 420 bytes, not 288 (q4_k's).
-// CHECK:      {{^}}// {{-----$}}
-// CHECK-NEXT: {{^}}quant.weight "w": q6_k packed bytes for a 8x512 weight must be 8x420 (2 block(s) of 210 bytes per row), got 8x288
 func.func @f() {
+  // expected-error@+1 {{quant.weight "w": q6_k packed bytes for a 8x512 weight must be 8x420 (2 block(s) of 210 bytes per row), got 8x288}}
   %w = quant.weight "w" #quant.encoding<q6_k> [8, 512] : tensor<8x288xui8>
   func.return
 }
@@ -343,9 +294,8 @@ func.func @f() {
 // -----
 
 // The packed bytes have N rows.
-// CHECK:      {{^}}// {{-----$}}
-// CHECK-NEXT: {{^}}quant.weight "w": q4_k packed bytes for a 8x512 weight must be 8x288 (2 block(s) of 144 bytes per row), got 9x288
 func.func @f() {
+  // expected-error@+1 {{quant.weight "w": q4_k packed bytes for a 8x512 weight must be 8x288 (2 block(s) of 144 bytes per row), got 9x288}}
   %w = quant.weight "w" #quant.encoding<q4_k> [8, 512] : tensor<9x288xui8>
   func.return
 }
@@ -353,9 +303,8 @@ func.func @f() {
 // -----
 
 // The packed bytes are 2-D [N, row bytes], not flat.
-// CHECK:      {{^}}// {{-----$}}
-// CHECK-NEXT: {{^}}quant.weight "w": q4_k packed bytes for a 8x512 weight must be 8x288 (2 block(s) of 144 bytes per row), got 2304
 func.func @f() {
+  // expected-error@+1 {{quant.weight "w": q4_k packed bytes for a 8x512 weight must be 8x288 (2 block(s) of 144 bytes per row), got 2304}}
   %w = quant.weight "w" #quant.encoding<q4_k> [8, 512] : tensor<2304xui8>
   func.return
 }
@@ -363,9 +312,8 @@ func.func @f() {
 // -----
 
 // The N of the result and of the packed bytes must agree.
-// CHECK:      {{^}}// {{-----$}}
-// CHECK-NEXT: {{^}}quant.dequantize (q4_0): q4_0 packed bytes for a 16x512 weight must be 16x288 (16 block(s) of 18 bytes per row), got 8x288
 func.func @f(%w: tensor<8x288xui8>) {
+  // expected-error@+1 {{quant.dequantize (q4_0): q4_0 packed bytes for a 16x512 weight must be 16x288 (16 block(s) of 18 bytes per row), got 8x288}}
   %d = quant.dequantize #quant.encoding<q4_0> %w : (tensor<8x288xui8>) -> tensor<16x512xf32>
   func.return
 }
@@ -373,9 +321,8 @@ func.func @f(%w: tensor<8x288xui8>) {
 // -----
 
 // The K of the result decides the row size of the packed bytes.
-// CHECK:      {{^}}// {{-----$}}
-// CHECK-NEXT: {{^}}quant.dequantize (q4_0): q4_0 packed bytes for a 8x256 weight must be 8x144 (8 block(s) of 18 bytes per row), got 8x288
 func.func @f(%w: tensor<8x288xui8>) {
+  // expected-error@+1 {{quant.dequantize (q4_0): q4_0 packed bytes for a 8x256 weight must be 8x144 (8 block(s) of 18 bytes per row), got 8x288}}
   %d = quant.dequantize #quant.encoding<q4_0> %w : (tensor<8x288xui8>) -> tensor<8x256xf32>
   func.return
 }
@@ -383,9 +330,8 @@ func.func @f(%w: tensor<8x288xui8>) {
 // -----
 
 // The K of x decides the row size of the packed bytes.
-// CHECK:      {{^}}// {{-----$}}
-// CHECK-NEXT: {{^}}quant.qmatmul (q4_k): q4_k packed bytes for a 8x256 weight must be 8x144 (1 block(s) of 144 bytes per row), got 8x288
 func.func @f(%x: tensor<2x256xf32>, %w: tensor<8x288xui8>) {
+  // expected-error@+1 {{quant.qmatmul (q4_k): q4_k packed bytes for a 8x256 weight must be 8x144 (1 block(s) of 144 bytes per row), got 8x288}}
   %y = quant.qmatmul #quant.encoding<q4_k> %x, %w : (tensor<2x256xf32>, tensor<8x288xui8>) -> tensor<2x8xf32>
   func.return
 }
@@ -393,9 +339,8 @@ func.func @f(%x: tensor<2x256xf32>, %w: tensor<8x288xui8>) {
 // -----
 
 // GPTQ: K * bits must fill whole 32-bit words of qweight.
-// CHECK:      {{^}}// {{-----$}}
-// CHECK-NEXT: {{^}}quant.weight "w": GPTQ 3-bit packs K into 32-bit words, K=48 times 3 is not a multiple of 32
 func.func @f() {
+  // expected-error@+1 {{quant.weight "w": GPTQ 3-bit packs K into 32-bit words, K=48 times 3 is not a multiple of 32}}
   %q:4 = quant.weight "w" #quant.encoding<gptq> [32, 48] config #quant.gptq<bits = 3, group_size = -1, desc_act = false, sym = true> : tensor<4x32xi32>, tensor<1x3xi32>, tensor<1x32xf16>, tensor<48xi32>
   func.return
 }
@@ -403,9 +348,8 @@ func.func @f() {
 // -----
 
 // GPTQ: group_size must divide K.
-// CHECK:      {{^}}// {{-----$}}
-// CHECK-NEXT: {{^}}quant.weight "w": GPTQ group_size 96 does not divide K=256
 func.func @f() {
+  // expected-error@+1 {{quant.weight "w": GPTQ group_size 96 does not divide K=256}}
   %q:4 = quant.weight "w" #quant.encoding<gptq> [64, 256] config #quant.gptq<bits = 4, group_size = 96, desc_act = false, sym = true> : tensor<32x64xi32>, tensor<3x8xi32>, tensor<3x64xf16>, tensor<256xi32>
   func.return
 }
@@ -413,9 +357,8 @@ func.func @f() {
 // -----
 
 // GPTQ: N * bits must fill whole 32-bit words of qzeros.
-// CHECK:      {{^}}// {{-----$}}
-// CHECK-NEXT: {{^}}quant.weight "w": GPTQ 3-bit packs zero points along N into 32-bit words, N=16 times 3 is not a multiple of 32
 func.func @f() {
+  // expected-error@+1 {{quant.weight "w": GPTQ 3-bit packs zero points along N into 32-bit words, N=16 times 3 is not a multiple of 32}}
   %q:4 = quant.weight "w" #quant.encoding<gptq> [16, 256] config #quant.gptq<bits = 3, group_size = 64, desc_act = false, sym = true> : tensor<24x16xi32>, tensor<4x1xi32>, tensor<4x16xf16>, tensor<256xi32>
   func.return
 }
@@ -423,9 +366,8 @@ func.func @f() {
 // -----
 
 // GPTQ element types: qweight is i32 (or si32).
-// CHECK:      {{^}}// {{-----$}}
-// CHECK-NEXT: {{^}}quant.weight "w": GPTQ qweight must have element type i32, got f32
 func.func @f() {
+  // expected-error@+1 {{quant.weight "w": GPTQ qweight must have element type i32}}
   %q:4 = quant.weight "w" #quant.encoding<gptq> [64, 256] config #quant.gptq<bits = 4, group_size = 64, desc_act = false, sym = true> : tensor<32x64xf32>, tensor<4x8xi32>, tensor<4x64xf16>, tensor<256xi32>
   func.return
 }
@@ -433,9 +375,8 @@ func.func @f() {
 // -----
 
 // qzeros is i32 (or si32), not ui32.
-// CHECK:      {{^}}// {{-----$}}
-// CHECK-NEXT: {{^}}quant.weight "w": GPTQ qzeros must have element type i32, got ui32
 func.func @f() {
+  // expected-error@+1 {{quant.weight "w": GPTQ qzeros must have element type i32}}
   %q:4 = quant.weight "w" #quant.encoding<gptq> [64, 256] config #quant.gptq<bits = 4, group_size = 64, desc_act = false, sym = true> : tensor<32x64xi32>, tensor<4x8xui32>, tensor<4x64xf16>, tensor<256xi32>
   func.return
 }
@@ -443,9 +384,8 @@ func.func @f() {
 // -----
 
 // scales is f16.
-// CHECK:      {{^}}// {{-----$}}
-// CHECK-NEXT: {{^}}quant.weight "w": GPTQ scales must have element type f16, got f32
 func.func @f() {
+  // expected-error@+1 {{quant.weight "w": GPTQ scales must have element type f16, got f32}}
   %q:4 = quant.weight "w" #quant.encoding<gptq> [64, 256] config #quant.gptq<bits = 4, group_size = 64, desc_act = false, sym = true> : tensor<32x64xi32>, tensor<4x8xi32>, tensor<4x64xf32>, tensor<256xi32>
   func.return
 }
@@ -453,9 +393,8 @@ func.func @f() {
 // -----
 
 // g_idx is i32.
-// CHECK:      {{^}}// {{-----$}}
-// CHECK-NEXT: {{^}}quant.weight "w": GPTQ g_idx must have element type i32, got i64
 func.func @f() {
+  // expected-error@+1 {{quant.weight "w": GPTQ g_idx must have element type i32}}
   %q:4 = quant.weight "w" #quant.encoding<gptq> [64, 256] config #quant.gptq<bits = 4, group_size = 64, desc_act = false, sym = true> : tensor<32x64xi32>, tensor<4x8xi32>, tensor<4x64xf16>, tensor<256xi64>
   func.return
 }
@@ -463,9 +402,8 @@ func.func @f() {
 // -----
 
 // GPTQ shapes: qweight is [K * bits / 32, N] (packed along K, not N).
-// CHECK:      {{^}}// {{-----$}}
-// CHECK-NEXT: {{^}}quant.weight "w": GPTQ qweight for a 64x256 weight with bits=4, group_size=64 must be 32x64, got 256x8
 func.func @f() {
+  // expected-error@+1 {{quant.weight "w": GPTQ qweight for a 64x256 weight with bits=4, group_size=64 must be 32x64, got 256x8}}
   %q:4 = quant.weight "w" #quant.encoding<gptq> [64, 256] config #quant.gptq<bits = 4, group_size = 64, desc_act = false, sym = true> : tensor<256x8xi32>, tensor<4x8xi32>, tensor<4x64xf16>, tensor<256xi32>
   func.return
 }
@@ -473,9 +411,8 @@ func.func @f() {
 // -----
 
 // qzeros is [groups, N * bits / 32] (packed along N).
-// CHECK:      {{^}}// {{-----$}}
-// CHECK-NEXT: {{^}}quant.weight "w": GPTQ qzeros for a 64x256 weight with bits=4, group_size=64 must be 4x8, got 4x64
 func.func @f() {
+  // expected-error@+1 {{quant.weight "w": GPTQ qzeros for a 64x256 weight with bits=4, group_size=64 must be 4x8, got 4x64}}
   %q:4 = quant.weight "w" #quant.encoding<gptq> [64, 256] config #quant.gptq<bits = 4, group_size = 64, desc_act = false, sym = true> : tensor<32x64xi32>, tensor<4x64xi32>, tensor<4x64xf16>, tensor<256xi32>
   func.return
 }
@@ -483,9 +420,8 @@ func.func @f() {
 // -----
 
 // scales is [groups, N]; group_size -1 means one group.
-// CHECK:      {{^}}// {{-----$}}
-// CHECK-NEXT: {{^}}quant.weight "w": GPTQ scales for a 64x256 weight with bits=4, group_size=-1 must be 1x64, got 4x64
 func.func @f() {
+  // expected-error@+1 {{quant.weight "w": GPTQ scales for a 64x256 weight with bits=4, group_size=-1 must be 1x64, got 4x64}}
   %q:4 = quant.weight "w" #quant.encoding<gptq> [64, 256] config #quant.gptq<bits = 4, group_size = -1, desc_act = false, sym = true> : tensor<32x64xi32>, tensor<1x8xi32>, tensor<4x64xf16>, tensor<256xi32>
   func.return
 }
@@ -493,9 +429,8 @@ func.func @f() {
 // -----
 
 // g_idx is [K].
-// CHECK:      {{^}}// {{-----$}}
-// CHECK-NEXT: {{^}}quant.weight "w": GPTQ g_idx for a 64x256 weight with bits=4, group_size=64 must be 256, got 4x64
 func.func @f() {
+  // expected-error@+1 {{quant.weight "w": GPTQ g_idx for a 64x256 weight with bits=4, group_size=64 must be 256, got 4x64}}
   %q:4 = quant.weight "w" #quant.encoding<gptq> [64, 256] config #quant.gptq<bits = 4, group_size = 64, desc_act = false, sym = true> : tensor<32x64xi32>, tensor<4x8xi32>, tensor<4x64xf16>, tensor<4x64xi32>
   func.return
 }
@@ -504,9 +439,8 @@ func.func @f() {
 
 // With a dynamic N in the result, the four tensors are still checked
 // against one another: N comes from qweight.
-// CHECK:      {{^}}// {{-----$}}
-// CHECK-NEXT: {{^}}quant.dequantize (gptq): GPTQ qzeros for a 64x256 weight with bits=4, group_size=64 must be 4x8, got 4x99
 func.func @f(%qw: tensor<32x64xi32>, %qz: tensor<4x99xi32>, %s: tensor<4x64xf16>, %g: tensor<256xi32>) {
+  // expected-error@+1 {{quant.dequantize (gptq): GPTQ qzeros for a 64x256 weight with bits=4, group_size=64 must be 4x8, got 4x99}}
   %d = quant.dequantize #quant.encoding<gptq> config #quant.gptq<bits = 4, group_size = 64, desc_act = false, sym = true> %qw, %qz, %s, %g : (tensor<32x64xi32>, tensor<4x99xi32>, tensor<4x64xf16>, tensor<256xi32>) -> tensor<?x256xf32>
   func.return
 }
@@ -514,9 +448,8 @@ func.func @f(%qw: tensor<32x64xi32>, %qz: tensor<4x99xi32>, %s: tensor<4x64xf16>
 // -----
 
 // ... and scales must agree with qweight's N.
-// CHECK:      {{^}}// {{-----$}}
-// CHECK-NEXT: {{^}}quant.dequantize (gptq): GPTQ scales for a 64x256 weight with bits=4, group_size=64 must be 4x64, got 4x128
 func.func @f(%qw: tensor<32x64xi32>, %qz: tensor<4x8xi32>, %s: tensor<4x128xf16>, %g: tensor<256xi32>) {
+  // expected-error@+1 {{quant.dequantize (gptq): GPTQ scales for a 64x256 weight with bits=4, group_size=64 must be 4x64, got 4x128}}
   %d = quant.dequantize #quant.encoding<gptq> config #quant.gptq<bits = 4, group_size = 64, desc_act = false, sym = true> %qw, %qz, %s, %g : (tensor<32x64xi32>, tensor<4x8xi32>, tensor<4x128xf16>, tensor<256xi32>) -> tensor<?x256xf32>
   func.return
 }
@@ -524,9 +457,8 @@ func.func @f(%qw: tensor<32x64xi32>, %qz: tensor<4x8xi32>, %s: tensor<4x128xf16>
 // -----
 
 // With a dynamic N in qweight, N comes from scales.
-// CHECK:      {{^}}// {{-----$}}
-// CHECK-NEXT: {{^}}quant.qmatmul (gptq): GPTQ qzeros for a 64x256 weight with bits=4, group_size=64 must be 4x8, got 4x99
 func.func @f(%x: memref<?x256xf32>, %qw: memref<32x?xi32>, %qz: memref<4x99xi32>, %s: memref<4x64xf16>, %g: memref<256xi32>, %y: memref<?x?xf32>) {
+  // expected-error@+1 {{quant.qmatmul (gptq): GPTQ qzeros for a 64x256 weight with bits=4, group_size=64 must be 4x8, got 4x99}}
   quant.qmatmul #quant.encoding<gptq> config #quant.gptq<bits = 4, group_size = 64, desc_act = false, sym = true> %x, %qw, %qz, %s, %g outs(%y) : (memref<?x256xf32>, memref<32x?xi32>, memref<4x99xi32>, memref<4x64xf16>, memref<256xi32>, memref<?x?xf32>) -> ()
   func.return
 }
@@ -534,9 +466,8 @@ func.func @f(%x: memref<?x256xf32>, %qw: memref<32x?xi32>, %qz: memref<4x99xi32>
 // -----
 
 // x is f32.
-// CHECK:      {{^}}// {{-----$}}
-// CHECK-NEXT: {{^}}quant.qmatmul (q4_0): x must have element type f32, got f16
 func.func @f(%x: tensor<2x512xf16>, %w: tensor<8x288xui8>) {
+  // expected-error@+1 {{quant.qmatmul (q4_0): x must have element type f32, got f16}}
   %y = quant.qmatmul #quant.encoding<q4_0> %x, %w : (tensor<2x512xf16>, tensor<8x288xui8>) -> tensor<2x8xf32>
   func.return
 }
@@ -544,9 +475,8 @@ func.func @f(%x: tensor<2x512xf16>, %w: tensor<8x288xui8>) {
 // -----
 
 // The dequantized weight is f32.
-// CHECK:      {{^}}// {{-----$}}
-// CHECK-NEXT: {{^}}quant.dequantize (q4_0): result must have element type f32, got f16
 func.func @f(%w: tensor<8x288xui8>) {
+  // expected-error@+1 {{quant.dequantize (q4_0): result must have element type f32, got f16}}
   %d = quant.dequantize #quant.encoding<q4_0> %w : (tensor<8x288xui8>) -> tensor<8x512xf16>
   func.return
 }
@@ -554,9 +484,8 @@ func.func @f(%w: tensor<8x288xui8>) {
 // -----
 
 // Tensor vs memref forms: an op has a result or an outs() buffer, not both.
-// CHECK:      {{^}}// {{-----$}}
-// CHECK-NEXT: {{^}}quant.dequantize (q4_0): has both a result and an outs() buffer
 func.func @f(%w: memref<8x288xui8>, %o: memref<8x512xf32>) {
+  // expected-error@+1 {{quant.dequantize (q4_0): has both a result and an outs() buffer}}
   %d = quant.dequantize #quant.encoding<q4_0> %w outs(%o) : (memref<8x288xui8>, memref<8x512xf32>) -> tensor<8x512xf32>
   func.return
 }
@@ -564,9 +493,8 @@ func.func @f(%w: memref<8x288xui8>, %o: memref<8x512xf32>) {
 // -----
 
 // The outs() form works on memrefs only.
-// CHECK:      {{^}}// {{-----$}}
-// CHECK-NEXT: {{^}}quant.qmatmul (q4_0): the outs() form works on memrefs: every operand must be a memref
 func.func @f(%x: tensor<2x512xf32>, %w: tensor<8x288xui8>, %o: memref<2x8xf32>) {
+  // expected-error@+1 {{quant.qmatmul (q4_0): the outs() form works on memrefs: every operand must be a memref}}
   quant.qmatmul #quant.encoding<q4_0> %x, %w outs(%o) : (tensor<2x512xf32>, tensor<8x288xui8>, memref<2x8xf32>) -> ()
   func.return
 }
@@ -574,10 +502,8 @@ func.func @f(%x: tensor<2x512xf32>, %w: tensor<8x288xui8>, %o: memref<2x8xf32>) 
 // -----
 
 // The outs() buffer is a memref (an operand constraint of the op).
-// CHECK:      {{^}}// {{-----$}}
-// CHECK-NEXT: {{^}}operand 'out' at position 1 does not verify:
-// CHECK-NEXT: {{^}}tensor<8x512xf32> should be of base attribute memref
 func.func @f(%w: memref<8x288xui8>, %o: tensor<8x512xf32>) {
+  // expected-error@+1 {{tensor<8x512xf32> should be of base attribute memref}}
   quant.dequantize #quant.encoding<q4_0> %w outs(%o) : (memref<8x288xui8>, tensor<8x512xf32>) -> ()
   func.return
 }
@@ -585,9 +511,8 @@ func.func @f(%w: memref<8x288xui8>, %o: tensor<8x512xf32>) {
 // -----
 
 // An op with neither a result nor an outs() buffer.
-// CHECK:      {{^}}// {{-----$}}
-// CHECK-NEXT: {{^}}quant.dequantize (q4_0): needs a tensor result or an outs() memref
 func.func @f(%w: tensor<8x288xui8>) {
+  // expected-error@+1 {{quant.dequantize (q4_0): needs a tensor result or an outs() memref}}
   quant.dequantize #quant.encoding<q4_0> %w : (tensor<8x288xui8>) -> ()
   func.return
 }
@@ -595,9 +520,8 @@ func.func @f(%w: tensor<8x288xui8>) {
 // -----
 
 // The value form works on tensors only.
-// CHECK:      {{^}}// {{-----$}}
-// CHECK-NEXT: {{^}}quant.qmatmul (q4_0): the value form works on tensors: every operand and the result must be tensors (use outs() on memrefs)
 func.func @f(%x: memref<2x512xf32>, %w: memref<8x288xui8>) {
+  // expected-error@+1 {{quant.qmatmul (q4_0): the value form works on tensors: every operand and the result must be tensors (use outs() on memrefs)}}
   %y = quant.qmatmul #quant.encoding<q4_0> %x, %w : (memref<2x512xf32>, memref<8x288xui8>) -> tensor<2x8xf32>
   func.return
 }
@@ -605,9 +529,8 @@ func.func @f(%x: memref<2x512xf32>, %w: memref<8x288xui8>) {
 // -----
 
 // ... every operand: no mixing of tensors and memrefs.
-// CHECK:      {{^}}// {{-----$}}
-// CHECK-NEXT: {{^}}quant.qmatmul (q4_0): the value form works on tensors: every operand and the result must be tensors (use outs() on memrefs)
 func.func @f(%x: tensor<2x512xf32>, %w: memref<8x288xui8>) {
+  // expected-error@+1 {{quant.qmatmul (q4_0): the value form works on tensors: every operand and the result must be tensors (use outs() on memrefs)}}
   %y = quant.qmatmul #quant.encoding<q4_0> %x, %w : (tensor<2x512xf32>, memref<8x288xui8>) -> tensor<2x8xf32>
   func.return
 }
@@ -615,9 +538,8 @@ func.func @f(%x: tensor<2x512xf32>, %w: memref<8x288xui8>) {
 // -----
 
 // quant.weight: weight names are not empty.
-// CHECK:      {{^}}// {{-----$}}
-// CHECK-NEXT: {{^}}quant.weight: the weight name must not be empty
 func.func @f() {
+  // expected-error@+1 {{quant.weight: the weight name must not be empty}}
   %w = quant.weight "" #quant.encoding<q4_0> [8, 512] : tensor<8x288xui8>
   func.return
 }
@@ -625,9 +547,8 @@ func.func @f() {
 // -----
 
 // A logical shape without an encoding (only the generic form can say this).
-// CHECK:      {{^}}// {{-----$}}
-// CHECK-NEXT: {{^}}quant.weight "b": a logical shape or config needs an encoding (float weights give only their type)
 func.func @f() {
+  // expected-error@+1 {{quant.weight "b": a logical shape or config needs an encoding (float weights give only their type)}}
   %w = "quant.weight"() <{weight_name = "b", shape = array<i64: 4, 4>}> : () -> tensor<4x4xf32>
   func.return
 }
@@ -635,9 +556,8 @@ func.func @f() {
 // -----
 
 // A config without an encoding.
-// CHECK:      {{^}}// {{-----$}}
-// CHECK-NEXT: {{^}}quant.weight "b": a logical shape or config needs an encoding (float weights give only their type)
 func.func @f() {
+  // expected-error@+1 {{quant.weight "b": a logical shape or config needs an encoding (float weights give only their type)}}
   %w = "quant.weight"() <{weight_name = "b", config = #quant.gptq<bits = 4, group_size = -1, desc_act = false, sym = true>}> : () -> tensor<4x4xf32>
   func.return
 }
@@ -645,9 +565,8 @@ func.func @f() {
 // -----
 
 // A float weight is one tensor.
-// CHECK:      {{^}}// {{-----$}}
-// CHECK-NEXT: {{^}}quant.weight "b": a float weight has exactly one result
 func.func @f() {
+  // expected-error@+1 {{quant.weight "b": a float weight has exactly one result}}
   %a, %b = quant.weight "b" : tensor<4xf32>, tensor<4xf32>
   func.return
 }
@@ -655,9 +574,8 @@ func.func @f() {
 // -----
 
 // ... and not zero tensors.
-// CHECK:      {{^}}// {{-----$}}
-// CHECK-NEXT: {{^}}quant.weight "b": a float weight has exactly one result
 func.func @f() {
+  // expected-error@+1 {{quant.weight "b": a float weight has exactly one result}}
   "quant.weight"() <{weight_name = "b"}> : () -> ()
   func.return
 }
@@ -665,9 +583,8 @@ func.func @f() {
 // -----
 
 // Weights have static shapes.
-// CHECK:      {{^}}// {{-----$}}
-// CHECK-NEXT: {{^}}quant.weight "b": weight shapes must be static, got tensor<?xf32>
 func.func @f() {
+  // expected-error@+1 {{quant.weight "b": weight shapes must be static, got tensor<?xf32>}}
   %b = quant.weight "b" : tensor<?xf32>
   func.return
 }
@@ -675,10 +592,8 @@ func.func @f() {
 // -----
 
 // Weights are tensors (bufferization turns them into arguments).
-// CHECK:      {{^}}// {{-----$}}
-// CHECK-NEXT: {{^}}result 'results_' at position 0 does not verify:
-// CHECK-NEXT: {{^}}memref<4xf32> should be of base attribute tensor
 func.func @f() {
+  // expected-error@+1 {{result 'results_' at position 0 does not verify:}}
   %b = quant.weight "b" : memref<4xf32>
   func.return
 }
@@ -686,9 +601,8 @@ func.func @f() {
 // -----
 
 // An encoding without a logical shape (generic form).
-// CHECK:      {{^}}// {{-----$}}
-// CHECK-NEXT: {{^}}quant.weight "w": an encoded weight needs its logical [N, K] shape
 func.func @f() {
+  // expected-error@+1 {{quant.weight "w": an encoded weight needs its logical [N, K] shape}}
   %w = "quant.weight"() <{weight_name = "w", encoding = #quant.encoding<q4_0>}> : () -> tensor<8x288xui8>
   func.return
 }
@@ -696,9 +610,8 @@ func.func @f() {
 // -----
 
 // The logical shape of an encoded weight is 2-D ...
-// CHECK:      {{^}}// {{-----$}}
-// CHECK-NEXT: {{^}}quant.weight "w": the logical shape of an encoded weight is [N, K] with positive sizes, got [2, 8, 512]
 func.func @f() {
+  // expected-error@+1 {{quant.weight "w": the logical shape of an encoded weight is [N, K] with positive sizes, got [2, 8, 512]}}
   %w = quant.weight "w" #quant.encoding<q4_0> [2, 8, 512] : tensor<8x288xui8>
   func.return
 }
@@ -706,9 +619,8 @@ func.func @f() {
 // -----
 
 // ... with positive sizes ...
-// CHECK:      {{^}}// {{-----$}}
-// CHECK-NEXT: {{^}}quant.weight "w": the logical shape of an encoded weight is [N, K] with positive sizes, got [0, 512]
 func.func @f() {
+  // expected-error@+1 {{quant.weight "w": the logical shape of an encoded weight is [N, K] with positive sizes, got [0, 512]}}
   %w = quant.weight "w" #quant.encoding<q4_0> [0, 512] : tensor<0x288xui8>
   func.return
 }
@@ -716,9 +628,8 @@ func.func @f() {
 // -----
 
 // ... not negative ones.
-// CHECK:      {{^}}// {{-----$}}
-// CHECK-NEXT: {{^}}quant.weight "w": the logical shape of an encoded weight is [N, K] with positive sizes, got [8, -512]
 func.func @f() {
+  // expected-error@+1 {{quant.weight "w": the logical shape of an encoded weight is [N, K] with positive sizes, got [8, -512]}}
   %w = quant.weight "w" #quant.encoding<q4_0> [8, -512] : tensor<8x288xui8>
   func.return
 }
@@ -726,9 +637,8 @@ func.func @f() {
 // -----
 
 // Encoded weights have static packed shapes too.
-// CHECK:      {{^}}// {{-----$}}
-// CHECK-NEXT: {{^}}quant.weight "w": weight shapes must be static, got tensor<?x288xui8>
 func.func @f() {
+  // expected-error@+1 {{quant.weight "w": weight shapes must be static, got tensor<?x288xui8>}}
   %w = quant.weight "w" #quant.encoding<q4_0> [8, 512] : tensor<?x288xui8>
   func.return
 }
@@ -736,9 +646,8 @@ func.func @f() {
 // -----
 
 // quant.dequantize produces the 2-D logical weight.
-// CHECK:      {{^}}// {{-----$}}
-// CHECK-NEXT: {{^}}quant.dequantize (q4_0): the result is the logical [N, K] weight, got rank 3
 func.func @f(%w: tensor<8x288xui8>) {
+  // expected-error@+1 {{quant.dequantize (q4_0): the result is the logical [N, K] weight, got rank 3}}
   %d = quant.dequantize #quant.encoding<q4_0> %w : (tensor<8x288xui8>) -> tensor<8x1x512xf32>
   func.return
 }
@@ -746,9 +655,8 @@ func.func @f(%w: tensor<8x288xui8>) {
 // -----
 
 // quant.qmatmul: x is [..., K], at least 1-D.
-// CHECK:      {{^}}// {{-----$}}
-// CHECK-NEXT: {{^}}quant.qmatmul (q4_0): x must be [..., K], got a scalar
 func.func @f(%x: tensor<f32>, %w: tensor<8x288xui8>) {
+  // expected-error@+1 {{quant.qmatmul (q4_0): x must be [..., K], got a scalar}}
   %y = quant.qmatmul #quant.encoding<q4_0> %x, %w : (tensor<f32>, tensor<8x288xui8>) -> tensor<8xf32>
   func.return
 }
@@ -756,9 +664,8 @@ func.func @f(%x: tensor<f32>, %w: tensor<8x288xui8>) {
 // -----
 
 // The K of x is static.
-// CHECK:      {{^}}// {{-----$}}
-// CHECK-NEXT: {{^}}quant.qmatmul (q4_0): K (the last dimension of x) must be static
 func.func @f(%x: tensor<2x?xf32>, %w: tensor<8x288xui8>) {
+  // expected-error@+1 {{quant.qmatmul (q4_0): K (the last dimension of x) must be static}}
   %y = quant.qmatmul #quant.encoding<q4_0> %x, %w : (tensor<2x?xf32>, tensor<8x288xui8>) -> tensor<2x8xf32>
   func.return
 }
@@ -766,9 +673,8 @@ func.func @f(%x: tensor<2x?xf32>, %w: tensor<8x288xui8>) {
 // -----
 
 // The result has the rank of x.
-// CHECK:      {{^}}// {{-----$}}
-// CHECK-NEXT: {{^}}quant.qmatmul (q4_0): the result must have the rank of x (3), got 2
 func.func @f(%x: tensor<2x3x512xf32>, %w: tensor<8x288xui8>) {
+  // expected-error@+1 {{quant.qmatmul (q4_0): the result must have the rank of x (3), got 2}}
   %y = quant.qmatmul #quant.encoding<q4_0> %x, %w : (tensor<2x3x512xf32>, tensor<8x288xui8>) -> tensor<6x8xf32>
   func.return
 }
@@ -776,9 +682,8 @@ func.func @f(%x: tensor<2x3x512xf32>, %w: tensor<8x288xui8>) {
 // -----
 
 // ... and its leading dimensions.
-// CHECK:      {{^}}// {{-----$}}
-// CHECK-NEXT: {{^}}quant.qmatmul (q4_0): leading dimension 1 of x (3) and of the result (4) differ
 func.func @f(%x: tensor<2x3x512xf32>, %w: tensor<8x288xui8>) {
+  // expected-error@+1 {{quant.qmatmul (q4_0): leading dimension 1 of x (3) and of the result (4) differ}}
   %y = quant.qmatmul #quant.encoding<q4_0> %x, %w : (tensor<2x3x512xf32>, tensor<8x288xui8>) -> tensor<2x4x8xf32>
   func.return
 }
@@ -786,9 +691,8 @@ func.func @f(%x: tensor<2x3x512xf32>, %w: tensor<8x288xui8>) {
 // -----
 
 // The last dimension of the result is N.
-// CHECK:      {{^}}// {{-----$}}
-// CHECK-NEXT: {{^}}quant.qmatmul (q4_0): the result's last dimension must be N=8 (rows of the packed weight), got 16
 func.func @f(%x: tensor<?x512xf32>, %w: tensor<8x288xui8>) {
+  // expected-error@+1 {{quant.qmatmul (q4_0): the result's last dimension must be N=8 (rows of the packed weight), got 16}}
   %y = quant.qmatmul #quant.encoding<q4_0> %x, %w : (tensor<?x512xf32>, tensor<8x288xui8>) -> tensor<?x16xf32>
   func.return
 }
@@ -796,9 +700,8 @@ func.func @f(%x: tensor<?x512xf32>, %w: tensor<8x288xui8>) {
 // -----
 
 // ... for GPTQ too (N is the column count of qweight and scales).
-// CHECK:      {{^}}// {{-----$}}
-// CHECK-NEXT: {{^}}quant.qmatmul (gptq): the result's last dimension must be N=64 (rows of the packed weight), got 32
 func.func @f(%x: tensor<2x256xf32>, %qw: tensor<32x64xi32>, %qz: tensor<4x8xi32>, %s: tensor<4x64xf16>, %g: tensor<256xi32>) {
+  // expected-error@+1 {{quant.qmatmul (gptq): the result's last dimension must be N=64 (rows of the packed weight), got 32}}
   %y = quant.qmatmul #quant.encoding<gptq> config #quant.gptq<bits = 4, group_size = 64, desc_act = false, sym = true> %x, %qw, %qz, %s, %g : (tensor<2x256xf32>, tensor<32x64xi32>, tensor<4x8xi32>, tensor<4x64xf16>, tensor<256xi32>) -> tensor<2x32xf32>
   func.return
 }
@@ -806,9 +709,8 @@ func.func @f(%x: tensor<2x256xf32>, %qw: tensor<32x64xi32>, %qz: tensor<4x8xi32>
 // -----
 
 // The encoding property is required (generic form).
-// CHECK:      {{^}}// {{-----$}}
-// CHECK-NEXT: {{^}}property 'encoding' expected in operation 'quant.dequantize'
 func.func @f(%w: tensor<8x288xui8>) {
+  // expected-error@+1 {{property 'encoding' expected in operation 'quant.dequantize'}}
   %d = "quant.dequantize"(%w) <{operandSegmentSizes = array<i32: 1, 0>}> : (tensor<8x288xui8>) -> tensor<8x512xf32>
   func.return
 }
