@@ -2,12 +2,14 @@
 
     quantir inspect FILE [--json] [--metadata]
     quantir quantize IN OUT --encoding q4_k [--progress] [--arch NAME]
+    quantir encodings [--json]
 
 ``inspect`` lists a GGUF file's tensors (name, type, logical shape, bytes)
 under a header summary; a GPTQ checkpoint directory or .safetensors file is
 described by ``quantir.runtime.gptq.describe_checkpoint`` in the same table.
 ``quantize`` converts float weights (GGUF or .safetensors) to a quantized
-GGUF file (see ``quantir.runtime.gguf.convert``).
+GGUF file (see ``quantir.runtime.gguf.convert``). ``encodings`` lists the
+packed formats with their block parameters.
 
 User errors end with exit status 1 (2 for bad arguments) and one line on
 stderr, "quantir: error: ...", never a traceback (``--traceback`` shows one
@@ -25,7 +27,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn, TextIO
 
-from quantir.compiler.tools.command import run_command
+from quantir.compiler.tools.command import run_command, version_text
 from quantir.dialects.encoding import QuantizationEncoding
 
 __all__ = ["ProgressBar", "build_parser", "main"]
@@ -306,6 +308,14 @@ def _in_main_thread() -> bool:
     return threading.current_thread() is threading.main_thread()
 
 
+def _cmd_encodings(args: argparse.Namespace, out: TextIO) -> int:
+    from quantir.runtime.encodings_table import encoding_rows, format_encodings
+
+    rows = encoding_rows()
+    out.write((json.dumps(rows, indent=2) if args.json else format_encodings(rows)) + "\n")
+    return 0
+
+
 # --- entry point -------------------------------------------------------------
 
 
@@ -316,6 +326,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="on an error, show the Python traceback (for bug reports)",
     )
+    parser.add_argument("--version", action="version", version=version_text(PROG))
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     inspect = commands.add_parser(
@@ -330,6 +341,14 @@ def build_parser() -> argparse.ArgumentParser:
     inspect.add_argument(
         "--metadata", action="store_true", help="also print the GGUF metadata (key = value)"
     )
+
+    encodings = commands.add_parser(
+        "encodings",
+        help="list the packed weight encodings with their block parameters",
+        description="List every encoding quantir reads: weights and bytes per block, bits "
+        "per weight (GPTQ: set by its config).",
+    )
+    encodings.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
     quantize = commands.add_parser(
         "quantize",
@@ -369,6 +388,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     def body() -> int:
         if args.command == "inspect":
             return _cmd_inspect(args, sys.stdout)
+        if args.command == "encodings":
+            return _cmd_encodings(args, sys.stdout)
         return _cmd_quantize(args, sys.stdout, sys.stderr)
 
     return run_command(

@@ -27,7 +27,7 @@ from xdsl.dialects import func
 from xdsl.dialects.builtin import ModuleOp
 
 from quantir.compiler.diagnostics import UserError
-from quantir.compiler.tools.command import run_command
+from quantir.compiler.tools.command import run_command, version_text
 from quantir.runtime.compiled_graph import DeviceUnavailableError, compile_on_device
 from quantir.runtime.device_names import parse_device
 from quantir.runtime.jit import parse_source
@@ -82,6 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
         "with weights from GGUF files, .npz archives or GPTQ checkpoints.",
     )
     parser.add_argument("file", metavar="FILE.mlir", help="the graph file")
+    parser.add_argument("--version", action="version", version=version_text(PROG))
     parser.add_argument(
         "--function", metavar="NAME", help="the function to run (default: the only one in the file)"
     )
