@@ -36,10 +36,18 @@ _ROUNDING_MAGIC_BITS = 0x4B400000
 
 
 def lower_quantize_rows(
-    e: Emitter, x: Value, sum_run: int | None = None
+    e: Emitter,
+    x: Value,
+    sum_run: int | None = None,
+    permutation: Sequence[int] | None = None,
 ) -> tuple[Value, Value, Value | None]:
     """Emit xq[m, k] (i8 codes), xd[m, k / 32] (f32 scales) for x [M, K], K % 32 == 0,
-    and with `sum_run` qsum[m, k / sum_run], the sums of xd * xq over each run."""
+    and with `sum_run` qsum[m, k / sum_run], the sums of xd * xq over each run.
+
+    With `permutation` (of range(32)), the codes of each block of 32 are stored
+    permuted: xq[m, 32 b + p] is the code of x[m, 32 b + permutation[p]] (the
+    order a weight layout's dot products consume them in). Scales and sums do
+    not depend on the order."""
     xt = x.type
     assert isinstance(xt, MemRefType)
     k = xt.get_shape()[1]
@@ -54,6 +62,11 @@ def lower_quantize_rows(
         qsum_t = MemRefType(f32, [DYNAMIC_INDEX, k // sum_run])
         qsum = e.v(memref.AllocOp([m], [], qsum_t))
     vf = VectorType(f32, [ACTIVATION_BLOCK])
+    if permutation is not None:
+        permutation = list(permutation)
+        assert sorted(permutation) == list(range(ACTIVATION_BLOCK)), permutation
+        if permutation == sorted(permutation):
+            permutation = None
 
     def row_body(e: Emitter, ivs: Sequence[Value]) -> None:
         (row,) = ivs
@@ -68,7 +81,10 @@ def lower_quantize_rows(
             shifted = e.addf(scaled, _ROUNDING_MAGIC)
             bits = e.bitcast(shifted, VectorType(i32, [ACTIVATION_BLOCK]))
             wide = e.sub(bits, _ROUNDING_MAGIC_BITS)
-            e.vstore(e.trunci(wide, i8), xq, [row, col])
+            codes = e.trunci(wide, i8)
+            if permutation is not None:
+                codes = e.shuffle(codes, codes, permutation)
+            e.vstore(codes, xq, [row, col])
             e.store(d, xd, [row, b])
             if qsum is not None:
                 runs = ACTIVATION_BLOCK // sum_run

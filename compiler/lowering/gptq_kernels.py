@@ -25,6 +25,7 @@ from xdsl.dialects import memref
 from xdsl.dialects.builtin import DYNAMIC_INDEX, MemRefType, f32, i32
 
 from quantir.compiler.encodings.gptq import code_at, code_in_run
+from quantir.compiler.lowering import gptq_int8
 from quantir.compiler.lowering.emitter import Emitter, Value, vector_of
 from quantir.compiler.lowering.loop_roles import role
 from quantir.compiler.lowering.subblock_sums import lower_subblock_sums
@@ -254,18 +255,22 @@ def lower_qmatmul(
     vectorize: bool,
     m_tile: int,
     chunk: int = CHUNK,
+    int8: bool = False,
 ) -> None:
     """y[m, n] = sum_k x[m, k] * w[k, n] for x [M, K] and a GPTQ weight (logical [N, K]).
 
     Vectorized code streams `chunk` adjacent columns at a time (a multiple of
     16); the columns past the last whole chunk go 16 at a time, then singly.
+    With `int8` (and `vectorize`), weights that `gptq_int8` covers multiply
+    x quantized to int8 blocks with integer dot products (`gptq_int8`).
     """
     xt = x.type
     assert isinstance(xt, MemRefType)
     k = xt.get_shape()[1]
     gp = _Gptq(e, config, packed, k)
     zbuf = gp.zeros_as_float(e)
-    xsum = lower_subblock_sums(e, x, gp.group_size, vectorize) if gp.fast else None
+    ix = gptq_int8.Int8X(e, gp, x) if vectorize and int8 and gptq_int8.int8_applies(gp) else None
+    xsum = lower_subblock_sums(e, x, gp.group_size, vectorize) if gp.fast and not ix else None
     m = e.dim(x, 0)
     lanes = VECTOR if vectorize else 1
 
@@ -282,7 +287,9 @@ def lower_qmatmul(
 
         def tile(e: Emitter, m0: Value, t: int) -> None:
             zeros = [e.const(0.0, acc_t) for _ in range(t)]
-            if gp.fast:
+            if ix is not None:
+                accs = gptq_int8.fast_groups(e, gp, ix, zbuf, col, v, m0, t, zeros)
+            elif gp.fast:
                 accs = _fast_groups(e, gp, x, xsum, zbuf, col, v, m0, t, zeros)
             else:
                 accs = _general_k(e, gp, x, zbuf, col, v, m0, t, zeros)
@@ -299,7 +306,15 @@ def lower_qmatmul(
 
         def chunk_body(ie: Emitter, ivs: Sequence[Value]) -> None:
             c0 = ie.mul(ivs[0], chunk)
-            m_tiles(ie, lambda je, m0, t: _fast_chunk(je, gp, x, xsum, zbuf, y, c0, chunk, m0, t))
+            if ix is not None:
+                m_tiles(
+                    ie,
+                    lambda je, m0, t: gptq_int8.fast_chunk(je, gp, ix, zbuf, y, c0, chunk, m0, t),
+                )
+            else:
+                m_tiles(
+                    ie, lambda je, m0, t: _fast_chunk(je, gp, x, xsum, zbuf, y, c0, chunk, m0, t)
+                )
 
         e.parallel([0], [chunks], chunk_body, role("rows"))
         start = e.mul(chunks, chunk)
@@ -319,6 +334,8 @@ def lower_qmatmul(
         )
     if xsum is not None:
         e.op(memref.DeallocOp.get(xsum))
+    if ix is not None:
+        ix.dealloc(e)
     e.op(memref.DeallocOp.get(zbuf))
 
 

@@ -11,7 +11,8 @@ Options:
   (the GPU path maps them onto threads).
 - `m_tile` (default 4): how many rows of x a qmatmul reuses each unpacked
   weight for.
-- `int8` (default true): with `vectorize`, qmatmul over GGUF formats
+- `int8` (default true): with `vectorize`, qmatmul over GGUF formats (and
+  GPTQ without desc_act, groups of whole 32-element blocks: `gptq_int8.py`)
   quantizes x to int8 blocks once per call and multiplies integer codes
   with integer dot products (`qrt.dot_u8i8`; normwise relative error about
   1e-3 to 1e-2 against float64, see `lowering/gguf_int8.py`). With false,
@@ -103,7 +104,15 @@ class LowerQuantToLoopsPass(ModulePass):
         if encoding is QuantizationEncoding.GPTQ:
             assert op.config is not None
             gptq_kernels.lower_qmatmul(
-                e, op.config, x, list(op.packed), y, self.vectorize, self.m_tile, self.gptq_chunk
+                e,
+                op.config,
+                x,
+                list(op.packed),
+                y,
+                self.vectorize,
+                self.m_tile,
+                self.gptq_chunk,
+                self.int8,
             )
             return
         layout = layout_for(encoding)
