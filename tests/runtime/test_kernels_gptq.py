@@ -3,7 +3,9 @@
 Every kernel configuration bits {2, 3, 4, 8} x group_size {-1, 32, 128, 40}
 x desc_act x checkpoint_format {gptq, gptq_v2} is compiled for both CPU
 pipelines ("quantir-cpu" and "quantir-cpu-scalar", the GPU's scalar
-lowering) and run on symmetric and asymmetric layers built by
+lowering; qmatmul, whose default CPU path quantizes x to int8 and is
+checked in test_kernels_gptq_int8.py, uses "quantir-cpu-exact" instead of
+"quantir-cpu") and run on symmetric and asymmetric layers built by
 ``quantize_gptq_rtn``, and on layers built for exact float32 arithmetic:
 
 * dequantize is bit-identical to ``dequantize_gptq_reference``;
@@ -38,7 +40,14 @@ import itertools
 
 import numpy as np
 import pytest
-from kernel_checks import PIPELINE_NAMES, PIPELINES, assert_bits_equal, random_x
+from kernel_checks import (
+    EXACT_PIPELINE_NAMES,
+    EXACT_PIPELINES,
+    PIPELINE_NAMES,
+    PIPELINES,
+    assert_bits_equal,
+    random_x,
+)
 
 from quantir.dialects.encoding import QuantizationConfig
 from quantir.runtime import api
@@ -147,7 +156,7 @@ def test_dequantize_matches_reference(bits, gs, desc, fmt, pipeline):
         assert_bits_equal(y, dequantize_gptq_reference(layer), f"dequantize {layer!r}")
 
 
-@pytest.mark.parametrize("pipeline", PIPELINES)
+@pytest.mark.parametrize("pipeline", EXACT_PIPELINES)
 @pytest.mark.parametrize("bits,gs,desc,fmt", GRID_PARAMS)
 def test_qmatmul_within_bound(bits, gs, desc, fmt, pipeline, assert_qmatmul_close):
     x = random_x(np.random.default_rng(bits * 7 + gs), (64, K_FOR_GROUP[gs]))
@@ -159,7 +168,7 @@ def test_qmatmul_within_bound(bits, gs, desc, fmt, pipeline, assert_qmatmul_clos
             assert_qmatmul_close(y, x[:m], w, r)
 
 
-@pytest.mark.parametrize("pipeline", PIPELINES)
+@pytest.mark.parametrize("pipeline", EXACT_PIPELINES)
 @pytest.mark.parametrize("bits,gs,desc,fmt", GRID_PARAMS)
 def test_qmatmul_exact_arithmetic(bits, gs, desc, fmt, pipeline):
     layer = exact_layer(bits, gs, desc, fmt)
@@ -181,7 +190,7 @@ SYM_CASES = [
 ]
 
 
-@pytest.mark.parametrize("pipeline", PIPELINES)
+@pytest.mark.parametrize("pipeline", EXACT_PIPELINES)
 @pytest.mark.parametrize("bits,gs,desc,fmt", [pytest.param(*c, id=_grid_id(c)) for c in SYM_CASES])
 def test_sym_config(bits, gs, desc, fmt, pipeline, assert_qmatmul_close):
     """A symmetric layer passed as a GPTQLinear: the API takes its own config (sym = true)."""
@@ -200,7 +209,7 @@ def test_sym_config(bits, gs, desc, fmt, pipeline, assert_qmatmul_close):
 # -- x rank, threads ------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("pipeline", PIPELINES)
+@pytest.mark.parametrize("pipeline", EXACT_PIPELINES)
 def test_qmatmul_x_rank_1(pipeline, assert_qmatmul_close):
     layer = rtn_layer(4, 128, False, "gptq", False)
     x = random_x(np.random.default_rng(12), (layer.in_features,))
@@ -209,7 +218,7 @@ def test_qmatmul_x_rank_1(pipeline, assert_qmatmul_close):
     assert_qmatmul_close(y, x, dequantize_gptq_reference(layer), range_magnitude(layer))
 
 
-@pytest.mark.parametrize("pipeline", PIPELINES)
+@pytest.mark.parametrize("pipeline", EXACT_PIPELINES)
 def test_qmatmul_x_rank_3_dynamic_leading_dims(pipeline, assert_qmatmul_close):
     layer = rtn_layer(4, 128, False, "gptq", False)
     w, r = dequantize_gptq_reference(layer), range_magnitude(layer)
@@ -267,13 +276,13 @@ def test_a_layer_brings_its_own_config_and_format():
 def warm_cases():
     """Compile calls for every kernel the tests above use, in test order."""
     cases = []
-    for op in ("dequantize", "qmatmul"):
-        for case, pipeline in itertools.product(GRID, PIPELINE_NAMES):
+    for op, pipelines in (("dequantize", PIPELINE_NAMES), ("qmatmul", EXACT_PIPELINE_NAMES)):
+        for case, pipeline in itertools.product(GRID, pipelines):
             cases.append(functools.partial(_warm, op, *case, False, pipeline))
-    for case, pipeline in itertools.product(SYM_CASES, PIPELINE_NAMES):
+    for case, pipeline in itertools.product(SYM_CASES, EXACT_PIPELINE_NAMES):
         cases.append(functools.partial(_warm, "dequantize", *case, True, pipeline))
         cases.append(functools.partial(_warm, "qmatmul", *case, True, pipeline))
-    for rank, pipeline in itertools.product((1, 3), PIPELINE_NAMES):
+    for rank, pipeline in itertools.product((1, 3), EXACT_PIPELINE_NAMES):
         cases.append(
             functools.partial(_warm, "qmatmul", 4, 128, False, "gptq", False, pipeline, rank)
         )
