@@ -103,3 +103,25 @@ func.func @qmatmul_gptq(%x: memref<?x64xf32>, %qw: memref<8x?xi32>, %qz: memref<
 // CHECK:         vector.load %qw[%{{.*}}, %{{.*}}] : memref<8x?xi32>, vector<16xi32>
 // CHECK:         vector.fma
 // CHECK:         memref.dealloc [[Z]]
+// With int8 (the default), x is quantized to int8 blocks of 32 stored in the
+// order of the codes' bytes (4 bits: 0, 2, 4, 6, 1, 3, 5, 7 within each word),
+// and a qweight row's 16 words are masked into bytes, each 32-bit lane four
+// codes of one column, for qrt.dot_u8i8 against a broadcast word of x codes.
+// INT8-LABEL: func.func @qmatmul_gptq(
+// INT8:         [[Z:%.*]] = memref.alloc(%{{.*}}) : memref<2x?xf32>
+// INT8:         [[XQ:%.*]] = memref.alloc(%{{.*}}) : memref<?x64xi8>
+// INT8:         vector.shuffle %{{.*}}, %{{.*}} [0, 2, 4, 6, 1, 3, 5, 7, 8, 10, 12, 14, 9, {{.*}}] : vector<32xi8>, vector<32xi8>
+// INT8:         memref.alloca() {alignment = 64 : i64} : memref<4x1024xf32>
+// INT8:         [[XW:%.*]] = vector.bitcast %{{.*}} : vector<32xi8> to vector<8xi32>
+// INT8:         [[XB:%.*]] = vector.shuffle [[XW]], [[XW]] [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0] : vector<8xi32>, vector<8xi32>
+// INT8:         [[X0:%.*]] = vector.bitcast [[XB]] : vector<16xi32> to vector<64xi8>
+// INT8:         scf.for
+// INT8:           qrt.prefetch %qw
+// INT8:           [[W:%.*]] = vector.load %qw[%{{.*}}, %{{.*}}] : memref<8x?xi32>, vector<16xi32>
+// INT8:           [[LO:%.*]] = arith.andi [[W]], %{{.*}} : vector<16xi32>
+// INT8:           [[C0:%.*]] = vector.bitcast [[LO]] : vector<16xi32> to vector<64xi8>
+// INT8:           qrt.dot_u8i8 %{{.*}}, [[C0]], [[X0]] {code_bits = 4 : i64} : vector<64xi8> into vector<16xi32>
+// INT8:           arith.sitofp %{{.*}} : vector<16xi32> to vector<16xf32>
+// INT8:           vector.fma %{{.*}}, %{{.*}}, %{{.*}} : vector<16xf32>
+// INT8:         memref.dealloc [[XQ]]
+// INT8:         memref.dealloc [[Z]]
