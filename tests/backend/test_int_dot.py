@@ -14,7 +14,12 @@ import numpy as np
 import pytest
 
 from quantir.compiler.backend import cpu_codegen as cpu
-from quantir.compiler.backend.llvm.int_dot import dot_strategy, emit_dot_u8i8, parse_features
+from quantir.compiler.backend.llvm.int_dot import (
+    dot_strategy,
+    emit_dot_u8i8,
+    native_split,
+    parse_features,
+)
 
 HOST = parse_features(cpu.host_target().features)
 VNNI = frozenset({"avx512vnni", "avx512vl", "avx512bw", "avx2", "ssse3"})
@@ -30,6 +35,10 @@ def test_strategy_follows_features_and_code_width():
     assert dot_strategy(32, 8, AVX2) == "widen"
     assert dot_strategy(16, 4, frozenset({"ssse3"})) == "maddubs"
     assert dot_strategy(32, 4, frozenset()) == "widen"
+    # 64 bytes without AVX-512 VNNI: two 32-byte halves, not the widening fallback.
+    assert native_split(64, 4, frozenset({"avxvnni", "avx2"}))
+    assert native_split(64, 7, AVX2) and not native_split(64, 8, AVX2)
+    assert not native_split(64, 4, VNNI) and not native_split(32, 4, AVX2)
 
 
 def _run(nbytes: int, code_bits: int, features: frozenset[str], acc, codes, values):
@@ -59,6 +68,17 @@ def _run(nbytes: int, code_bits: int, features: frozenset[str], acc, codes, valu
     return out
 
 
+def _host_runs(strategy: str, nbytes: int) -> bool:
+    """Whether this host has the instructions `strategy` uses on `nbytes` bytes."""
+    if strategy == "vnni":
+        if nbytes == 64:
+            return "avx512vnni" in HOST
+        return {"avx512vnni", "avx512vl"} <= HOST or "avxvnni" in HOST
+    if strategy == "maddubs":
+        return ("avx2" if nbytes == 32 else "ssse3") in HOST
+    return True
+
+
 CASES = [
     (nbytes, bits, features)
     for nbytes in (16, 32, 64)
@@ -69,9 +89,10 @@ CASES = [
 
 @pytest.mark.parametrize("nbytes,code_bits,features", CASES)
 def test_every_strategy_is_exact(nbytes, code_bits, features):
-    strategy = dot_strategy(nbytes, code_bits, features)
-    if strategy != "widen" and dot_strategy(nbytes, code_bits, HOST) != strategy:
-        pytest.skip(f"this host cannot run the {strategy} instructions for {nbytes} bytes")
+    native = nbytes // 2 if native_split(nbytes, code_bits, features) else nbytes
+    strategy = dot_strategy(native, code_bits, features)
+    if not _host_runs(strategy, native):
+        pytest.skip(f"this host cannot run the {strategy} instructions for {native} bytes")
     rng = np.random.default_rng(nbytes * 100 + code_bits)
     lanes = nbytes // 4
     top = (1 << code_bits) - 1

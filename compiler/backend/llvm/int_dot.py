@@ -42,6 +42,19 @@ def dot_strategy(nbytes: int, code_bits: int, features: frozenset[str]) -> str:
     return "widen"
 
 
+def native_split(nbytes: int, code_bits: int, features: frozenset[str]) -> bool:
+    """Whether a dot wider than the host's dot instructions runs as two halves.
+
+    A 64-byte dot without AVX-512 VNNI runs as two 32-byte dots (VNNI-256
+    or AVX2) rather than falling back to widening arithmetic.
+    """
+    return (
+        nbytes == 64
+        and dot_strategy(64, code_bits, features) == "widen"
+        and dot_strategy(32, code_bits, features) != "widen"
+    )
+
+
 def emit_dot_u8i8(
     b: ir.IRBuilder,
     intrinsic: Intrinsic,
@@ -55,6 +68,23 @@ def emit_dot_u8i8(
     lanes = nbytes // 4
     acc_t = acc.type
     bytes_t = ir.VectorType(I8, nbytes)
+    if native_split(nbytes, code_bits, features):
+        halves = []
+        for h in range(2):
+            byte_mask = _indices(range(h * nbytes // 2, (h + 1) * nbytes // 2))
+            lane_mask = _indices(range(h * lanes // 2, (h + 1) * lanes // 2))
+            halves.append(
+                emit_dot_u8i8(
+                    b,
+                    intrinsic,
+                    b.shuffle_vector(acc, acc, lane_mask),
+                    b.shuffle_vector(codes, codes, byte_mask),
+                    b.shuffle_vector(values, values, byte_mask),
+                    code_bits,
+                    features,
+                )
+            )
+        return b.shuffle_vector(halves[0], halves[1], _indices(range(lanes)))
     strategy = dot_strategy(nbytes, code_bits, features)
     if strategy == "vnni":
         fn = intrinsic(f"llvm.x86.avx512.vpdpbusd.{nbytes * 8}", acc_t, [acc_t, bytes_t, bytes_t])
@@ -83,3 +113,8 @@ def emit_dot_u8i8(
 def parse_features(flat: str) -> frozenset[str]:
     """LLVM's '+avx2,-avx512f,...' feature string as the set of enabled names."""
     return frozenset(f[1:] for f in flat.split(",") if f.startswith("+"))
+
+
+def _indices(values) -> ir.Constant:
+    items = [ir.Constant(I32, v) for v in values]
+    return ir.Constant(ir.VectorType(I32, len(items)), items)
