@@ -173,6 +173,12 @@ class BlockLayout:
     code_bits: int
     """Bits of the stored (unsigned) code: 4 for Q4_0, 6 for Q6_K, 8 for Q8_0."""
 
+    int8_pairs_for_one_row: bool = False
+    """Whether the integer-dot path multiplies 64 weights per dot even for a single
+    row of x (it always does for several rows when the layout allows): a
+    measured choice per format (it pays for Q6_K and Q2_K, whose unpacking is
+    heavier, not for Q4_K and Q5_K)."""
+
     code_bias: int = 0
     """What `unpack` subtracts from the stored code (Q4_0's 8, Q8_0's 128): adding
     it back gives the unsigned stored code in [0, 2^code_bits), which is what

@@ -25,6 +25,7 @@ def _code(j: int):
 
 class Q2_KLayout(BlockLayout):
     encoding = QuantizationEncoding.Q2_K
+    int8_pairs_for_one_row = True
     code_bits = 2
     lanes = 32
     sub_blocks = 16

@@ -32,6 +32,7 @@ def _code(g: int):
 
 class Q6_KLayout(BlockLayout):
     encoding = QuantizationEncoding.Q6_K
+    int8_pairs_for_one_row = True
     code_bits = 6
     code_bias = 32
     lanes = 32

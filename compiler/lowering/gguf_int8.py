@@ -72,6 +72,34 @@ def runs_of(group: LaneGroup, lanes: int) -> list[tuple[ElementSet, ...]]:
     return runs
 
 
+def dot_units(
+    layout: BlockLayout, pair: bool = True
+) -> dict[int, list[tuple[tuple[ElementSet, ...], ...]]]:
+    """Per lane group (by id), the runs each dot multiplies: with `pair`, pairs of
+    contiguous runs (64 bytes, one dot of 16 lanes) where the layout allows,
+    else single runs.
+
+    Pairs need per-sub-block scale vectors (to pick 16 lanes' scales with one
+    shuffle) and every group's runs to pair up into 64 consecutive weights.
+    """
+    runs = {id(g): runs_of(g, layout.lanes) for g in layout.groups}
+    pairable = (
+        pair
+        and layout.provides_scale_vectors
+        and all(
+            len(rs) % 2 == 0
+            and all(
+                a[0].first % (2 * RUN) == 0 and a[0].first + RUN == b[0].first
+                for a, b in zip(rs[::2], rs[1::2])
+            )
+            for rs in runs.values()
+        )
+    )
+    if pairable:
+        return {key: list(zip(rs[::2], rs[1::2])) for key, rs in runs.items()}
+    return {key: [(r,) for r in rs] for key, rs in runs.items()}
+
+
 def int8_supported(layout: BlockLayout) -> bool:
     """Whether the integer-dot path covers this layout (lanes of 16 or 32)."""
     return layout.lanes in (16, 32)
@@ -86,8 +114,6 @@ def lower_qmatmul_int8(
     k = xt.get_shape()[1]
     epb, bs, lanes = layout.elements_per_block, layout.block_size, layout.lanes
     nsub, sbs = layout.sub_blocks, layout.sub_block_size
-    runs = {id(g): runs_of(g, lanes) for g in layout.groups}
-    runs_per_block = sum(len(r) for r in runs.values())
     bias = layout.code_bias
     needs_offsets = layout.has_offsets or bias != 0
     xq, xd, qsum = lower_quantize_rows(e, x, sbs if needs_offsets else None)
@@ -95,11 +121,18 @@ def lower_qmatmul_int8(
     x_blocks = epb // ACTIVATION_BLOCK
     m = e.dim(x, 0)
     n_rows = e.dim(packed, 0)
-    acc_t = VectorType(f32, [DOT_LANES])
-    dot_t = VectorType(i32, [DOT_LANES])
     off_t = VectorType(f32, [nsub]) if vector_scales else f32
 
     def tile(e: Emitter, row: Value, m0: Value, t: int) -> None:
+        # 64-byte dots halve the dot, conversion and FMA count but run on fewer
+        # ports: they pay when several rows of x share the unpacked codes, and
+        # for one row only where the layout says so (measured per format).
+        units = dot_units(layout, pair=t > 1 or layout.int8_pairs_for_one_row)
+        runs_per_block = sum(len(r) for r in units.values())
+        width = RUN * len(next(iter(units.values()))[0])  # bytes per dot: 32 or 64
+        dot_lanes = width // 4
+        acc_t = VectorType(f32, [dot_lanes])
+        dot_t = VectorType(i32, [dot_lanes])
         parts = max(1, PARTIAL_SUMS // t)
         zeros = [e.const(0.0, acc_t) for _ in range(t * parts)]
         # Offset sums rotate over partial sums too (one block's offsets form a
@@ -118,15 +151,17 @@ def lower_qmatmul_int8(
             scale = block_scales(layout, blk, hdr, vector_scales)
             col0 = e.mul(b, epb)
             rows = [e.add(m0, i) for i in range(t)]
-            lane_scales = _lane_scale_source(e, layout, scale, xd, rows, b, col0, x_blocks)
+            lane_scales = _lane_scale_source(
+                e, layout, scale, xd, rows, b, col0, x_blocks, dot_lanes
+            )
             zero_dot = e.const(0, dot_t)
             for group in layout.groups:
                 srcs = [blk.lane_bytes(off) for off in group.sources]
-                for run in runs[id(group)]:
-                    codes = _stored_codes(e, blk, run, srcs, bias)
-                    first = run[0].first
+                for unit in units[id(group)]:
+                    codes = _concat(e, [_stored_codes(e, blk, run, srcs, bias) for run in unit])
+                    first = unit[0][0].first
                     for i in range(t):
-                        xv = e.vload(xq, [rows[i], e.add(col0, first)], RUN)
+                        xv = e.vload(xq, [rows[i], e.add(col0, first)], width)
                         dot = e.dot_u8i8(zero_dot, codes, xv, layout.code_bits)
                         slot = i * parts + count % parts
                         accs[slot] = e.fma(e.sitofp(dot), lane_scales(i, first), accs[slot])
@@ -211,15 +246,18 @@ def lower_qmatmul_int8(
         e.op(memref.DeallocOp.get(buf))
 
 
+def _concat(e: Emitter, parts: list[Value]) -> Value:
+    if len(parts) == 1:
+        return parts[0]
+    n = parts[0].type.get_shape()[0]
+    return e.shuffle(parts[0], parts[1], list(range(2 * n)))
+
+
 def _stored_codes(
     e: Emitter, blk: BlockBytes, run: tuple[ElementSet, ...], srcs: list[Value], bias: int
 ) -> Value:
     """The unsigned stored codes of a run of 32 weights, as vector<32xi8>."""
-    parts = [e.add(es.unpack(e, blk, srcs), bias) for es in run]
-    if len(parts) == 1:
-        return parts[0]
-    assert len(parts) == 2
-    return e.shuffle(parts[0], parts[1], list(range(RUN)))
+    return _concat(e, [e.add(es.unpack(e, blk, srcs), bias) for es in run])
 
 
 def _lane_scale_source(
@@ -231,8 +269,9 @@ def _lane_scale_source(
     b: Value,
     col0: Value,
     x_blocks: int,
+    dot_lanes: int,
 ) -> Callable[[int, int], Value]:
-    """(row i, run start) -> vector<8xf32>: scale_j * xd of each dot lane's sub-block j."""
+    """(row i, unit start) -> vector<dot_lanes x f32>: scale_j * xd of each lane's sub-block j."""
     sbs = layout.sub_block_size
     vecs = getattr(scale, "vectors", None)
     if vecs is not None:
@@ -246,11 +285,12 @@ def _lane_scale_source(
             combined.append(e.mulf(vecs.scales, e.shuffle(xds, xds, expand)))
 
         def from_vectors(i: int, first: int) -> Value:
-            subs = [(first + 4 * lane) // sbs for lane in range(DOT_LANES)]
+            subs = [(first + 4 * lane) // sbs for lane in range(dot_lanes)]
             return e.shuffle(combined[i], combined[i], subs)
 
         return from_vectors
     cache: dict[tuple[int, int], Value] = {}
+    assert dot_lanes == DOT_LANES, "scalar scales take single runs"
     acc_t = VectorType(f32, [DOT_LANES])
 
     def from_scalars(i: int, first: int) -> Value:
