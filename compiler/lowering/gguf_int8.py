@@ -46,7 +46,7 @@ RUN = ACTIVATION_BLOCK
 DOT_LANES = RUN // 4
 ROW_BLOCK = 16
 """Weight rows per parallel task (they share each chunk of x from L2)."""
-X_CHUNK_BYTES = 512 * 1024
+X_CHUNK_BYTES = 1024 * 1024
 """Bytes of int8 x codes a task keeps hot in L2 while it walks its weight rows."""
 
 
