@@ -192,6 +192,7 @@ def test_gptq_checkpoint_directory_and_safetensors(tmp_path, capsys, gptq_dir, g
                 tmp_path / "x.npy",
                 "--output-dir",
                 out_dir,
+                "--exact",  # float32-rounding tolerance below
             ],
             capsys,
         )
