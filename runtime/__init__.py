@@ -1,8 +1,19 @@
 """Running compiled code: the JIT, devices, weight files, the eager API and the commands.
 
-`compile_graph(graph, device="cpu")` compiles a graph built with
-`quantir.compiler.graph` and returns a callable; `CompiledGraph` documents
-what it accepts as weights. Both live in `quantir.runtime.compiled_graph`.
+The public entry points, importable from here:
+
+- `dequantize(weight)` / `dequantize(encoding, packed)`: the float32 values
+  of a packed weight, bit-identical to ggml for GGUF (`quantir.runtime.api`);
+- `qmatmul(weight, x)` / `qmatmul(encoding, x, packed)`: `x @ W.T` straight
+  from the packed weight (`quantir.runtime.api`);
+- `quantize(encoding, weights)`: float weights to packed GGUF blocks, the
+  bytes ggml's reference quantizers write (`quantir.runtime.quantize`);
+- `compile_graph(graph, device="cpu")`: compiles a graph built with
+  `quantir.compiler.graph` into a callable `CompiledGraph`
+  (`quantir.runtime.compiled_graph`, which documents the accepted weights).
+
+A `weight` is a `GGUFTensor` (`quantir.runtime.gguf.open_gguf(path).tensor(name)`)
+or a `GPTQLinear` (`quantir.runtime.gptq`): each knows its encoding and config.
 """
 
 from __future__ import annotations
@@ -11,18 +22,44 @@ import importlib
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from quantir.runtime.api import dequantize, qmatmul
     from quantir.runtime.compiled_graph import (
         CompiledGraph,
         DeviceUnavailableError,
         compile_graph,
     )
+    from quantir.runtime.quantize import quantize
 
-__all__ = ["CompiledGraph", "DeviceUnavailableError", "compile_graph"]
+__all__ = [
+    "CompiledGraph",
+    "DeviceUnavailableError",
+    "compile_graph",
+    "dequantize",
+    "qmatmul",
+    "quantize",
+]
+
+# name -> the module that defines it. Loaded on first use: the compiler and
+# LLVM take about a second to import, which commands that only read weight
+# files (quantir inspect) should not pay.
+_HOMES = {
+    "CompiledGraph": "quantir.runtime.compiled_graph",
+    "DeviceUnavailableError": "quantir.runtime.compiled_graph",
+    "compile_graph": "quantir.runtime.compiled_graph",
+    "dequantize": "quantir.runtime.api",
+    "qmatmul": "quantir.runtime.api",
+    "quantize": "quantir.runtime.quantize",
+}
 
 
 def __getattr__(name: str) -> object:
-    # Loaded on first use: the compiler and LLVM take about a second to import,
-    # which commands that only read weight files (quantir inspect) should not pay.
-    if name in __all__:
-        return getattr(importlib.import_module("quantir.runtime.compiled_graph"), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    module = importlib.import_module(home)
+    if name == "quantize":
+        # Importing the subpackage quantir.runtime.quantize binds its name here
+        # to the subpackage, which is callable as the function (see its
+        # __init__): return it, so that every spelling gives the same object.
+        return module
+    return getattr(module, name)

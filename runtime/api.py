@@ -8,11 +8,14 @@ it.
     y = qmatmul(QuantizationEncoding.Q4_K, x, w)           # x [..., K], w uint8 [N, K/256*144]
     w_f32 = dequantize("q4_k", w)                          # [N, K], bit-identical to ggml
     y = qmatmul("gptq", x, (qweight, qzeros, scales, g_idx), config=cfg)
+    y = qmatmul(tensor, x)      # a GGUFTensor or GPTQLinear knows its own encoding
+    w_f32 = dequantize(layer)   # (and config)
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -31,7 +34,64 @@ from quantir.runtime.compiled_graph import compile_on_device
 from quantir.runtime.gptq.layer import g_idx_problem
 from quantir.runtime.program import gather_weight_parts
 
+if TYPE_CHECKING:
+    from quantir.runtime.gguf import GGUFTensor
+    from quantir.runtime.gptq import GPTQLinear
+
 __all__ = ["dequantize", "eager_source", "qmatmul"]
+
+Packed = np.ndarray | Sequence[np.ndarray] | Mapping[str, np.ndarray]
+"""A packed weight as arrays: GGUF's uint8 [N, row_bytes], GPTQ's four tensors."""
+
+
+def _weight_kind(value: object) -> str | None:
+    """Which weight object that knows its encoding `value` is ("GGUF tensor", ...), or None."""
+    from quantir.runtime.gguf import GGUFTensor
+    from quantir.runtime.gptq import GPTQLinear
+
+    if isinstance(value, GGUFTensor):
+        return "GGUF tensor"
+    if isinstance(value, GPTQLinear):
+        return "GPTQ layer"
+    return None
+
+
+def _own_encoding(
+    encoding: object, packed: object, function: str
+) -> tuple[QuantizationEncoding, object]:
+    """(the encoding, the packed operand): a GGUFTensor or GPTQLinear brings its own.
+
+    `function(weight, ...)` passes the weight object in the encoding's place;
+    `function(encoding, ..., weight)` must name the weight's own encoding.
+    """
+    if packed is None:
+        if _weight_kind(encoding) is None:
+            raise TypeError(
+                f"{function}: the packed weight is missing (pass a GGUFTensor or GPTQLinear, "
+                f"or an encoding and the packed arrays)"
+            )
+        encoding, packed = None, encoding
+    kind = _weight_kind(packed)
+    if kind is None:
+        if encoding is None:
+            raise TypeError(f"{function}: an encoding is needed for packed arrays")
+        return QuantizationEncoding.parse(encoding), packed
+    if kind == "GGUF tensor":
+        own = packed.encoding
+        if own is None:
+            raise ValueError(
+                f"GGUF tensor {packed.name!r} is {packed.type_name}, not a quantized type "
+                f"quantir supports (use its .data or .to_float32())"
+            )
+        what, arrays = f"GGUF tensor {packed.name!r}", packed.data
+    else:
+        own, what, arrays = QuantizationEncoding.GPTQ, f"GPTQ layer {packed.name!r}", packed
+    if encoding is not None and QuantizationEncoding.parse(encoding) is not own:
+        raise ValueError(
+            f"encoding={QuantizationEncoding.parse(encoding).name!r} conflicts with the "
+            f"encoding of {what}, {own.name!r}"
+        )
+    return own, arrays
 
 
 def _gguf_k(enc: QuantizationEncoding, packed: object) -> tuple[np.ndarray, int]:
@@ -216,8 +276,8 @@ def eager_source(
 
 
 def dequantize(
-    encoding: QuantizationEncoding | str,
-    packed: np.ndarray | Sequence[np.ndarray] | Mapping[str, np.ndarray],
+    encoding: QuantizationEncoding | str | GGUFTensor | GPTQLinear,
+    packed: Packed | GGUFTensor | GPTQLinear | None = None,
     *,
     config: QuantizationConfig | None = None,
     device: str = "cpu",
@@ -228,12 +288,16 @@ def dequantize(
 ) -> np.ndarray:
     """The float32 [N, K] values of a packed weight (bit-identical to ggml for GGUF).
 
-    GPTQ's `packed` is a GPTQLinear (its own config and checkpoint_format
+    `dequantize(weight)` takes a GGUFTensor (runtime.gguf) or a GPTQLinear
+    (runtime.gptq), which knows its encoding; `dequantize(encoding, packed)`
+    takes the packed arrays (or such a weight, whose encoding must be
+    `encoding`). GPTQ's `packed` is a GPTQLinear (its own config and checkpoint_format
     apply) or its four tensors with `config` and `checkpoint_format` ("gptq",
     v1, by default, or "gptq_v2"). `pipeline` names another compile pipeline
     (e.g. "quantir-cpu-scalar", the GPU's scalar lowering run on the CPU); the
     default suits the device.
     """
+    encoding, packed = _own_encoding(encoding, packed, "dequantize")
     source, arrays, _ = eager_source(
         "dequantize", encoding, packed, config=config, checkpoint_format=checkpoint_format
     )
@@ -241,9 +305,9 @@ def dequantize(
 
 
 def qmatmul(
-    encoding: QuantizationEncoding | str,
+    encoding: QuantizationEncoding | str | GGUFTensor | GPTQLinear,
     x: np.ndarray,
-    packed: np.ndarray | Sequence[np.ndarray] | Mapping[str, np.ndarray],
+    packed: Packed | GGUFTensor | GPTQLinear | None = None,
     *,
     config: QuantizationConfig | None = None,
     device: str = "cpu",
@@ -255,12 +319,17 @@ def qmatmul(
 ) -> np.ndarray:
     """`x @ dequantize(packed).T` for x float32 [..., K]; the result is [..., N].
 
+    `qmatmul(weight, x)` takes a GGUFTensor or GPTQLinear, which knows its
+    encoding (and GPTQ config); `qmatmul(encoding, x, packed)` the packed
+    arrays, as `dequantize` does.
+
     On the CPU, x is quantized to int8 blocks of 32 (one scale each) and
     multiplied with the weights' integer codes by integer dot products: the
     normwise relative error against float64 is about 5e-3 (at most 1e-2).
     `exact=True` multiplies exactly dequantized weights by the float x instead
     (slower; error at float32 rounding level). The GPU path is always exact.
     """
+    encoding, packed = _own_encoding(encoding, packed, "qmatmul")
     x_ndim = x.ndim if isinstance(x, np.ndarray) else 2
     source, arrays, k = eager_source(
         "qmatmul",
