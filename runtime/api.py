@@ -14,6 +14,7 @@ it.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
@@ -255,14 +256,32 @@ def eager_source(
     """
     enc = QuantizationEncoding.parse(encoding)
     arrays, types, k, config, checkpoint_format = _operands(enc, packed, config, checkpoint_format)
+    if op not in ("dequantize", "qmatmul"):
+        raise ValueError(f"eager_source: op must be 'dequantize' or 'qmatmul', got {op!r}")
+    shapes = tuple((t.dtype, tuple(t.shape)) for t in types)
+    text = _one_op_graph(op, enc, shapes, k, x_ndim, config, checkpoint_format)
+    return text, arrays, k
+
+
+@functools.lru_cache(maxsize=256)
+def _one_op_graph(
+    op: str,
+    enc: QuantizationEncoding,
+    packed_shapes: tuple[tuple[DType, tuple], ...],
+    k: int,
+    x_ndim: int,
+    config: QuantizationConfig | None,
+    checkpoint_format: str | None,
+) -> str:
+    """The MLIR text of the one-op graph, built once per distinct signature:
+    building and printing it costs about a millisecond, more than a small call."""
+    types = [TensorType(dtype, list(shape)) for dtype, shape in packed_shapes]
     names = list(_packed_names(enc))
     if op == "qmatmul":
         lead = [f"m{i}" for i in range(x_ndim - 1)]
         types, names = [TensorType(DType.float32, [*lead, k]), *types], ["x", *names]
-    elif op != "dequantize":
-        raise ValueError(f"eager_source: op must be 'dequantize' or 'qmatmul', got {op!r}")
     graph = Graph(op, input_types=types, input_names=names)
-    packed_values = graph.inputs[len(names) - len(arrays) :]
+    packed_values = graph.inputs[len(names) - len(packed_shapes) :]
     if op == "qmatmul":
         y = ops.qmatmul(
             enc, config, graph.inputs[0], *packed_values, checkpoint_format=checkpoint_format
@@ -272,7 +291,7 @@ def eager_source(
         y = ops.dequantize(enc, parts, config, checkpoint_format=checkpoint_format)
     y.to_mlir().name_hint = "y"
     graph.output(y)
-    return graph.to_mlir(), arrays, k
+    return graph.to_mlir()
 
 
 def dequantize(
