@@ -14,6 +14,9 @@ from xdsl.ir import Operation
 from xdsl.parser import Parser
 from xdsl.utils.exceptions import DiagnosticException, ParseError, VerifyException
 
+from quantir.compiler.dominance import first_dominance_error
+from quantir.compiler.source_limits import check_source
+
 
 class UserError(Exception):
     """An error in the user's input: reported as one message, never a traceback."""
@@ -85,6 +88,16 @@ def verify_located(module: ModuleOp) -> None:
         message = error_message(err)
         prefix = f"{where}: " if where else f"in '{op.name}': "
         raise UserError(f"{prefix}error: {message}") from None
+    except RecursionError:
+        raise UserError("error: the IR is nested too deeply to verify") from None
+    # xDSL's verifier does not check SSA dominance; a use before its
+    # definition would otherwise reach the lowering and crash there.
+    dominance = first_dominance_error(module)
+    if dominance is not None:
+        op, message = dominance
+        where = location_of(op)
+        prefix = f"{where}: " if where else f"in '{op.name}': "
+        raise UserError(f"{prefix}error: {message}")
 
 
 def parse_located(ctx: Context, text: str, name: str, line_offset: int = 0) -> ModuleOp:
@@ -94,7 +107,12 @@ def parse_located(ctx: Context, text: str, name: str, line_offset: int = 0) -> M
     """
     if all(not line.strip() or line.strip().startswith("//") for line in text.splitlines()):
         return ModuleOp([])
-    return LocatingParser(ctx, text, name, line_offset).parse_module()
+    # Text that would hang or overflow xDSL's parser is a located parse error.
+    check_source(text, name)
+    try:
+        return LocatingParser(ctx, text, name, line_offset).parse_module()
+    except RecursionError:
+        raise UserError(f"{name}: error: the IR is nested too deeply to parse") from None
 
 
 def format_parse_error(e: ParseError) -> str:

@@ -295,14 +295,10 @@ def _is_byte(t: Attribute) -> bool:
 
 
 def _is_i32(t: Attribute) -> bool:
-    return (
-        isinstance(t, IntegerType)
-        and t.width.data == 32
-        and t.signedness.data
-        in (
-            Signedness.SIGNLESS,
-            Signedness.SIGNED,
-        )
+    # Signless only: the lowering's integer arithmetic (arith) takes signless
+    # integers, so an si32 operand that passed here would fail there, unlocated.
+    return isinstance(t, IntegerType) and t.width.data == 32 and t.signedness.data == (
+        Signedness.SIGNLESS
     )
 
 

@@ -271,14 +271,14 @@ func.func @gptq_bits(%x: tensor<?x256xf32>) {
 // CHECK-LABEL: func.func @gptq_config_fields
 // CHECK:         %qw, %qz, %s, %g = quant.weight "l.weight" #quant.encoding<gptq> [32, 128] config #quant.gptq<bits = 4, group_size = -1, desc_act = true, sym = false, format = gptq_v2> : tensor<16x32xi32>, tensor<1x4xi32>, tensor<1x32xf16>, tensor<128xi32>
 // CHECK-NEXT:    %d = quant.dequantize #quant.encoding<gptq> config #quant.gptq<bits = 4, group_size = -1, desc_act = true, sym = false, format = gptq_v2> %qw, %qz, %s, %g : (tensor<16x32xi32>, tensor<1x4xi32>, tensor<1x32xf16>, tensor<128xi32>) -> tensor<32x128xf32>
-// CHECK-NEXT:    %e = quant.dequantize #quant.encoding<gptq> config #quant.gptq<bits = 8, group_size = 128, desc_act = false, sym = false, format = gptq> %a, %b, %c, %i : (tensor<32x32xsi32>, tensor<1x8xsi32>, tensor<1x32xf16>, tensor<128xsi32>) -> tensor<32x128xf32>
+// CHECK-NEXT:    %e = quant.dequantize #quant.encoding<gptq> config #quant.gptq<bits = 8, group_size = 128, desc_act = false, sym = false, format = gptq> %a, %b, %c, %i : (tensor<32x32xi32>, tensor<1x8xi32>, tensor<1x32xf16>, tensor<128xi32>) -> tensor<32x128xf32>
 // GENERIC-LABEL: "func.func"() <{sym_name = "gptq_config_fields"
 // GENERIC:         "quant.weight"() <{weight_name = "l.weight", encoding = #quant.encoding<gptq>, shape = array<i64: 32, 128>, config = #quant.gptq<bits = 4, group_size = -1, desc_act = true, sym = false, format = gptq_v2>}>
 // GENERIC-NEXT:    "quant.dequantize"(%qw, %qz, %s, %g) <{encoding = #quant.encoding<gptq>, config = #quant.gptq<bits = 4, group_size = -1, desc_act = true, sym = false, format = gptq_v2>, operandSegmentSizes = array<i32: 4, 0>}>
-func.func @gptq_config_fields(%a: tensor<32x32xsi32>, %b: tensor<1x8xsi32>, %c: tensor<1x32xf16>, %i: tensor<128xsi32>) {
+func.func @gptq_config_fields(%a: tensor<32x32xi32>, %b: tensor<1x8xi32>, %c: tensor<1x32xf16>, %i: tensor<128xi32>) {
   %qw, %qz, %s, %g = quant.weight "l.weight" #quant.encoding<gptq> [32, 128] config #quant.gptq<format = gptq_v2, sym = false, desc_act = true, group_size = -1, bits = 4> : tensor<16x32xi32>, tensor<1x4xi32>, tensor<1x32xf16>, tensor<128xi32>
   %d = quant.dequantize #quant.encoding<gptq> config #quant.gptq<bits = 4, group_size = -1, desc_act = true, sym = false, format = gptq_v2> %qw, %qz, %s, %g : (tensor<16x32xi32>, tensor<1x4xi32>, tensor<1x32xf16>, tensor<128xi32>) -> tensor<32x128xf32>
-  %e = quant.dequantize #quant.encoding<gptq> config #quant.gptq<bits = 8, group_size = 128, desc_act = false, sym = false, format = gptq> %a, %b, %c, %i : (tensor<32x32xsi32>, tensor<1x8xsi32>, tensor<1x32xf16>, tensor<128xsi32>) -> tensor<32x128xf32>
+  %e = quant.dequantize #quant.encoding<gptq> config #quant.gptq<bits = 8, group_size = 128, desc_act = false, sym = false, format = gptq> %a, %b, %c, %i : (tensor<32x32xi32>, tensor<1x8xi32>, tensor<1x32xf16>, tensor<128xi32>) -> tensor<32x128xf32>
   func.return
 }
 
