@@ -34,6 +34,7 @@ __all__ = [
     "config_to_dict",
     "find_gptq_config",
     "parse_gptq_config",
+    "parse_json",
     "read_json",
 ]
 
@@ -45,15 +46,24 @@ CONFIG_FILE = "config.json"
 _COMPARED = ("bits", "group_size", "desc_act", "sym", "checkpoint_format")
 
 
+def parse_json(text: str, source: object) -> Any:
+    """Parse JSON text from `source`; bad JSON, including nesting deep enough to
+    exhaust Python's stack (a RecursionError in json), is a GPTQFormatError."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        raise GPTQFormatError(f"{source}: not valid JSON ({e})") from None
+    except RecursionError:
+        raise GPTQFormatError(f"{source}: JSON nested too deeply to read") from None
+
+
 def read_json(path: Path) -> Any:
     """Parse a JSON file; errors become GPTQFormatError naming the file."""
     try:
-        with open(path, encoding="utf-8") as f:
-            return json.load(f)
-    except json.JSONDecodeError as e:
-        raise GPTQFormatError(f"{path}: not valid JSON ({e})") from None
+        text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as e:
         raise GPTQFormatError(f"{path}: cannot read config ({e})") from None
+    return parse_json(text, path)
 
 
 def _explicit_fields(raw: dict, source: str) -> dict[str, Any]:

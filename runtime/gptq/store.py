@@ -21,6 +21,7 @@ import numpy as np
 from safetensors import SafetensorError, safe_open
 
 from quantir.runtime.gguf.ggml_types import bfloat16_to_float32
+from quantir.runtime.gptq.config import parse_json
 from quantir.runtime.gptq.layer import GPTQFormatError
 
 __all__ = [
@@ -100,9 +101,10 @@ def _scan_file(file: Path) -> list[TensorEntry]:
 
 def _index_files(directory: Path, index: Path) -> tuple[list[Path], dict[str, str]]:
     try:
-        data = json.loads(index.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        text = index.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
         raise GPTQFormatError(f"{index}: cannot read the shard index ({e})") from None
+    data = parse_json(text, f"{index}: cannot read the shard index")
     weight_map = data.get("weight_map") if isinstance(data, dict) else None
     if not isinstance(weight_map, dict) or not all(isinstance(v, str) for v in weight_map.values()):
         raise GPTQFormatError(
