@@ -176,8 +176,8 @@ class BlockLayout:
     int8_pairs_for_one_row: bool = False
     """Whether the integer-dot path multiplies 64 weights per dot even for a single
     row of x (it always does for several rows when the layout allows): a
-    measured choice per format (it pays for Q6_K and Q2_K, whose unpacking is
-    heavier, not for Q4_K and Q5_K)."""
+    measured choice per format (it pays for Q6_K, Q3_K and Q2_K, whose unpacking
+    is heavier, not for Q4_K and Q5_K)."""
 
     code_bias: int = 0
     """What `unpack` subtracts from the stored code (Q4_0's 8, Q8_0's 128): adding

@@ -7,10 +7,13 @@ bits from scales[i % 8] (low nibble for i < 8, high nibble after), high 2
 bits (scales[8 + i % 4] >> 2*(i / 4)) & 3, minus 32. value = (d * sc) * q.
 """
 
+from xdsl.dialects.builtin import VectorType, i8
+
 from quantir.compiler.encodings.base import (
     BlockLayout,
     ElementSet,
     LaneGroup,
+    ScaleVectors,
     SubBlockScale,
 )
 from quantir.dialects.encoding import QuantizationEncoding
@@ -29,6 +32,7 @@ def _code(n: int, j: int):
 
 class Q3_KLayout(BlockLayout):
     encoding = QuantizationEncoding.Q3_K
+    int8_pairs_for_one_row = True
     code_bits = 3
     code_bias = 4
     lanes = 32
@@ -55,3 +59,21 @@ class Q3_KLayout(BlockLayout):
         high = e.andi(e.shrui(blk.u8(SCALES + 8 + j % 4), 2 * (j // 4)), 3)
         sc = e.sub(e.ori(low, e.shli(high, 4)), 32)
         return SubBlockScale(e.mulf(hdr["d"], e.sitofp(sc)))
+
+    def scale_vectors(self, blk, hdr):
+        """The sixteen scales at once, by `scale`'s formula in 8-bit lanes.
+
+        Reads the 16 bytes ending just before d (the 12 scale bytes are the
+        last 12 of them), so the read stays inside the block.
+        """
+        e = blk.e
+        first = D - 16
+        s = blk.bytes(first, 16)
+        at = SCALES - first
+        low_src = e.shuffle(s, s, [at + j % 8 for j in range(16)])
+        low = e.andi(e.shrui(low_src, e.vconst([0] * 8 + [4] * 8, i8)), 15)
+        high_src = e.shuffle(s, s, [at + 8 + j % 4 for j in range(16)])
+        high = e.andi(e.shrui(high_src, e.vconst([2 * (j // 4) for j in range(16)], i8)), 3)
+        sc = e.sub(e.ori(low, e.shli(high, 4)), 32)
+        d = e.broadcast(hdr["d"], VectorType(hdr["d"].type, [16]))
+        return ScaleVectors(e.mulf(d, e.sitofp(sc)))
