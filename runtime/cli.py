@@ -1,6 +1,6 @@
 """The ``quantir`` command: look into weight files and quantize them.
 
-    quantir inspect FILE [--json] [--metadata]
+    quantir inspect FILE [--json] [--metadata [--full]]
     quantir quantize IN OUT --encoding q4_k [--progress] [--arch NAME]
     quantir encodings [--json]
 
@@ -24,6 +24,7 @@ import signal
 import sys
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn, TextIO
 
@@ -69,19 +70,28 @@ def _printable(text: str) -> str:
     )
 
 
+@dataclass(frozen=True)
+class ArrayPrefix:
+    """The first items of a long metadata array and its length (the rest undecoded)."""
+
+    length: int
+    first: list[Any]
+
+
 def _format_value(value: Any) -> str:
     if isinstance(value, str):
         return json.dumps(_printable(value), ensure_ascii=False)
+    if isinstance(value, ArrayPrefix):
+        shown = ", ".join(_format_value(v) for v in value.first)
+        return f"[{shown}, ... ({value.length} items)]"
     if isinstance(value, list):
-        shown = ", ".join(_format_value(v) for v in value[:_MAX_SHOWN_ARRAY])
-        more = f", ... ({len(value)} items)" if len(value) > _MAX_SHOWN_ARRAY else ""
-        return f"[{shown}{more}]"
+        return "[" + ", ".join(_format_value(v) for v in value) + "]"
     return repr(value)
 
 
 def _json_value(value: Any) -> Any:
-    if isinstance(value, list) and len(value) > _MAX_SHOWN_ARRAY:
-        return {"array_length": len(value), "first": value[:_MAX_SHOWN_ARRAY]}
+    if isinstance(value, ArrayPrefix):
+        return {"array_length": value.length, "first": value.first}
     return value
 
 
@@ -141,7 +151,23 @@ def _type_label(tensor: Any) -> str:
 # --- inspect ---------------------------------------------------------------
 
 
-def _describe_gguf(path: Path) -> tuple[dict[str, Any], list[dict[str, Any]], dict[str, Any]]:
+def _metadata_values(metadata: Any, full: bool) -> dict[str, Any]:
+    """key -> value; arrays longer than _MAX_SHOWN_ARRAY as an ArrayPrefix unless `full`
+    (only those items are decoded: a vocabulary's quarter-million strings stay in the file)."""
+    values: dict[str, Any] = {}
+    for key in metadata:
+        if metadata.is_array(key) and not full:
+            array = metadata.array(key)
+            if len(array) > _MAX_SHOWN_ARRAY:
+                values[key] = ArrayPrefix(len(array), array[:_MAX_SHOWN_ARRAY])
+                continue
+        values[key] = metadata[key]
+    return values
+
+
+def _describe_gguf(
+    path: Path, full: bool = False
+) -> tuple[dict[str, Any], list[dict[str, Any]], dict[str, Any]]:
     from quantir.runtime.gguf import open_gguf
 
     model = open_gguf(path)
@@ -167,7 +193,7 @@ def _describe_gguf(path: Path) -> tuple[dict[str, Any], list[dict[str, Any]], di
         "type_counts": dict(Counter(r["type"] for r in rows).most_common()),
         "metadata_count": len(model.metadata),
     }
-    return summary, rows, dict(model.metadata)
+    return summary, rows, _metadata_values(model.metadata, full)
 
 
 def _describe_checkpoint(path: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
@@ -208,7 +234,7 @@ def _cmd_inspect(args: argparse.Namespace, out: TextIO) -> int:
     if path.is_dir() or path.suffix == ".safetensors":
         summary, rows = _describe_checkpoint(path)
     else:
-        summary, rows, metadata = _describe_gguf(path)
+        summary, rows, metadata = _describe_gguf(path, full=args.full)
     if args.json:
         doc: dict[str, Any] = {"summary": summary, "tensors": rows}
         if metadata is not None:
@@ -340,6 +366,12 @@ def build_parser() -> argparse.ArgumentParser:
     inspect.add_argument("--json", action="store_true", help="print JSON instead of a table")
     inspect.add_argument(
         "--metadata", action="store_true", help="also print the GGUF metadata (key = value)"
+    )
+    inspect.add_argument(
+        "--full",
+        action="store_true",
+        help=f"show every item of metadata arrays (default: the first {_MAX_SHOWN_ARRAY} "
+        "and the length), in the listing and in --json",
     )
 
     encodings = commands.add_parser(

@@ -1,9 +1,11 @@
 """GGUF files in and out: reading (memory-mapped, validated), writing, quantizing.
 
-* ``open_gguf(path) -> GGUFModel``: validated, memory-mapped reading through
-  gguf-py; ``model.metadata`` (key -> Python value), ``model.tensors``
-  (``GGUFTensor``: name, ggml_type, encoding, logical shape, data, nbytes,
-  as_weight()).
+* ``open_gguf(path) -> GGUFModel``: validated, memory-mapped, lazy reading
+  (gguf-py's reader is the test oracle, not used to read);
+  ``model.metadata`` (key -> Python value, decoded when asked;
+  ``metadata.array(key)`` for an array's length and a prefix without decoding
+  the rest), ``model.tensors`` (``GGUFTensor``: name, ggml_type, encoding,
+  logical shape, data, nbytes, as_weight()).
 * ``write_gguf(path, tensors, metadata=None, arch=None)``: atomic writing of
   ``TensorToWrite`` records through gguf-py's GGUFWriter.
 * ``encoding_for_ggml_type`` / ``ggml_type_for_encoding``: the mapping
@@ -24,7 +26,7 @@ from quantir.runtime.gguf.ggml_types import (
     ggml_type_for_encoding,
     supported_type_names,
 )
-from quantir.runtime.gguf.metadata import MetadataValue
+from quantir.runtime.gguf.metadata import MetadataArray, MetadataValue
 from quantir.runtime.gguf.reader import GGUFModel, GGUFTensor, open_gguf
 from quantir.runtime.gguf.writer import TensorToWrite, write_gguf
 
@@ -33,6 +35,7 @@ __all__ = [
     "GGUFFormatError",
     "GGUFModel",
     "GGUFTensor",
+    "MetadataArray",
     "MetadataValue",
     "TensorToWrite",
     "UnsupportedTensorTypeError",

@@ -1,9 +1,11 @@
 """GGUF metadata (key/value pairs): Python values with their GGUF types.
 
-Reading gives plain Python values (int, float, bool, str, list); the GGUF
-type of each value is kept beside it (``MetadataValue``) so that a file can
-be rewritten with exactly the types it had: llama.cpp checks them (most of
-its hyper-parameters must be UINT32, token types INT32).
+Reading gives plain Python values (int, float, bool, str, list), decoded
+from the memory-mapped file when asked (``ReaderMetadata``; ``MetadataArray``
+for an array left undecoded); the GGUF type of each value is kept beside it
+(``MetadataValue``) so that a file can be rewritten with exactly the types it
+had: llama.cpp checks them (most of its hyper-parameters must be UINT32,
+token types INT32).
 
 Strings are UTF-8. Bytes that are not valid UTF-8 (seen in some tokenizer
 vocabularies) decode as lone surrogates ("surrogateescape") and encode back
@@ -12,15 +14,28 @@ to the same bytes, so no value is lost on a round trip.
 
 from __future__ import annotations
 
+import operator
+import struct
+from array import array
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from gguf import GGUFValueType
-from gguf.gguf_reader import ReaderField
 
-__all__ = ["MetadataValue", "ReaderMetadata", "infer_metadata_value"]
+from quantir.runtime.gguf.validate import KVInfo, skip_strings
+
+__all__ = [
+    "MetadataArray",
+    "MetadataValue",
+    "ReaderMetadata",
+    "decode_metadata_value",
+    "infer_metadata_value",
+]
+
+# What a file's metadata is read from: the read-only mapping (or bytes).
+Buffer = Any
 
 _INT_RANGES = {
     GGUFValueType.UINT8: (0, 1 << 8),
@@ -194,66 +209,178 @@ def infer_metadata_value(key: str, value: Any) -> MetadataValue:
     return mv.checked(key)
 
 
-def _decode(data: np.ndarray) -> str:
-    return data.tobytes().decode("utf-8", "surrogateescape")
+_SCALAR_FORMATS = {
+    GGUFValueType.UINT8: struct.Struct("<B"),
+    GGUFValueType.INT8: struct.Struct("<b"),
+    GGUFValueType.UINT16: struct.Struct("<H"),
+    GGUFValueType.INT16: struct.Struct("<h"),
+    GGUFValueType.UINT32: struct.Struct("<I"),
+    GGUFValueType.INT32: struct.Struct("<i"),
+    GGUFValueType.FLOAT32: struct.Struct("<f"),
+    GGUFValueType.BOOL: struct.Struct("<?"),
+    GGUFValueType.UINT64: struct.Struct("<Q"),
+    GGUFValueType.INT64: struct.Struct("<q"),
+    GGUFValueType.FLOAT64: struct.Struct("<d"),
+}
+_ELEMENT_DTYPES = {
+    GGUFValueType.UINT8: np.dtype("<u1"),
+    GGUFValueType.INT8: np.dtype("<i1"),
+    GGUFValueType.UINT16: np.dtype("<u2"),
+    GGUFValueType.INT16: np.dtype("<i2"),
+    GGUFValueType.UINT32: np.dtype("<u4"),
+    GGUFValueType.INT32: np.dtype("<i4"),
+    GGUFValueType.FLOAT32: np.dtype("<f4"),
+    GGUFValueType.BOOL: np.dtype(np.bool_),
+    GGUFValueType.UINT64: np.dtype("<u8"),
+    GGUFValueType.INT64: np.dtype("<i8"),
+    GGUFValueType.FLOAT64: np.dtype("<f8"),
+}
+_read_u64 = struct.Struct("<Q").unpack_from
+# Past this index a string array builds its offset table (8 bytes per element)
+# instead of walking from the start for every access.
+_WALK_LIMIT = 64
 
 
-def _field_value(field: ReaderField, element_type: GGUFValueType | None) -> Any:
-    """Python value of a gguf-py field (strings decoded, arrays as lists)."""
-    vtype = GGUFValueType(field.types[0])
+def _string_at(buf: Buffer, pos: int) -> tuple[str, int]:
+    """The GGUF string at `pos` and the offset after it (the scan checked its bounds)."""
+    length = _read_u64(buf, pos)[0]
+    end = pos + 8 + length
+    return bytes(buf[pos + 8 : end]).decode("utf-8", "surrogateescape"), end
+
+
+class MetadataArray(Sequence[Any]):
+    """One metadata array of a mapped file, decoded only where indexed.
+
+    ``len()`` and ``element_type`` cost nothing; ``arr[:16]`` decodes sixteen
+    elements; ``tolist()`` all of them. Numeric arrays are read through a
+    numpy view of the mapping (``as_numpy()``, never copied).
+    """
+
+    def __init__(self, buf: Buffer, info: KVInfo) -> None:
+        assert info.element_type is not None and info.length is not None
+        self._buf = buf
+        self.key = info.key
+        self.element_type: GGUFValueType = info.element_type
+        self._length = info.length
+        self._first = info.value_offset
+        self._offsets: array | None = None  # string arrays: each element's offset
+
+    def __len__(self) -> int:
+        return self._length
+
+    def as_numpy(self) -> np.ndarray:
+        """The elements as a read-only numpy view of the file (numeric and bool arrays)."""
+        if self.element_type is GGUFValueType.STRING:
+            raise TypeError(f"metadata {self.key!r} is an array of strings, not numbers")
+        dtype = _ELEMENT_DTYPES[self.element_type]
+        return np.frombuffer(self._buf, dtype, self._length, self._first)
+
+    def __getitem__(self, index: Any) -> Any:
+        if isinstance(index, slice):
+            start, stop, step = index.indices(self._length)
+            if step != 1:
+                return [self[i] for i in range(start, stop, step)]
+            return self._decode(start, max(start, stop))
+        i = operator.index(index)
+        if i < 0:
+            i += self._length
+        if not 0 <= i < self._length:
+            raise IndexError(f"metadata {self.key!r}: index {index} out of range ({self._length})")
+        return self._decode(i, i + 1)[0]
+
+    def tolist(self) -> list[Any]:
+        return self._decode(0, self._length)
+
+    def _decode(self, start: int, stop: int) -> list[Any]:
+        if self.element_type is not GGUFValueType.STRING:
+            values = self.as_numpy()[start:stop]
+            if self.element_type is GGUFValueType.BOOL:
+                return [bool(v) for v in values]
+            return values.tolist()
+        pos = self._string_offset(start)
+        out = []
+        for _ in range(stop - start):
+            text, pos = _string_at(self._buf, pos)
+            out.append(text)
+        return out
+
+    def _string_offset(self, index: int) -> int:
+        if index == 0:
+            return self._first
+        if index <= _WALK_LIMIT and self._offsets is None:
+            return skip_strings(self._buf, self._first, index)
+        if self._offsets is None:
+            offsets = array("Q")
+            append, pos = offsets.append, self._first
+            for _ in range(self._length):
+                append(pos)
+                pos += 8 + _read_u64(self._buf, pos)[0]
+            self._offsets = offsets
+        return self._offsets[index]
+
+    def __repr__(self) -> str:
+        return f"MetadataArray({self.key!r}, {self.element_type.name}, {self._length} items)"
+
+
+def decode_metadata_value(buf: Buffer, info: KVInfo) -> Any:
+    """The Python value of one metadata pair (strings decoded, arrays as lists)."""
+    vtype = info.value_type
     if vtype is GGUFValueType.STRING:
-        return _decode(field.parts[-1])
-    if vtype is not GGUFValueType.ARRAY:
-        value = field.parts[-1][0]
-        return bool(value) if vtype is GGUFValueType.BOOL else value.item()
-    if not field.data:
-        return []
-    if element_type is GGUFValueType.STRING:
-        return [_decode(field.parts[i]) for i in field.data]
-    # gguf-py keeps each element as its own 1-element array: join them once.
-    values = np.concatenate([field.parts[i] for i in field.data])
-    if element_type is GGUFValueType.BOOL:
-        return [bool(v) for v in values]
-    return values.tolist()
+        return _string_at(buf, info.value_offset)[0]
+    if vtype is GGUFValueType.ARRAY:
+        return MetadataArray(buf, info).tolist()
+    return _SCALAR_FORMATS[vtype].unpack_from(buf, info.value_offset)[0]
 
 
 class ReaderMetadata(Mapping[str, Any]):
     """A GGUF file's metadata as a read-only mapping of key -> Python value.
 
-    Values are converted on first access (a tokenizer vocabulary can hold
-    hundreds of thousands of strings). ``typed(key)`` gives the value with
-    its GGUF type.
+    Opening the file decodes nothing: a value is read from the mapping on
+    first access (a tokenizer vocabulary can hold hundreds of thousands of
+    strings). ``array(key)`` gives an array without decoding it (length,
+    element type, a prefix); ``typed(key)`` the value with its GGUF type.
     """
 
-    def __init__(
-        self,
-        fields: Mapping[str, ReaderField],
-        element_types: Mapping[str, GGUFValueType | None],
-    ) -> None:
-        self._fields = fields
-        self._element_types = element_types
+    def __init__(self, buf: Buffer, kvs: Sequence[KVInfo]) -> None:
+        self._buf = buf
+        self._infos = {kv.key: kv for kv in kvs}
         self._cache: dict[str, Any] = {}
 
     def __getitem__(self, key: str) -> Any:
         if key not in self._cache:
-            field = self._fields[key]  # KeyError for unknown keys, as a Mapping should
-            self._cache[key] = _field_value(field, self._element_types.get(key))
+            info = self._infos[key]  # KeyError for unknown keys, as a Mapping should
+            self._cache[key] = decode_metadata_value(self._buf, info)
         return self._cache[key]
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self._fields)
+        return iter(self._infos)
 
     def __len__(self) -> int:
-        return len(self._fields)
+        return len(self._infos)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._infos
+
+    def info(self, key: str) -> KVInfo:
+        """Where the pair sits in the file and its types (KeyError if absent)."""
+        return self._infos[key]
 
     def value_type(self, key: str) -> GGUFValueType:
-        return GGUFValueType(self._fields[key].types[0])
+        return self._infos[key].value_type
 
     def element_type(self, key: str) -> GGUFValueType | None:
         """Element type of an array value (None for scalars)."""
-        if key not in self._fields:
-            raise KeyError(key)
-        return self._element_types.get(key)
+        return self._infos[key].element_type
+
+    def is_array(self, key: str) -> bool:
+        return self._infos[key].value_type is GGUFValueType.ARRAY
+
+    def array(self, key: str) -> MetadataArray:
+        """An array value, undecoded (TypeError for a scalar)."""
+        info = self._infos[key]
+        if info.value_type is not GGUFValueType.ARRAY:
+            raise TypeError(f"metadata {key!r} is a {info.value_type.name}, not an array")
+        return MetadataArray(self._buf, info)
 
     def typed(self, key: str) -> MetadataValue:
         return MetadataValue(self[key], self.value_type(key), self.element_type(key))

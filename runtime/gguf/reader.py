@@ -1,9 +1,14 @@
-"""Open GGUF files: metadata and memory-mapped tensors, through gguf-py.
+"""Open GGUF files: metadata and memory-mapped tensors, parsed lazily.
 
-``open_gguf`` first checks the file's structure (``validate.scan_gguf``),
-then lets gguf-py's ``GGUFReader`` map it, and cross-checks the two. Tensor
-data is never copied: ``GGUFTensor.data`` is gguf-py's view into the mapped
-file.
+``open_gguf`` maps the file and parses its header, metadata layout and
+tensor table straight from the mapping (``validate.scan_buffer``: every read
+bounds-checked). Metadata values are decoded when asked (``ReaderMetadata``);
+opening a file with a quarter-million-token vocabulary costs one pass over
+the string lengths and no Python object per token. Tensor data is never
+copied: ``GGUFTensor.data`` is a numpy view into the mapped file.
+
+gguf-py's ``GGUFReader`` is the reference this reader is tested against
+(tests/runtime/test_gguf_lazy_reader.py); it is not used to read.
 
 Shapes: gguf-py (like ggml) lists ne0, the innermost dimension, first.
 quantir's logical shape is row-major, [..., N, K]: the reverse. A quantized
@@ -13,50 +18,43 @@ quantir's logical shape is row-major, [..., N, K]: the reverse. A quantized
 
 from __future__ import annotations
 
+import math
+import mmap
 import os
 from collections import Counter
 from pathlib import Path
 from typing import Self
 
 import numpy as np
-from gguf import GGMLQuantizationType, GGUFReader
-from gguf.gguf_reader import ReaderTensor
+from gguf import GGMLQuantizationType
 
 from quantir.dialects.encoding import QuantizationEncoding
 from quantir.dialects.weight import DeviceRef, DType, Weight
-from quantir.runtime.gguf.errors import GGUFFormatError, UnsupportedTensorTypeError
+from quantir.runtime.gguf.errors import UnsupportedTensorTypeError
 from quantir.runtime.gguf.ggml_types import (
     PLAIN_TYPES,
     QUANTIZED_TYPES,
     bfloat16_to_float32,
+    block_shape,
     is_supported,
     supported_type_names,
 )
 from quantir.runtime.gguf.metadata import ReaderMetadata
-from quantir.runtime.gguf.validate import GGUFLayout, scan_gguf
+from quantir.runtime.gguf.validate import GGUFLayout, TensorInfo, map_gguf, scan_buffer
 
 __all__ = ["GGUFModel", "GGUFTensor", "open_gguf"]
 
-# gguf-py keeps the header's counts as pseudo-fields beside the real pairs.
-_PSEUDO_FIELD_PREFIX = "GGUF."
-
-
-class _MappedGGUFReader(GGUFReader):
-    """gguf-py's reader over a plain ndarray view of its np.memmap.
-
-    The mapping and every view of it stay zero-copy; only np.memmap's
-    per-slice bookkeeping goes, which is most of gguf-py's parse time on
-    files with large vocabularies (one slice per token: 10 s -> 3 s for
-    430k strings).
-    """
-
-    @property
-    def data(self) -> np.ndarray:
-        return self._mapped
-
-    @data.setter
-    def data(self, value: np.ndarray) -> None:
-        self._mapped = value.view(np.ndarray)
+# The element type of the stored data as gguf-py's reader gives it; every
+# other type (block types, BF16) is bytes, [..., rows, row_bytes].
+_ELEMENT_DTYPES = {
+    GGMLQuantizationType.F16: np.dtype("<f2"),
+    GGMLQuantizationType.F32: np.dtype("<f4"),
+    GGMLQuantizationType.F64: np.dtype("<f8"),
+    GGMLQuantizationType.I8: np.dtype("<i1"),
+    GGMLQuantizationType.I16: np.dtype("<i2"),
+    GGMLQuantizationType.I32: np.dtype("<i4"),
+    GGMLQuantizationType.I64: np.dtype("<i8"),
+}
 
 
 class GGUFTensor:
@@ -68,16 +66,16 @@ class GGUFTensor:
     check ``is_supported``).
     """
 
-    def __init__(self, model_path: str, reader_tensor: ReaderTensor) -> None:
+    def __init__(self, model_path: str, file_bytes: np.ndarray, info: TensorInfo, base: int):
         self._path = model_path
-        self._rt = reader_tensor
-        self.name: str = reader_tensor.name
-        self.ggml_type: GGMLQuantizationType = GGMLQuantizationType(reader_tensor.tensor_type)
-        self.ne: tuple[int, ...] = tuple(int(n) for n in reader_tensor.shape)
+        self._file_bytes = file_bytes  # uint8 view of the whole mapping
+        self.name: str = info.name
+        self.ggml_type: GGMLQuantizationType = GGMLQuantizationType(info.type_id)
+        self.ne: tuple[int, ...] = info.ne
         self.shape: tuple[int, ...] = tuple(reversed(self.ne))
-        self.nbytes: int = int(reader_tensor.n_bytes)
-        self.n_elements: int = int(reader_tensor.n_elements)
-        self.data_offset: int = int(reader_tensor.data_offset)  # from the start of the file
+        self.nbytes: int = info.nbytes
+        self.n_elements: int = math.prod(info.ne)
+        self.data_offset: int = base + info.offset  # from the start of the file
 
     @property
     def type_name(self) -> str:
@@ -114,17 +112,19 @@ class GGUFTensor:
         Raises UnsupportedTensorTypeError for types quantir does not support.
         """
         self._require_supported("use the data of")
-        data = self._rt.data
+        raw = self.raw_bytes
         if self.ggml_type is GGMLQuantizationType.BF16:
-            # gguf-py treats BF16 like a block type (bytes); give it its elements.
-            return data.view(np.uint16).reshape(self.shape)
-        return data
+            return raw.view(np.uint16).reshape(self.shape)
+        dtype = _ELEMENT_DTYPES.get(self.ggml_type)
+        if dtype is not None:
+            return raw.view(dtype).reshape(self.shape)
+        elements, block_bytes = block_shape(self.ggml_type)
+        return raw.reshape(*self.shape[:-1], self.shape[-1] // elements * block_bytes)
 
     @property
     def raw_bytes(self) -> np.ndarray:
         """The stored bytes as a flat uint8 view, for any type (to copy them through)."""
-        data = self._rt.data
-        return data.reshape(-1).view(np.uint8)
+        return self._file_bytes[self.data_offset : self.data_offset + self.nbytes]
 
     def to_float32(self) -> np.ndarray:
         """The values as a new float32 array of the logical shape (dequantized if needed).
@@ -161,11 +161,6 @@ class GGUFTensor:
             self.name, DType.uint8, self.shape, device, quantization_encoding=self.encoding
         )
 
-    @property
-    def reader_tensor(self) -> ReaderTensor:
-        """gguf-py's own record of this tensor."""
-        return self._rt
-
     def __repr__(self) -> str:
         kind = self.encoding.name if self.encoding is not None else self.type_name
         return f"GGUFTensor({self.name!r}, {kind}, shape={list(self.shape)}, nbytes={self.nbytes})"
@@ -174,14 +169,14 @@ class GGUFTensor:
 class GGUFModel:
     """An open GGUF file: header facts, metadata and tensors (in file order)."""
 
-    def __init__(self, path: str, layout: GGUFLayout, reader: GGUFReader) -> None:
+    def __init__(self, path: str, layout: GGUFLayout, mapping: mmap.mmap) -> None:
         self.path = Path(path)
         self._layout = layout
-        self._reader: GGUFReader | None = reader
-        fields = {k: f for k, f in reader.fields.items() if not k.startswith(_PSEUDO_FIELD_PREFIX)}
-        self.metadata = ReaderMetadata(fields, {kv.key: kv.element_type for kv in layout.kvs})
+        self._mapping: mmap.mmap | None = mapping
+        self.metadata = ReaderMetadata(mapping, layout.kvs)
+        file_bytes = np.frombuffer(mapping, np.uint8)
         self.tensors: tuple[GGUFTensor, ...] = tuple(
-            GGUFTensor(str(path), t) for t in reader.tensors
+            GGUFTensor(str(path), file_bytes, info, layout.data_offset) for info in layout.tensors
         )
         self._by_name = {t.name: t for t in self.tensors}
 
@@ -220,16 +215,13 @@ class GGUFModel:
     def __len__(self) -> int:
         return len(self.tensors)
 
-    @property
-    def reader(self) -> GGUFReader:
-        """gguf-py's reader of this file."""
-        if self._reader is None:
-            raise ValueError(f"{self.path}: the GGUF file is closed")
-        return self._reader
-
     def close(self) -> None:
-        """Drop this object's references to the mapping (views handed out stay valid)."""
-        self._reader = None
+        """Drop this object's reference to the mapping.
+
+        Views handed out (tensor data, metadata) keep it alive and valid; the
+        file is unmapped once the last of them goes.
+        """
+        self._mapping = None
 
     def __enter__(self) -> Self:
         return self
@@ -244,21 +236,6 @@ class GGUFModel:
         )
 
 
-def _cross_check(path: str, layout: GGUFLayout, reader: GGUFReader) -> None:
-    """gguf-py and the scan must agree; a mismatch means one misread the file."""
-    if len(reader.tensors) != len(layout.tensors):
-        raise GGUFFormatError(
-            path,
-            f"gguf-py found {len(reader.tensors)} tensors, the header scan {len(layout.tensors)}",
-        )
-    for rt, info in zip(reader.tensors, layout.tensors, strict=True):
-        expected = layout.data_offset + info.offset
-        if rt.name != info.name or int(rt.data_offset) != expected or rt.n_bytes != info.nbytes:
-            raise GGUFFormatError(
-                path, f"gguf-py and the header scan disagree about tensor {info.name!r}"
-            )
-
-
 def open_gguf(path: str | os.PathLike[str]) -> GGUFModel:
     """Open a GGUF (v2 or v3, little-endian) file, memory-mapped.
 
@@ -266,13 +243,10 @@ def open_gguf(path: str | os.PathLike[str]) -> GGUFModel:
     anything that is not a well-formed GGUF file.
     """
     path = os.fspath(path)
-    layout = scan_gguf(path)
+    mapping = map_gguf(path)
     try:
-        reader = _MappedGGUFReader(path, "r")
-    except (ValueError, KeyError, IndexError, TypeError, OverflowError, MemoryError) as e:
-        # The scan should have caught it; still never let gguf-py's raw error out.
-        raise GGUFFormatError(path, f"gguf-py could not read it: {e}") from e
-    except OSError as e:
-        raise GGUFFormatError(path, f"cannot read it: {e.strerror or e}") from e
-    _cross_check(path, layout, reader)
-    return GGUFModel(path, layout, reader)
+        layout = scan_buffer(mapping, path)
+    except BaseException:
+        mapping.close()
+        raise
+    return GGUFModel(path, layout, mapping)

@@ -1,11 +1,14 @@
-"""Structural check of a GGUF file before gguf-py parses it.
+"""Parse a GGUF file's header, metadata layout and tensor table, checked.
 
 gguf-py's reader trusts the file: a corrupt count makes it loop for hours or
 allocate without bound, a truncated file gives numpy reshape errors, an
-unknown type id an enum ValueError. ``scan_gguf`` walks the same layout with
-bounds checks on every read and plausibility limits on every count, and
-raises ``GGUFFormatError`` naming the file and the first problem found. Only
-a file that passes is handed to gguf-py.
+unknown type id an enum ValueError; and it builds Python objects for every
+element of every metadata array (seconds for a real vocabulary). ``scan_gguf``
+walks the layout with bounds checks on every read and plausibility limits on
+every count, raises ``GGUFFormatError`` naming the file and the first problem
+found, and records where each value sits (``KVInfo``) without decoding it:
+arrays keep their element type, length and offset, so the reader decodes a
+value only when asked.
 
 GGUF layout (little-endian; v2 and v3 share it):
 header   magic "GGUF", u32 version, u64 tensor_count, u64 kv_count
@@ -39,7 +42,10 @@ __all__ = [
     "GGUFLayout",
     "KVInfo",
     "TensorInfo",
+    "map_gguf",
+    "scan_buffer",
     "scan_gguf",
+    "skip_strings",
 ]
 
 GGUF_MAGIC = b"GGUF"
@@ -47,9 +53,9 @@ SUPPORTED_VERSIONS = (2, 3)
 HEADER_BYTES = 24
 MAX_DIMS = 4  # GGML_MAX_DIMS
 DEFAULT_ALIGNMENT = 32
-# gguf-py builds one numpy object per array element; real vocabularies have
-# a few hundred thousand entries, so 16 Mi is generous yet keeps a corrupt
-# length from costing gigabytes of Python objects.
+# Real vocabularies have a few hundred thousand entries, so 16 Mi is generous
+# yet keeps a corrupt length from costing gigabytes once a value is decoded
+# (opening never decodes arrays).
 MAX_ARRAY_ELEMENTS = 1 << 24
 # ggml's tensor sizes are int64: larger element counts cannot be real.
 MAX_ELEMENTS = (1 << 63) - 1
@@ -78,10 +84,12 @@ class KVInfo:
     """Where one metadata pair sits and what types it holds."""
 
     key: str
-    offset: int
+    offset: int  # of the pair (its key)
     value_type: GGUFValueType
     element_type: GGUFValueType | None  # arrays only (known even when empty)
     length: int | None  # arrays only
+    value_offset: int  # the value's bytes (an array's first element; a string's length)
+    value_end: int  # just past the value
 
 
 @dataclass(frozen=True)
@@ -111,7 +119,7 @@ class GGUFLayout:
 class _Cursor:
     """Bounds-checked little-endian reads from a buffer."""
 
-    def __init__(self, buf: mmap.mmap, path: str) -> None:
+    def __init__(self, buf: mmap.mmap | bytes, path: str) -> None:
         self.buf = buf
         self.size = len(buf)
         self.pos = 0
@@ -197,9 +205,34 @@ def _skip_value(
         return etype, length
     # Strings: bound the count first so a corrupt length fails at once.
     cursor.need(length * _MIN_STRING_BYTES, f"{length} string elements of {what}")
+    end = skip_strings(cursor.buf, cursor.pos, length)
+    if end > cursor.size:
+        _fail_in_strings(cursor, length, what)
+    cursor.pos = end
+    return etype, length
+
+
+_read_u64 = struct.Struct("<Q").unpack_from
+
+
+def skip_strings(buf: mmap.mmap | bytes, pos: int, count: int) -> int:
+    """Offset just past `count` GGUF strings starting at `pos` (a length > the buffer if
+    they do not fit: callers check it). Vocabularies hold 10^5 - 10^6 strings, so this
+    loop is kept to one unpack and one add per string."""
+    size = len(buf)
+    try:
+        for _ in range(count):
+            pos += 8 + _read_u64(buf, pos)[0]
+    except struct.error:  # a length ran past the end: pos is already past it, or near it
+        return size + 1
+    return pos
+
+
+def _fail_in_strings(cursor: _Cursor, length: int, what: str) -> None:
+    """Walk the strings again, checked, to name the one that runs past the end."""
     for index in range(length):
         cursor.skip_string(f"element {index} of {what}")
-    return etype, length
+    raise AssertionError("skip_strings and the checked walk disagree")
 
 
 def _scan_kvs(cursor: _Cursor, count: int) -> tuple[list[KVInfo], int]:
@@ -215,6 +248,7 @@ def _scan_kvs(cursor: _Cursor, count: int) -> tuple[list[KVInfo], int]:
         vtype = _value_type(cursor, cursor.u32(f"value type of {key!r}"), f"metadata {key!r}")
         value_pos = cursor.pos
         etype, length = _skip_value(cursor, vtype, f"value of {key!r}")
+        first = value_pos + 12 if vtype is GGUFValueType.ARRAY else value_pos
         if key == "general.alignment":
             if vtype is not GGUFValueType.UINT32:
                 raise cursor.fail(f"general.alignment must be UINT32, got {vtype.name}")
@@ -223,7 +257,7 @@ def _scan_kvs(cursor: _Cursor, count: int) -> tuple[list[KVInfo], int]:
                 raise cursor.fail(
                     f"general.alignment is {alignment}: expected a non-zero power of two"
                 )
-        kvs.append(KVInfo(key, start, vtype, etype, length))
+        kvs.append(KVInfo(key, start, vtype, etype, length, first, cursor.pos))
     return kvs, alignment
 
 
@@ -300,15 +334,34 @@ def _open_checked(path: str) -> int:
     return st.st_size
 
 
-def scan_gguf(path: str | os.PathLike[str]) -> GGUFLayout:
-    """Check the structure of a GGUF file; raise GGUFFormatError on the first problem."""
+def map_gguf(path: str | os.PathLike[str]) -> mmap.mmap:
+    """The file mapped read-only, after the checks a path needs (exists, regular, big
+    enough); GGUFFormatError naming it otherwise."""
     path = os.fspath(path)
     _open_checked(path)
     try:
-        with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as buf:
-            return _scan(_Cursor(buf, path))
-    except OSError as e:
-        raise GGUFFormatError(path, f"cannot read it: {e.strerror or e}") from None
+        with open(path, "rb") as f:
+            return mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+    except (OSError, ValueError) as e:  # ValueError: the file shrank to nothing meanwhile
+        reason = getattr(e, "strerror", None) or e
+        raise GGUFFormatError(path, f"cannot read it: {reason}") from None
+
+
+def scan_buffer(buf: mmap.mmap | bytes, path: str | os.PathLike[str]) -> GGUFLayout:
+    """Check the structure of a mapped GGUF file; GGUFFormatError on the first problem."""
+    path = os.fspath(path)
+    if len(buf) < HEADER_BYTES:
+        raise GGUFFormatError(
+            path,
+            f"too small for a GGUF file ({len(buf)} bytes; the header alone is {HEADER_BYTES})",
+        )
+    return _scan(_Cursor(buf, path))
+
+
+def scan_gguf(path: str | os.PathLike[str]) -> GGUFLayout:
+    """Check the structure of a GGUF file; raise GGUFFormatError on the first problem."""
+    with map_gguf(path) as buf:
+        return scan_buffer(buf, path)
 
 
 def _scan(cursor: _Cursor) -> GGUFLayout:

@@ -461,7 +461,7 @@ def test_every_truncation_is_a_format_error(valid_file, tmp_path):
     model = open_gguf(valid_file)
     # gguf-py pads after the last tensor: cutting only padding leaves a valid file.
     data_end = max(t.data_offset + t.nbytes for t in model.tensors)
-    cuts = list(range(0, model.data_offset + 8)) + list(range(model.data_offset + 8, data_end, 7))
+    cuts = range(data_end)  # every byte of a small file
     target = tmp_path / "cut.gguf"
     worst = 0.0
     for cut in cuts:
