@@ -51,6 +51,16 @@ _TARGETS = {
 """The code generator (the module's qrt.target) each named pipeline feeds."""
 
 
+def named_pipeline_target(name: str) -> str | None:
+    """The code generator ("cpu" or "nvptx") a named pipeline feeds; None for a pass list."""
+    return _TARGETS.get(name.strip())
+
+
+def named_pipelines(code_generator: str) -> list[str]:
+    """The named pipelines that feed `code_generator` ("cpu" or "nvptx")."""
+    return [name for name, feeds in _TARGETS.items() if feeds == code_generator]
+
+
 def default_pipeline(target: str, exact: bool = False) -> str:
     """The named pipeline a target compiles with ("cpu" or "gpu").
 

@@ -5,11 +5,15 @@ turns the disk cache off), one file per key. A key hashes everything the
 generated code depends on: the input IR, the target (CPU name and features,
 or GPU architecture), and the versions of quantir, xDSL and llvmlite.
 
-An entry is `MAGIC | format | sha256(payload) | payload`. Writers write a
-temporary file and rename it into place, so concurrent processes never see
-a partial entry (the last writer wins; both wrote the same bytes). A reader
-that finds a truncated or corrupt entry (checksum mismatch) deletes it and
-reports a miss, and the caller rebuilds it.
+An entry is `MAGIC | format | sha256(key | payload) | payload`. Writers
+write a temporary file and rename it into place, so concurrent processes
+never see a partial entry (the last writer wins; both wrote the same bytes).
+A reader that finds a truncated or corrupt entry (checksum mismatch) deletes
+it and reports a miss, and the caller rebuilds it. The checksum covers the
+key, and the key hashes the compiler's version and sources: an entry copied
+or renamed from another key, or left by another version, never verifies.
+The checksum detects accidents, not forgery: the cache directory is the
+user's own (see docs/runtime-abi.md, "Compile cache").
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ import warnings
 from pathlib import Path
 
 MAGIC = b"QIRCACHE"
-FORMAT = 1
+FORMAT = 2  # 2: the checksum covers the key
 _HEADER = struct.Struct("<8sI32s")
 
 
@@ -61,14 +65,26 @@ def load(key: str) -> bytes | None:
     if len(data) >= _HEADER.size:
         magic, fmt, digest = _HEADER.unpack_from(data)
         payload = data[_HEADER.size :]
-        if magic == MAGIC and fmt == FORMAT and hashlib.sha256(payload).digest() == digest:
+        if magic == MAGIC and fmt == FORMAT and _digest(key, payload) == digest:
             return payload
-    # Corrupt or from another format: drop it so the rebuilt entry replaces it.
+    # Corrupt, foreign or from another format: drop it so the rebuilt entry replaces it.
+    discard(key)
+    return None
+
+
+def _digest(key: str, payload: bytes) -> bytes:
+    return hashlib.sha256(struct.pack("<Q", len(key)) + key.encode() + payload).digest()
+
+
+def discard(key: str) -> None:
+    """Delete the entry under `key` (one its reader found invalid), if any."""
+    path = _path(key)
+    if path is None:
+        return
     try:
         path.unlink()
     except OSError:
         pass
-    return None
 
 
 _warned = False
@@ -80,7 +96,7 @@ def store(key: str, payload: bytes) -> None:
     path = _path(key)
     if path is None:
         return
-    blob = _HEADER.pack(MAGIC, FORMAT, hashlib.sha256(payload).digest()) + payload
+    blob = _HEADER.pack(MAGIC, FORMAT, _digest(key, payload)) + payload
     tmp = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -21,6 +21,7 @@ from xdsl.printer import Printer
 
 from quantir.compiler.backend import cpu_codegen as cpu_backend
 from quantir.compiler.backend.calling_convention import KernelSignature
+from quantir.compiler.backend.llvm.context import TranslationError
 from quantir.compiler.backend.llvm_translation import translate_module
 from quantir.compiler.context import make_context
 from quantir.compiler.diagnostics import (
@@ -29,7 +30,12 @@ from quantir.compiler.diagnostics import (
     parse_located,
     verify_located,
 )
-from quantir.compiler.pipeline import lower
+from quantir.compiler.pipeline import (
+    default_pipeline,
+    lower,
+    named_pipeline_target,
+    named_pipelines,
+)
 from quantir.dialects.qrt import KERNEL_ATTR
 from quantir.runtime import cache
 from quantir.runtime.host_plan import HostPlan
@@ -112,13 +118,67 @@ class CompiledModule:
 
     @staticmethod
     def from_bytes(data: bytes) -> CompiledModule:
-        (n,) = struct.unpack_from("<Q", data)
-        meta = json.loads(data[8 : 8 + n])
-        sigs = {
-            name: KernelSignature(name, tuple((k, tuple(d)) for k, d in params))
-            for name, params in meta["signatures"].items()
-        }
-        return CompiledModule(meta["target"], meta["host_mlir"], sigs, data[8 + n :], meta["ptx"])
+        """The module `to_bytes` wrote; ValueError for anything else.
+
+        A cache entry is untrusted input: every field is checked for the type
+        and values `to_bytes` writes before anything uses it.
+        """
+        try:
+            (n,) = struct.unpack_from("<Q", data)
+            meta = json.loads(data[8 : 8 + n])
+        except (struct.error, ValueError, RecursionError) as e:
+            raise ValueError(f"not a compiled module ({e})") from None
+        if not isinstance(meta, dict) or set(meta) != {"target", "host_mlir", "ptx", "signatures"}:
+            raise ValueError("compiled module metadata has the wrong fields")
+        target, host_mlir, ptx, signatures = (
+            meta["target"],
+            meta["host_mlir"],
+            meta["ptx"],
+            meta["signatures"],
+        )
+        if target not in ("cpu", "gpu") or not isinstance(host_mlir, str):
+            raise ValueError("compiled module metadata: bad target or host IR")
+        if not isinstance(ptx, str) or not isinstance(signatures, dict):
+            raise ValueError("compiled module metadata: bad PTX or signatures")
+        sigs = {name: KernelSignature(name, _params(params)) for name, params in signatures.items()}
+        object_code = data[8 + n :]
+        if (target == "cpu") != bool(object_code) or (target == "gpu") != bool(ptx):
+            raise ValueError("compiled module: code does not match its target")
+        return CompiledModule(target, host_mlir, sigs, object_code, ptx)
+
+    def check_consistent(self, target: str) -> None:
+        """Raise ValueError unless this module is one `_build` could have made for
+        `target`: every host function plans, and launches only kernels it has,
+        with as many arguments as their signatures take."""
+        if self.target != target:
+            raise ValueError(f"compiled for {self.target}, not {target}")
+        for host in host_functions(self).values():
+            plan = HostPlan.build(host)
+            for step in plan.steps:
+                if step.kind != "launch":
+                    continue
+                name, args = step.args[0], step.args[1]
+                signature = self.signatures.get(name)
+                if signature is None or len(signature.params) != len(args):
+                    raise ValueError(f"launch of @{name} does not match the kernel signatures")
+
+
+_PARAM_KINDS = ("memref", "int", "f16", "f32", "f64")
+
+
+def _params(params: object) -> tuple[tuple[str, tuple[int, ...]], ...]:
+    """A kernel signature's parameters from their JSON form; ValueError if malformed."""
+    if not isinstance(params, list):
+        raise ValueError("kernel signature: expected a list of parameters")
+    out = []
+    for param in params:
+        if not (isinstance(param, list) and len(param) == 2 and param[0] in _PARAM_KINDS):
+            raise ValueError(f"kernel signature: bad parameter {param!r:.60}")
+        kind, dims = param
+        if not isinstance(dims, list) or not all(type(d) is int and 0 <= d < 64 for d in dims):
+            raise ValueError(f"kernel signature: bad dimensions {dims!r:.60}")
+        out.append((kind, tuple(dims)))
+    return tuple(out)
 
 
 _memory: dict[str, CompiledModule] = {}
@@ -179,21 +239,55 @@ def compile_source(
         hit = _memory.get(key)
     if hit is not None:
         return hit
-    payload = cache.load(key)
-    if payload is not None:
-        try:
-            compiled = CompiledModule.from_bytes(payload)
-        except (ValueError, KeyError, struct.error):
-            compiled = None  # unreadable entry: rebuild below
-        if compiled is not None:
-            with _lock:
-                _memory[key] = compiled
-            return compiled
+    check_pipeline_target(pipeline, target)
+    compiled = _load_cached(key, target)
+    if compiled is not None:
+        with _lock:
+            _memory[key] = compiled
+        return compiled
     module = parse_source(source, name)
     compiled = _build(module, target, gpu_arch, pipeline)
     cache.store(key, compiled.to_bytes())
     with _lock:
         _memory[key] = compiled
+    return compiled
+
+
+def check_pipeline_target(pipeline: str | None, target: str) -> None:
+    """A named pipeline must feed `target`'s code generator (UserError otherwise)."""
+    feeds = named_pipeline_target(pipeline or "")
+    wants = "cpu" if target == "cpu" else "nvptx"
+    if feeds is not None and feeds != wants:
+        device = "a CPU" if target == "cpu" else "a GPU"
+        raise UserError(
+            f"pipeline {pipeline!r} compiles for {feeds}, but the device is {device}; use "
+            f"{' or '.join(repr(p) for p in named_pipelines(wants))}"
+        )
+
+
+def _load_cached(key: str, target: str) -> CompiledModule | None:
+    """The disk cache's module for `key`, or None when missing or not valid.
+
+    The cache directory is the user's own, so its entries are trusted not to
+    be forged; they are not trusted to be well-formed or current. The
+    entry's checksum covers its key (runtime.cache), which hashes the
+    compiler's version and sources, the target and the input, so an entry
+    written by another version or for another input is never loaded; the
+    metadata is validated in full (from_bytes, check_consistent) and a CPU
+    entry's machine code must define every kernel. Any failure deletes the
+    entry and the caller rebuilds it.
+    """
+    payload = cache.load(key)
+    if payload is None:
+        return None
+    try:
+        compiled = CompiledModule.from_bytes(payload)
+        compiled.check_consistent(target)
+        if target == "cpu":
+            _cpu_kernels(compiled)  # every kernel's symbol must resolve
+    except Exception:  # noqa: BLE001 - whatever is wrong with an untrusted entry, rebuild it
+        cache.discard(key)
+        return None
     return compiled
 
 
@@ -204,13 +298,21 @@ def _build(module: ModuleOp, target: str, gpu_arch: str, pipeline: str | None) -
         if isinstance(op, func.FuncOp) and KERNEL_ATTR not in op.attributes:
             host.body.block.add_op(op.clone())
     host_text = _print(host)
-    if target == "cpu":
-        ir_module, sigs = translate_module(lowered, cpu_backend.target_info())
-        obj = cpu_backend.compile_object(ir_module)
-        return CompiledModule("cpu", host_text, sigs, object_code=obj)
-    from quantir.compiler.backend import nvptx
+    try:
+        if target == "cpu":
+            ir_module, sigs = translate_module(lowered, cpu_backend.target_info())
+            obj = cpu_backend.compile_object(ir_module)
+            return CompiledModule("cpu", host_text, sigs, object_code=obj)
+        from quantir.compiler.backend import nvptx
 
-    ir_module, sigs = translate_module(lowered, nvptx.target_info(gpu_arch))
+        ir_module, sigs = translate_module(lowered, nvptx.target_info(gpu_arch))
+    except TranslationError as e:
+        # A custom pipeline left ops this target's code generator cannot take
+        # (GPU ops for the CPU, say): the user's choice of pipeline, not a bug.
+        raise UserError(
+            f"pipeline {pipeline or default_pipeline(target)!r} produced IR the {target} "
+            f"code generator cannot translate: {e}"
+        ) from None
     return CompiledModule("gpu", host_text, sigs, ptx=nvptx.emit_ptx(ir_module, gpu_arch))
 
 

@@ -9,7 +9,9 @@ proves the entry was loaded, not rebuilt.
 
 from __future__ import annotations
 
+import json
 import os
+import struct
 import subprocess
 import sys
 import textwrap
@@ -21,6 +23,8 @@ import pytest
 from gguf import GGMLQuantizationType
 from gguf.quants import dequantize as gguf_dequantize
 
+from quantir.compiler.diagnostics import UserError
+from quantir.compiler.pipeline import PIPELINES
 from quantir.runtime import api, cache, jit
 
 ENC, K = "q4_0", 96
@@ -158,31 +162,81 @@ def test_key_covers_pipeline(cache_dir, builds):
 
 
 def _flip(offset_from_end: int):
-    def corrupt(data: bytes) -> bytes:
+    def corrupt(data: bytes, key: str) -> bytes:
         i = len(data) - offset_from_end
         return data[:i] + bytes([data[i] ^ 0x5A]) + data[i + 1 :]
 
     return corrupt
 
 
-def _valid_header(payload: bytes) -> bytes:
-    """An entry whose checksum matches but whose payload is not a compiled module."""
-    import hashlib
+def _valid_header(payload: bytes, key: str) -> bytes:
+    """An entry whose checksum matches but whose payload may not be a compiled module."""
+    return cache._HEADER.pack(cache.MAGIC, cache.FORMAT, cache._digest(key, payload)) + payload
 
-    return cache._HEADER.pack(cache.MAGIC, cache.FORMAT, hashlib.sha256(payload).digest()) + payload
+
+def _with_meta(change):
+    """A well-formed entry (valid checksum) whose metadata `change(meta)` edited."""
+
+    def corrupt(data: bytes, key: str) -> bytes:
+        payload = data[cache._HEADER.size :]
+        (n,) = struct.unpack_from("<Q", payload)
+        meta = json.loads(payload[8 : 8 + n])
+        meta = change(meta)
+        blob = json.dumps(meta).encode()
+        return _valid_header(struct.pack("<Q", len(blob)) + blob + payload[8 + n :], key)
+
+    return corrupt
+
+
+def _set(field, value):
+    return _with_meta(lambda meta: meta | {field: value})
+
+
+def _drop_a_kernel(meta):
+    signatures = dict(meta["signatures"])
+    signatures.pop(next(iter(signatures)))
+    return meta | {"signatures": signatures}
+
+
+def _extra_parameter(meta):
+    name, params = next(iter(meta["signatures"].items()))
+    return meta | {"signatures": meta["signatures"] | {name: [*params, ["int", []]]}}
+
+
+def _rename_kernels(meta):
+    return meta | {"signatures": {k + "_x": v for k, v in meta["signatures"].items()}}
 
 
 CORRUPTIONS = {
     "flip-object-code": _flip(100),
     "flip-last-byte": _flip(1),
-    "flip-magic": lambda d: b"X" + d[1:],
-    "flip-checksum": lambda d: d[:20] + bytes([d[20] ^ 1]) + d[21:],
-    "truncate-half": lambda d: d[: len(d) // 2],
-    "truncate-header": lambda d: d[:10],
-    "empty": lambda d: b"",
-    "other-format": lambda d: d[:8] + (99).to_bytes(4, "little") + d[12:],
-    "not-json": lambda d: _valid_header((7).to_bytes(8, "little") + b"junk!!!"),
-    "json-missing-keys": lambda d: _valid_header((2).to_bytes(8, "little") + b"{}"),
+    "flip-magic": lambda d, k: b"X" + d[1:],
+    "flip-checksum": lambda d, k: d[:20] + bytes([d[20] ^ 1]) + d[21:],
+    "truncate-half": lambda d, k: d[: len(d) // 2],
+    "truncate-header": lambda d, k: d[:10],
+    "empty": lambda d, k: b"",
+    "other-format": lambda d, k: d[:8] + (99).to_bytes(4, "little") + d[12:],
+    "not-json": lambda d, k: _valid_header((7).to_bytes(8, "little") + b"junk!!!", k),
+    "json-missing-keys": lambda d, k: _valid_header((2).to_bytes(8, "little") + b"{}", k),
+    "json-not-object": lambda d, k: _valid_header((2).to_bytes(8, "little") + b"[]", k),
+    "length-past-end": lambda d, k: _valid_header((1 << 40).to_bytes(8, "little") + b"{}", k),
+    # Issue 10: well-formed entries (valid checksum) with bad metadata.
+    "target-is-gpu": _set("target", "gpu"),
+    "target-unknown": _set("target", 3),
+    "host-mlir-not-text": _set("host_mlir", ["func"]),
+    "host-mlir-unparsable": _set("host_mlir", 'func.func @f() { "x'),
+    "host-mlir-deeply-nested": _set("host_mlir", "[" * 5000),
+    "ptx-not-text": _set("ptx", 5),
+    "signatures-not-object": _set("signatures", [1, 2]),
+    "signature-not-list": _with_meta(lambda m: m | {"signatures": {"k": "memref"}}),
+    "signature-bad-kind": _with_meta(lambda m: m | {"signatures": {"k": [["str", []]]}}),
+    "signature-bad-dims": _with_meta(lambda m: m | {"signatures": {"k": [["memref", [-1]]]}}),
+    "kernel-missing": _with_meta(_drop_a_kernel),
+    "kernel-arity": _with_meta(_extra_parameter),
+    "kernel-symbols-absent": _with_meta(_rename_kernels),
+    "extra-field": _with_meta(lambda m: m | {"more": 1}),
+    # The checksum is bound to the key: a valid entry of another key never loads.
+    "foreign-entry": lambda d, k: _valid_header(d[cache._HEADER.size :], "0" * 64),
 }
 
 
@@ -192,7 +246,7 @@ def test_corrupt_entry_is_rebuilt(how, cache_dir, builds, monkeypatch):
     api.dequantize(ENC, packed)
     (entry,) = _entries(cache_dir)
     good = entry.read_bytes()
-    entry.write_bytes(CORRUPTIONS[how](good))
+    entry.write_bytes(CORRUPTIONS[how](good, entry.stem))
     _forget_in_process(monkeypatch)
     y = api.dequantize(ENC, packed)
     assert len(builds) == 2, "the corrupt entry was not rebuilt"
@@ -203,6 +257,16 @@ def test_corrupt_entry_is_rebuilt(how, cache_dir, builds, monkeypatch):
     _forget_in_process(monkeypatch)
     api.dequantize(ENC, packed)
     assert len(builds) == 2
+
+
+def test_gpu_pipeline_on_the_cpu_is_a_user_error():
+    with pytest.raises(
+        UserError, match="pipeline 'quantir-gpu' compiles for nvptx, but the device"
+    ):
+        api.dequantize(ENC, _packed(), pipeline="quantir-gpu")
+    # A pass list that leaves GPU ops for the CPU code generator: the same error type.
+    with pytest.raises(UserError, match="code generator cannot translate"):
+        api.dequantize(ENC, _packed(), pipeline=PIPELINES["quantir-gpu"])
 
 
 def test_concurrent_processes_share_one_cache(cache_dir, tmp_path):
