@@ -415,6 +415,31 @@ def _n_of(encoding: QuantizationEncoding, packed: Sequence[Attribute]) -> int:
     return shape[0]
 
 
+def _k_of(
+    encoding: QuantizationEncoding, config: GPTQConfigAttr | None, packed: Sequence[Attribute]
+) -> tuple[int, str] | None:
+    """The K a set of packed operands holds and where it shows, or None when unknown.
+
+    GGUF: the static byte count of a row, when it is whole blocks. GPTQ: g_idx's
+    length, else qweight's rows of codes.
+    """
+    shapes = [t.get_shape() if isinstance(t, ShapedType) else () for t in packed]
+    if encoding.is_gguf:
+        if len(shapes) != 1 or len(shapes[0]) != 2 or shapes[0][1] == DYNAMIC_INDEX:
+            return None
+        k = encoding.row_elements(shapes[0][1])
+        return None if not k else (k, f"{encoding.name} rows of {shapes[0][1]} bytes")
+    if config is None or len(shapes) != 4:
+        return None
+    if len(shapes[3]) == 1 and shapes[3][0] != DYNAMIC_INDEX:
+        return shapes[3][0], f"g_idx has {shapes[3][0]} entries"
+    if len(shapes[0]) == 2 and shapes[0][0] != DYNAMIC_INDEX:
+        k = config.config.in_features_of(shapes[0][0])
+        if k is not None:
+            return k, f"qweight has {shapes[0][0]} rows of {config.config.bits}-bit codes"
+    return None
+
+
 class _EncodedOp(DestinationStyleOp):
     """A quant op that reads a packed weight (see DestinationStyleOp for its two forms).
 
@@ -770,6 +795,14 @@ class QMatmulOp(_EncodedOp):
             raise VerifyException(f"{what}: K (the last dimension of x) must be static")
         types = [p.type for p in self.packed]
         n = _n_of(encoding, types)
+        # x and the weight must agree on K: when the weight's own shape fixes
+        # K, a mismatch is x's fault, not the packed size's.
+        weight_k = _k_of(encoding, self.config, types)
+        if weight_k is not None and weight_k[0] != k:
+            raise VerifyException(
+                f"{what}: x must be [..., K={weight_k[0]}] for the packed weight "
+                f"({weight_k[1]}), got x of shape {_fmt_shape(xs)}"
+            )
         verify_packed_operands(what, encoding, self.config, types, n, k)
         if len(rs) != len(xs):
             raise VerifyException(

@@ -275,10 +275,11 @@ func.func @f() {
 
 // -----
 
-// K not a multiple of elements_per_block (the K of x).
-func.func @f(%x: tensor<2x100xf32>, %w: tensor<8x72xui8>) {
+// K not a multiple of elements_per_block (the K of x; the weight's rows are
+// dynamic, so x alone gives K).
+func.func @f(%x: tensor<2x100xf32>, %w: tensor<8x?xui8>) {
   // expected-error@+1 {{quant.qmatmul (q4_0): q4_0 packs K in blocks of 32 weights, K=100 is not a multiple of 32}}
-  %y = quant.qmatmul #quant.encoding<q4_0> %x, %w : (tensor<2x100xf32>, tensor<8x72xui8>) -> tensor<2x8xf32>
+  %y = quant.qmatmul #quant.encoding<q4_0> %x, %w : (tensor<2x100xf32>, tensor<8x?xui8>) -> tensor<2x8xf32>
   func.return
 }
 
@@ -329,10 +330,21 @@ func.func @f(%w: tensor<8x288xui8>) {
 
 // -----
 
-// The K of x decides the row size of the packed bytes.
+// An x whose K differs from the packed weight's is blamed on x, not on the
+// weight's packed size.
 func.func @f(%x: tensor<2x256xf32>, %w: tensor<8x288xui8>) {
-  // expected-error@+1 {{quant.qmatmul (q4_k): q4_k packed bytes for a 8x256 weight must be 8x144 (1 block(s) of 144 bytes per row), got 8x288}}
+  // expected-error@+1 {{quant.qmatmul (q4_k): x must be [..., K=512] for the packed weight (q4_k rows of 288 bytes), got x of shape 2x256}}
   %y = quant.qmatmul #quant.encoding<q4_k> %x, %w : (tensor<2x256xf32>, tensor<8x288xui8>) -> tensor<2x8xf32>
+  func.return
+}
+
+// -----
+
+// The same for GPTQ: K from g_idx.
+func.func @f(%x: tensor<2x128xf32>) {
+  %q:4 = quant.weight "w" #quant.encoding<gptq> [64, 256] config #quant.gptq<bits = 4, group_size = 64, desc_act = false, sym = true, format = gptq> : tensor<32x64xi32>, tensor<4x8xi32>, tensor<4x64xf16>, tensor<256xi32>
+  // expected-error@+1 {{quant.qmatmul (gptq): x must be [..., K=256] for the packed weight (g_idx has 256 entries), got x of shape 2x128}}
+  %y = quant.qmatmul #quant.encoding<gptq> config #quant.gptq<bits = 4, group_size = 64, desc_act = false, sym = true, format = gptq> %x, %q#0, %q#1, %q#2, %q#3 : (tensor<2x128xf32>, tensor<32x64xi32>, tensor<4x8xi32>, tensor<4x64xf16>, tensor<256xi32>) -> tensor<2x64xf32>
   func.return
 }
 
