@@ -26,6 +26,13 @@ func.func @f_kernel0(%lo: index, %hi: index, %x: memref<?x64xf32>, %y: memref<?x
   func.return
 }
 ```
+
+Launches share kernels: a nest whose kernel is structurally equal to one
+already outlined (same argument types, same operations and attributes, the
+same uses; SSA names aside) launches that kernel instead of a copy, so a graph
+with a hundred matmuls of seven distinct shapes lowers and compiles seven
+matmul kernels. Candidates are bucketed by (function type, operation count),
+so the check costs one walk per kernel, not one per pair of kernels.
 """
 
 from __future__ import annotations
@@ -34,8 +41,8 @@ from dataclasses import dataclass
 
 from xdsl.context import Context
 from xdsl.dialects import arith, func, scf
-from xdsl.dialects.builtin import IndexType, IntegerAttr, ModuleOp, UnitAttr
-from xdsl.ir import Block, Operation, Region, SSAValue
+from xdsl.dialects.builtin import IndexType, IntegerAttr, ModuleOp, SymbolRefAttr, UnitAttr
+from xdsl.ir import Attribute, Block, Operation, Region, SSAValue
 from xdsl.passes import ModulePass
 from xdsl.rewriter import Rewriter
 from xdsl.utils.exceptions import PassFailedException
@@ -80,6 +87,7 @@ class OutlineKernelsPass(ModulePass):
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:
         names = {f.sym_name.data for f in op.ops if isinstance(f, func.FuncOp)}
+        outlined = _KernelTable()
         for host in [f for f in op.ops if isinstance(f, func.FuncOp)]:
             if host.is_declaration or KERNEL_ATTR in host.attributes:
                 continue
@@ -89,12 +97,19 @@ class OutlineKernelsPass(ModulePass):
                 while name in names:
                     count += 1
                     name = f"{host.sym_name.data}_kernel{count}"
+                kernel, launch = self.outline(host, loop, name)
+                same = outlined.find(kernel)
+                if same is not None:
+                    launch.kernel = SymbolRefAttr(same.sym_name)
+                    continue
+                outlined.add(kernel)
                 names.add(name)
                 count += 1
-                kernel = self.outline(host, loop, name)
                 op.body.block.insert_op_after(kernel, host)
 
-    def outline(self, host: func.FuncOp, loop: scf.ParallelOp, name: str) -> func.FuncOp:
+    def outline(
+        self, host: func.FuncOp, loop: scf.ParallelOp, name: str
+    ) -> tuple[func.FuncOp, LaunchOp]:
         if loop.initVals:
             raise PassFailedException(
                 f"{self.name}: parallel loops with reductions are not supported"
@@ -128,5 +143,26 @@ class OutlineKernelsPass(ModulePass):
 
         kernel = func.FuncOp(name, ([a.type for a in block.args], []), Region(block))
         kernel.attributes[KERNEL_ATTR] = UnitAttr()
-        Rewriter.replace_op(loop, LaunchOp(name, passed, loop.upperBound[0]))
-        return kernel
+        launch = LaunchOp(name, passed, loop.upperBound[0])
+        Rewriter.replace_op(loop, launch)
+        return kernel, launch
+
+
+class _KernelTable:
+    """Outlined kernels, found again by structure (names of values aside)."""
+
+    def __init__(self) -> None:
+        self._buckets: dict[tuple[Attribute, int], list[func.FuncOp]] = {}
+
+    @staticmethod
+    def _key(kernel: func.FuncOp) -> tuple[Attribute, int]:
+        return kernel.function_type, sum(1 for _ in kernel.body.walk())
+
+    def find(self, kernel: func.FuncOp) -> func.FuncOp | None:
+        for known in self._buckets.get(self._key(kernel), ()):
+            if kernel.body.is_structurally_equivalent(known.body):
+                return known
+        return None
+
+    def add(self, kernel: func.FuncOp) -> None:
+        self._buckets.setdefault(self._key(kernel), []).append(kernel)
