@@ -83,6 +83,9 @@ class CompiledModule:
     ptx: str = ""  # GPU
     _plans: dict[str, HostPlan] = field(default_factory=dict, repr=False, compare=False)
     _kernels: object = field(default=None, repr=False, compare=False)
+    # host_mlir parsed once: the check of a cache entry and the plans share it
+    # (xDSL's parser costs milliseconds per op of a large graph).
+    _hosts: dict[str, func.FuncOp] | None = field(default=None, repr=False, compare=False)
 
     def plan(self, function: str | None) -> HostPlan:
         """The host plan of `function` (the only function when None), built once."""
@@ -317,8 +320,10 @@ def _build(module: ModuleOp, target: str, gpu_arch: str, pipeline: str | None) -
 
 
 def host_functions(compiled: CompiledModule) -> dict[str, func.FuncOp]:
-    module = parse_located(make_context(), compiled.host_mlir, "<compiled>")
-    return {f.sym_name.data: f for f in module.ops if isinstance(f, func.FuncOp)}
+    if compiled._hosts is None:
+        module = parse_located(make_context(), compiled.host_mlir, "<compiled>")
+        compiled._hosts = {f.sym_name.data: f for f in module.ops if isinstance(f, func.FuncOp)}
+    return compiled._hosts
 
 
 def load_program(
