@@ -16,9 +16,10 @@ from xdsl.utils.exceptions import DiagnosticException, ParseError, VerifyExcepti
 
 from quantir.compiler.dominance import first_dominance_error
 from quantir.compiler.source_limits import check_source
+from quantir.dialects.errors import QuantirError
 
 
-class UserError(Exception):
+class UserError(QuantirError):
     """An error in the user's input: reported as one message, never a traceback."""
 
 

@@ -14,12 +14,14 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import TypeVar
 
+from quantir.dialects.errors import QuantirError
+
 __all__ = ["BroadcastError", "broadcast_shapes"]
 
 D = TypeVar("D")
 
 
-class BroadcastError(ValueError):
+class BroadcastError(ValueError, QuantirError):
     """Two shapes do not broadcast; callers word it (they format shapes differently).
 
     ``kind`` is "stretch" (the higher-rank operand has a 1 where the other

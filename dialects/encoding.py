@@ -13,6 +13,8 @@ import enum
 import math
 from dataclasses import dataclass
 
+from quantir.dialects.errors import QuantirError
+
 __all__ = [
     "BlockParameters",
     "GPTQ_BITS",
@@ -31,7 +33,7 @@ __all__ = [
 ]
 
 
-class NoBlockParametersError(ValueError, KeyError):
+class NoBlockParametersError(ValueError, KeyError, QuantirError):
     """Raised when an encoding has no fixed block layout (GPTQ).
 
     It is a ValueError that names the reason, and also a KeyError so that code
@@ -58,7 +60,7 @@ GPTQ_TENSOR_NAMES = ("qweight", "qzeros", "scales", "g_idx")
 """The tensors of one GPTQ weight, in the order ops and APIs take them."""
 
 
-class PackedLayoutError(ValueError):
+class PackedLayoutError(ValueError, QuantirError):
     """A logical size that a packed layout cannot hold.
 
     ``axis`` is "K", "N" or "group_size", ``size`` the offending size and

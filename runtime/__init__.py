@@ -12,6 +12,9 @@ The public entry points, importable from here:
   `quantir.compiler.graph` into a callable `CompiledGraph`
   (`quantir.runtime.compiled_graph`, which documents the accepted weights).
 
+Every error quantir raises about its input is a `QuantirError` (README.md,
+"Errors"); the subclasses by kind are importable from here too.
+
 A `weight` is a `GGUFTensor` (`quantir.runtime.gguf.open_gguf(path).tensor(name)`)
 or a `GPTQLinear` (`quantir.runtime.gptq`): each knows its encoding and config.
 """
@@ -22,17 +25,30 @@ import importlib
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from quantir.compiler.diagnostics import UserError
+    from quantir.dialects.errors import QuantirError
     from quantir.runtime.api import dequantize, qmatmul
+    from quantir.runtime.buffers import BufferError
     from quantir.runtime.compiled_graph import (
         CompiledGraph,
         DeviceUnavailableError,
         compile_graph,
     )
+    from quantir.runtime.gguf.errors import GGUFError
+    from quantir.runtime.gptq.layer import GPTQFormatError
     from quantir.runtime.quantize import quantize
+    from quantir.runtime.weight_binding import MissingWeightError, WeightMismatchError
 
 __all__ = [
+    "BufferError",
     "CompiledGraph",
     "DeviceUnavailableError",
+    "GGUFError",
+    "GPTQFormatError",
+    "MissingWeightError",
+    "QuantirError",
+    "UserError",
+    "WeightMismatchError",
     "compile_graph",
     "dequantize",
     "qmatmul",
@@ -46,6 +62,13 @@ _HOMES = {
     "CompiledGraph": "quantir.runtime.compiled_graph",
     "DeviceUnavailableError": "quantir.runtime.compiled_graph",
     "compile_graph": "quantir.runtime.compiled_graph",
+    "QuantirError": "quantir.dialects.errors",
+    "UserError": "quantir.compiler.diagnostics",
+    "BufferError": "quantir.runtime.buffers",
+    "WeightMismatchError": "quantir.runtime.weight_binding",
+    "MissingWeightError": "quantir.runtime.weight_binding",
+    "GGUFError": "quantir.runtime.gguf.errors",
+    "GPTQFormatError": "quantir.runtime.gptq.layer",
     "dequantize": "quantir.runtime.api",
     "qmatmul": "quantir.runtime.api",
     "quantize": "quantir.runtime.quantize",

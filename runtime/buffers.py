@@ -14,10 +14,11 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from quantir.dialects.errors import QuantirError
 from quantir.runtime.host_plan import BufferSpec
 
 
-class BufferError(ValueError):
+class BufferError(ValueError, QuantirError):
     """A buffer given to compiled code has the wrong dtype, shape or layout."""
 
 

@@ -30,6 +30,7 @@ from typing import Any, NoReturn, TextIO
 
 from quantir.compiler.tools.command import run_command, version_text
 from quantir.dialects.encoding import QuantizationEncoding
+from quantir.dialects.errors import QuantirError
 
 __all__ = ["ProgressBar", "build_parser", "main"]
 
@@ -38,7 +39,7 @@ PROG = "quantir"
 _MAX_SHOWN_ARRAY = 16
 
 
-class CommandError(Exception):
+class CommandError(QuantirError):
     """A user error found by the command itself (reported in one line)."""
 
 

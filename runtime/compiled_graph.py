@@ -18,6 +18,7 @@ from xdsl.dialects.builtin import ModuleOp
 
 from quantir.compiler.graph.types import TensorType, format_shape
 from quantir.compiler.pipeline import default_pipeline
+from quantir.dialects.errors import QuantirError
 from quantir.runtime.buffers import BufferError
 from quantir.runtime.cpu_threads import resolve_threads
 from quantir.runtime.device_names import parse_device
@@ -36,7 +37,7 @@ if TYPE_CHECKING:
 __all__ = ["CompiledGraph", "DeviceUnavailableError", "compile_graph", "compile_on_device"]
 
 
-class DeviceUnavailableError(RuntimeError):
+class DeviceUnavailableError(RuntimeError, QuantirError):
     """The requested device cannot be used here (no GPU runtime, no GPU, no driver)."""
 
 

@@ -21,14 +21,15 @@ from dataclasses import dataclass
 import numpy as np
 
 from quantir.compiler.backend.calling_convention import KernelSignature, kernel_params
+from quantir.dialects.errors import QuantirError
 from quantir.runtime.device_names import parse_device
 
 
-class CudaUnavailable(RuntimeError):  # noqa: N818 (reads as "no GPU", like the message)
+class CudaUnavailable(RuntimeError, QuantirError):  # noqa: N818 (reads as "no GPU", like the message)
     """There is no usable GPU (no driver library, no device, or cuInit failed)."""
 
 
-class CudaError(RuntimeError):
+class CudaError(RuntimeError, QuantirError):
     """A CUDA driver call failed."""
 
     def __init__(self, call: str, code: int, name: str, description: str):

@@ -28,6 +28,7 @@ from xdsl.dialects.builtin import (
 )
 from xdsl.ir import Attribute, SSAValue
 
+from quantir.dialects.errors import QuantirError
 from quantir.dialects.qrt import (
     INPUT_ATTR,
     OUTPUT_ATTR,
@@ -39,7 +40,7 @@ from quantir.dialects.qrt import (
 )
 
 
-class PlanError(Exception):
+class PlanError(QuantirError):
     """The host function uses something the runtime cannot execute."""
 
 

@@ -19,9 +19,10 @@ given directly (dicts, .npz) must already have the declared dtype.
 
 from __future__ import annotations
 
+import difflib
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +30,9 @@ import numpy as np
 from xdsl.dialects import func
 from xdsl.dialects.builtin import TensorType as IRTensorType
 
+from quantir.compiler.diagnostics import location_of
 from quantir.dialects.encoding import GPTQ_TENSOR_NAMES, QuantizationConfig, QuantizationEncoding
+from quantir.dialects.errors import QuantirError
 from quantir.dialects.quant import WeightOp
 from quantir.runtime.buffers import dtype_problem
 from quantir.runtime.gptq.layer import g_idx_problem
@@ -53,11 +56,11 @@ __all__ = [
 ]
 
 
-class WeightMismatchError(ValueError):
+class WeightMismatchError(ValueError, QuantirError):
     """A weight's data does not match the graph's declaration (or is ambiguous)."""
 
 
-class MissingWeightError(ValueError):
+class MissingWeightError(ValueError, QuantirError):
     """A weight the graph declares was found in none of the sources."""
 
 
@@ -93,6 +96,8 @@ class WeightDeclaration:
     parts: tuple[PartSpec, ...]
     config: QuantizationConfig | None = None
     checkpoint_format: str | None = None
+    location: str | None = field(default=None, compare=False)
+    """`FILE:LINE:COL` of the declaring `quant.weight` op, when the graph was parsed."""
 
     @property
     def is_float(self) -> bool:
@@ -131,7 +136,13 @@ def _declaration_of(op: WeightOp) -> WeightDeclaration:
     if op.config is not None:
         config, fmt = op.config.config, op.config.checkpoint_format.data
     return WeightDeclaration(
-        op.weight_name.data, encoding, tuple(op.logical_shape), tuple(parts), config, fmt
+        op.weight_name.data,
+        encoding,
+        tuple(op.logical_shape),
+        tuple(parts),
+        config,
+        fmt,
+        location_of(op),
     )
 
 
@@ -218,6 +229,10 @@ class WeightSource:
     def lookup(self, decl: WeightDeclaration) -> object | None:  # pragma: no cover
         raise NotImplementedError
 
+    def names(self) -> list[str]:
+        """The weight names this source has (for "did you mean" suggestions)."""
+        return []
+
     def close(self) -> None:
         """Release the source's files (data already bound stays valid)."""
 
@@ -228,6 +243,9 @@ class GGUFWeights(WeightSource):
     def __init__(self, model: Any, label: str | None = None) -> None:
         self.model = model
         self.label = label if label is not None else str(model.path)
+
+    def names(self) -> list[str]:
+        return [t.name for t in self.model.tensors]
 
     def _describe(self, tensor: Any) -> str:
         from quantir.runtime.gguf.ggml_types import PLAIN_TYPES
@@ -279,6 +297,12 @@ class ArrayWeights(WeightSource):
     def __init__(self, arrays: Mapping[str, Any], label: str) -> None:
         self.arrays = arrays
         self.label = label
+
+    def names(self) -> list[str]:
+        # GPTQ parts stored as "<name>.qweight" etc. suggest "<name>".
+        names = [str(k) for k in self.arrays]
+        suffixes = tuple(f".{p}" for p in GPTQ_TENSOR_NAMES)
+        return names + [n.rsplit(".", 1)[0] for n in names if n.endswith(suffixes)]
 
     def lookup(self, decl: WeightDeclaration) -> object | None:
         if decl.encoding is QuantizationEncoding.GPTQ:
@@ -363,6 +387,9 @@ class GPTQWeights(WeightSource):
     def __init__(self, checkpoint: Any, label: str | None = None) -> None:
         self.checkpoint = checkpoint
         self.label = label if label is not None else str(checkpoint.path)
+
+    def names(self) -> list[str]:
+        return [*self.checkpoint.layers, *self.checkpoint.tensors]
 
     def lookup(self, decl: WeightDeclaration) -> object | None:
         ckpt = self.checkpoint
@@ -486,7 +513,10 @@ def locate_weights(
     for decl in declarations:
         hits = []
         for source in sources:
-            value = source.lookup(decl)
+            try:
+                value = source.lookup(decl)
+            except WeightMismatchError as e:
+                raise WeightMismatchError(_located(decl, str(e))) from None
             if value is not None:
                 hits.append((source, value))
         if not hits:
@@ -495,7 +525,10 @@ def locate_weights(
         if len(hits) > 1:
             labels = " and ".join(s.label for s, _ in hits)
             raise WeightMismatchError(
-                f'weight "{decl.name}" is in both {labels}: pass only one source that has it'
+                _located(
+                    decl,
+                    f'weight "{decl.name}" is in both {labels}: pass only one source that has it',
+                )
             )
         bound[decl.name] = hits[0]
     if missing:
@@ -511,6 +544,25 @@ def locate_weights(
             more = f" (also missing: {others}{', ...' if len(missing) > 6 else ''})"
         tail = f"; {hint}" if hint else ""
         raise MissingWeightError(
-            f'weight "{first.name}" ({first.describe()}) is {where}{more}{tail}'
+            _located(
+                first,
+                f'weight "{first.name}" ({first.describe()}) is {where}'
+                f"{_did_you_mean(first.name, sources)}{more}{tail}",
+            )
         )
     return bound
+
+
+def _located(decl: WeightDeclaration, message: str) -> str:
+    """`FILE:LINE:COL: error: message` at the declaring op, as verifier errors are."""
+    return f"{decl.location}: error: {message}" if decl.location else message
+
+
+def _did_you_mean(name: str, sources: Sequence[WeightSource]) -> str:
+    """' (did you mean "..."?)' with the closest names the sources have, or ""."""
+    known = list(dict.fromkeys(n for s in sources for n in s.names()))
+    close = [f'"{c}"' for c in difflib.get_close_matches(name, known, n=3, cutoff=0.6)]
+    if not close:
+        return ""
+    listed = close[0] if len(close) == 1 else f"{', '.join(close[:-1])} or {close[-1]}"
+    return f" (did you mean {listed}?)"

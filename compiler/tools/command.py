@@ -1,6 +1,6 @@
 """How quantir's command-line tools end: one-line errors and exit statuses.
 
-`quantir-run` and `quantir` share this: a user error is one line on stderr,
+`quantir-opt`, `quantir-run` and `quantir` share this: a user error is one line on stderr,
 "PROG: error: ...", with exit status 1; a bug is one line too, naming the
 exception and asking for ``--traceback``; Ctrl-C is status 130 and a closed
 pipe (``... | head``) is not an error.
@@ -57,6 +57,42 @@ def one_line(error: BaseException) -> str:
     return " ".join(text.split())
 
 
+def _is_caret_line(line: str) -> bool:
+    return bool(line.strip()) and set(line.strip()) <= {"^", "~"}
+
+
+def error_text(error: BaseException) -> str:
+    """The error as `one_line` words it, keeping a parse error's source and caret lines.
+
+    A diagnostic that points into the user's source ("FILE:L:C: error: msg",
+    the source line, a caret line under the span; or xDSL's order: location,
+    source, caret, message) prints as mlir-opt does: the message line, then
+    the source line and the caret under it, aligned.
+    """
+    text = str(error)
+    lines = text.splitlines()
+    caret = next((i for i, ln in enumerate(lines) if _is_caret_line(ln)), None)
+    if caret is None or caret == 0 or isinstance(error, OSError):
+        return one_line(error)
+    if caret < 2 or not lines[caret - 1].strip():  # no location, or nothing to point at
+        return one_line(error)
+    head, tail = lines[: caret - 1], lines[caret + 1 :]
+    if _LOCATION_LINE.match(head[0].strip()):  # xDSL's order: the message comes last
+        words = " ".join(ln.strip() for ln in head[1:] + tail if ln.strip())
+        header = f"{head[0].strip()}: {words}"
+    else:  # "FILE:L:C: error: msg" above the source line
+        header = one_line(ValueError("\n".join(head + tail)))
+    return f"{header}\n{lines[caret - 1]}\n{lines[caret]}"
+
+
+def silence_stdout() -> None:
+    """After a broken pipe (``... | head``): the reader went away, which is not
+    an error. Point stdout at /dev/null so that the interpreter's final flush
+    does not fail again and print a traceback."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+
+
 def run_command(
     prog: str,
     body: Callable[[], int],
@@ -65,22 +101,36 @@ def run_command(
     traceback: bool,
     err: TextIO,
 ) -> int:
-    """Run a command's body; report what it raises as one line and return the status."""
+    """Run a command's body; report what it raises as one line and return the status.
+
+    Exit statuses: 0 success (also when stdout's reader went away), 1 an
+    error (user errors, out of memory, input nested too deeply; a bug says
+    "internal error"), 130 interrupted (Ctrl-C). Commands write their files
+    atomically, so an interrupted or failed run leaves no partial output.
+    With `traceback`, errors other than Ctrl-C and a closed pipe propagate.
+    """
     try:
         return body()
     except KeyboardInterrupt:
         err.write(f"\n{prog}: error: interrupted\n")
         return 130
     except BrokenPipeError:
-        # The reader went away: not an error. Point stdout at /dev/null so the
-        # interpreter's final flush does not fail again.
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
+        silence_stdout()
         return 0
+    except MemoryError:
+        if traceback:
+            raise
+        err.write(f"{prog}: error: out of memory (a size in the input is too large)\n")
+        return 1
+    except RecursionError:
+        if traceback:
+            raise
+        err.write(f"{prog}: error: the input is nested too deeply to process\n")
+        return 1
     except user_errors as e:
         if traceback:
             raise
-        err.write(f"{prog}: error: {one_line(e)}\n")
+        err.write(f"{prog}: error: {error_text(e)}\n")
         return 1
     except Exception as e:  # a bug: still one line unless asked
         if traceback:

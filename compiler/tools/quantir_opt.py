@@ -9,8 +9,12 @@ never with a Python traceback.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
+import io
+import os
 import sys
+import tempfile
 from collections.abc import Sequence
 from io import BytesIO
 from typing import IO
@@ -41,7 +45,7 @@ from quantir.compiler.registry import (
     quantir_passes,
     quantir_targets,
 )
-from quantir.compiler.tools.command import version_text
+from quantir.compiler.tools.command import run_command, silence_stdout, version_text
 from quantir.compiler.tools.expected_diagnostics import (
     AnnotationError,
     Diagnostic,
@@ -121,6 +125,14 @@ class QuantirOptMain(xDSLOptMain):
         for name, factory in {**quantir_targets(), **plugin_targets()}.items():
             self.available_targets[name] = factory
         super().register_all_targets()
+
+    pending_output: IO[str] | None = None
+
+    def prepare_output(self) -> IO[str]:
+        if self.args.output_file is None:
+            return sys.stdout
+        self.pending_output = _PendingOutput(self.args.output_file)
+        return self.pending_output
 
     def parse_chunk(
         self, chunk: IO[bytes], file_extension: str, start_offset: int = 0
@@ -222,9 +234,46 @@ def _report(message: str) -> int:
     return 1
 
 
+class _PendingOutput(io.StringIO):
+    """What `-o FILE` receives; the file is written only after the whole run
+    succeeded, so an error or Ctrl-C never leaves a partial or truncated FILE."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__()
+        self.path = path
+        self.text: str | None = None
+
+    def close(self) -> None:  # xDSL closes the stream when the run ends
+        if not self.closed:
+            self.text = self.getvalue()
+        super().close()
+
+    def commit(self) -> None:
+        text = self.text if self.text is not None else self.getvalue()
+        directory = os.path.dirname(os.path.abspath(self.path))
+        fd, tmp = tempfile.mkstemp(prefix=".quantir-opt.", suffix=".partial", dir=directory)
+        try:
+            with os.fdopen(fd, "w") as f:
+                f.write(text)
+            os.replace(tmp, self.path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+
+
 def main(args: Sequence[str] | None = None) -> int:
+    # Ctrl-C (130), a closed pipe (0), out of memory and too-deep input (1)
+    # end as for quantir-run and quantir; bugs keep their traceback.
+    return run_command("quantir-opt", lambda: _main(args), (), traceback=False, err=sys.stderr)
+
+
+def _main(args: Sequence[str] | None) -> int:
     try:
-        QuantirOptMain(description="quantir modular optimizer driver", args=args).run()
+        tool = QuantirOptMain(description="quantir modular optimizer driver", args=args)
+        tool.run()
+        if isinstance(tool.pending_output, _PendingOutput):
+            tool.pending_output.commit()
     except DiagnosticsMismatchError as e:
         return _report(str(e))  # one `FILE:LINE: error: ...` per mismatch
     except UserError as e:
@@ -241,6 +290,7 @@ def main(args: Sequence[str] | None = None) -> int:
         # Unknown passes and malformed pass options reach us as ValueError.
         return _report(f"quantir-opt: error: {e}")
     except BrokenPipeError:
+        silence_stdout()
         return 0
     return 0
 

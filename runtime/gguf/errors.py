@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import os
 
+from quantir.dialects.errors import QuantirError
+
 __all__ = ["GGUFError", "GGUFFormatError", "QuantizeError", "UnsupportedTensorTypeError"]
 
 
-class GGUFError(ValueError):
+class GGUFError(ValueError, QuantirError):
     """Base class of the GGUF errors; a ValueError so generic callers catch it."""
 
 

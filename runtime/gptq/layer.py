@@ -23,6 +23,7 @@ from quantir.dialects.encoding import (
     packed_layout,
     zero_point_offset,
 )
+from quantir.dialects.errors import QuantirError
 from quantir.dialects.weight import DeviceRef, DType, Weight
 from quantir.runtime.buffers import dtype_problem
 from quantir.runtime.gptq.packing import unpack_qweight, unpack_qzeros
@@ -39,7 +40,7 @@ __all__ = [
 # is optional and follows them.
 
 
-class GPTQFormatError(ValueError):
+class GPTQFormatError(ValueError, QuantirError):
     """A GPTQ checkpoint, config or layer does not match the format.
 
     The message names the file and/or layer, the tensor or field, and what

@@ -61,7 +61,8 @@ def _bad(name: str) -> np.ndarray:
 def test_bad_g_idx_from_npz_is_refused(tmp_path, capsys, layer, case, expected):
     code, err = _run(tmp_path, capsys, layer, _bad(case))
     assert code == 1, err
-    assert err.startswith(f'quantir-run: error: GPTQ weight "{LAYER}" in '), err
+    assert err.startswith("quantir-run: error: ") and err.count("\n") == 1, err
+    assert f'GPTQ weight "{LAYER}" in ' in err
     assert expected in err and "Traceback" not in err
 
 

@@ -14,8 +14,10 @@ from dataclasses import dataclass, field
 import llvmlite.ir as ir
 from xdsl.ir import Block, Operation, SSAValue
 
+from quantir.dialects.errors import QuantirError
 
-class TranslationError(Exception):
+
+class TranslationError(QuantirError):
     """The module holds something the LLVM translation does not support."""
 
 
