@@ -38,12 +38,26 @@ def run(argv, capsys) -> tuple[int, str, str]:
 
 
 def run_error(argv, capsys) -> str:
-    """Run a failing command; check the one-line error contract; return the message."""
+    """Run a failing command; check the one-line error contract; return the message.
+
+    (A parse error that points into the source keeps its source and caret
+    lines: test_parse_errors_keep_the_caret_lines.)
+    """
     code, out, err = run(argv, capsys)
     assert code == 1, (code, out, err)
     assert err.startswith("quantir-run: error: ") and err.count("\n") == 1, err
     assert "Traceback" not in err and "internal error" not in err
     return err[len("quantir-run: error: ") :].strip()
+
+
+def weight_error(msg: str, graph: Path, name: str) -> str:
+    """`msg` without its location, checked to be the `quant.weight "name"` op's line:col."""
+    lines = Path(graph).read_text().splitlines()
+    line = next(i for i, ln in enumerate(lines, 1) if f'quant.weight "{name}"' in ln)
+    col = len(lines[line - 1]) - len(lines[line - 1].lstrip()) + 1
+    prefix = f"{graph}:{line}:{col}: "
+    assert msg.startswith(prefix), (msg, prefix)
+    return msg[len(prefix) :]
 
 
 def q6k_head() -> tuple[np.ndarray, np.ndarray]:
@@ -256,7 +270,7 @@ def test_weight_type_mismatch_names_both_sides(tmp_path, capsys, bias_npz):
     graph = tmp_path / "g.mlir"
     graph.write_text(text)
     msg = run_error([graph, "--weights", MODEL, "--input", "x=random:1x256"], capsys)
-    assert msg == (
+    assert weight_error(msg, graph, "output.weight") == (
         f'weight "output.weight" is Q6_K [32, 256] in {MODEL} but the graph declares Q4_K [32, 256]'
     )
 
@@ -267,7 +281,7 @@ def test_weight_shape_and_dtype_mismatch(tmp_path, capsys):
         **{"output.weight": np.zeros((32, 256), np.float32), "bias": np.zeros(32, np.float64)},
     )
     msg = run_error([LINEAR, "--weights", tmp_path / "w.npz", "--input", "x=random:1x256"], capsys)
-    assert msg == (
+    assert weight_error(msg, LINEAR, "output.weight") == (
         f'weight "output.weight" is float32 [32, 256] in {tmp_path / "w.npz"} but the graph '
         "declares Q6_K [32, 256] (stored as uint8 [32, 210])"
     )
@@ -278,11 +292,41 @@ def test_weight_shape_and_dtype_mismatch(tmp_path, capsys):
 
 
 def test_missing_weights(capsys, bias_npz):
-    msg = run_error([LINEAR, "--input", "x=random:1x256"], capsys)
+    msg = weight_error(
+        run_error([LINEAR, "--input", "x=random:1x256"], capsys), LINEAR, "output.weight"
+    )
     assert msg.startswith('weight "output.weight" (Q6_K [32, 256]) is not given')
     assert 'also missing: "bias"' in msg and "pass --weights FILE" in msg
     msg = run_error([LINEAR, "--weights", MODEL, "--input", "x=random:1x256"], capsys)
-    assert msg.startswith(f'weight "bias" (float32 [32]) is not in {MODEL}')
+    assert weight_error(msg, LINEAR, "bias").startswith(
+        f'weight "bias" (float32 [32]) is not in {MODEL}'
+    )
+
+
+def test_a_missing_weight_suggests_close_names(tmp_path, capsys):
+    graph = tmp_path / "g.mlir"
+    graph.write_text(LINEAR.read_text().replace('"output.weight"', '"output.weights"'))
+    msg = run_error([graph, "--weights", MODEL, "--input", "x=random:1x256"], capsys)
+    assert weight_error(msg, graph, "output.weights").startswith(
+        f'weight "output.weights" (Q6_K [32, 256]) is not in {MODEL} (did you mean "output.weight",'
+    )
+    # Nothing close: no suggestion.
+    graph.write_text(LINEAR.read_text().replace('"output.weight"', '"zzz"'))
+    msg = run_error([graph, "--weights", MODEL, "--input", "x=random:1x256"], capsys)
+    assert "did you mean" not in msg
+
+
+def test_parse_errors_keep_the_caret_lines(tmp_path, capsys):
+    bad = tmp_path / "bad.mlir"
+    source = '  %w = quant.weight "w" #quant.encoding<q9_k> [8, 512] : tensor<8x288xui8>'
+    bad.write_text(f"func.func @f() {{\n{source}\n  func.return\n}}\n")
+    code, out, err = run([bad], capsys)
+    assert code == 1 and out == ""
+    lines = err.splitlines()
+    assert lines[0].startswith(f"quantir-run: error: {bad}:2:41: Expected `q4_0`"), err
+    assert lines[1] == source
+    assert lines[2] == " " * 40 + "^^^^"
+    assert len(lines) == 3
 
 
 def test_ambiguous_weight(tmp_path, capsys, bias_npz):
@@ -302,7 +346,9 @@ def test_ambiguous_weight(tmp_path, capsys, bias_npz):
         ],
         capsys,
     )
-    assert msg.startswith(f'weight "bias" is in both {npz} and {tmp_path / "again.npz"}')
+    assert weight_error(msg, LINEAR, "bias").startswith(
+        f'weight "bias" is in both {npz} and {tmp_path / "again.npz"}'
+    )
 
 
 def test_bad_weight_files(tmp_path, capsys):
@@ -346,7 +392,7 @@ def test_gptq_config_and_format_mismatch(tmp_path, capsys, gptq_layer):
         msg = run_error([GPTQ_GRAPH, "--weights", path, "--input", "x=random:1x256"], capsys)
         found = "bits=8" if name == "bits8" else "bits=4"
         fmt = "gptq_v2" if name == "v2" else "gptq"
-        assert msg == (
+        assert weight_error(msg, GPTQ_GRAPH, LAYER) == (
             f'weight "{LAYER}" is GPTQ {found} group_size=64 desc_act=false sym=true '
             f"format={fmt} [64, 256] in {path} but the graph declares GPTQ bits=4 "
             "group_size=64 desc_act=false sym=true format=gptq [64, 256]"
@@ -564,7 +610,7 @@ def test_subprocess_success_and_errors(tmp_path, bias_npz):
         timeout=120,
     )
     assert bad.returncode == 1 and bad.stdout == ""
-    assert bad.stderr.startswith('quantir-run: error: weight "bias"')
+    assert bad.stderr.startswith(f'quantir-run: error: {LINEAR}:5:3: weight "bias"')
     assert bad.stderr.count("\n") == 1 and "Traceback" not in bad.stderr
     usage = subprocess.run([*_command()], capture_output=True, text=True, env=env, timeout=120)
     assert usage.returncode == 2 and "quantir-run: error:" in usage.stderr
