@@ -44,6 +44,7 @@ from xdsl.dialects.builtin import DYNAMIC_INDEX, MemRefType, VectorType, f32, i8
 from quantir.compiler.encodings.gptq import code_in_run
 from quantir.compiler.lowering.activation_quant import ACTIVATION_BLOCK, lower_quantize_rows
 from quantir.compiler.lowering.emitter import Emitter, Value
+from quantir.compiler.lowering.gptq_chunks import stream_chunk
 from quantir.compiler.lowering.loop_roles import role
 from quantir.dialects.qrt import PrefetchOp
 
@@ -211,28 +212,15 @@ def fast_groups(
 def fast_chunk(
     e: Emitter, gp: _Gptq, ix: Int8X, zbuf: Value, y: Value, c0: Value, chunk: int, m0, t: int
 ) -> None:
-    """Rows m0..m0+t-1 of y for columns c0..c0+chunk-1, streaming qweight row by row."""
+    """Rows m0..m0+t-1 of y for columns c0..c0+chunk-1, streaming qweight row by row:
+    the float kernel's skeleton (`stream_chunk`) with integer dots per block of 32."""
     v = 16
     vt = VectorType(f32, [v])
-    subs = chunk // v
     bpg = ix.blocks_per_group
     bits = gp.bits
     rows = [e.add(m0, i) for i in range(t)]
-    acc = e.v(memref.AllocaOp.get(f32, 64, [t, chunk]))
-    gacc = e.v(memref.AllocaOp.get(f32, 64, [t, chunk]))
 
-    def fill_zero(e: Emitter, buf: Value) -> None:
-        def body(ie: Emitter, c: Value, _c) -> None:
-            for i in range(t):
-                ie.vstore(ie.const(0.0, vt), buf, [ie.index(i), ie.mul(c, v)])
-
-        e.for_(0, subs, 1, body)
-
-    fill_zero(e, acc)
-
-    def group_body(e: Emitter, g: Value, _c) -> None:
-        fill_zero(e, gacc)
-
+    def accumulate_group(e: Emitter, g: Value, gacc: Value, subs: int) -> None:
         def block_body(e: Emitter, bb: Value, _c) -> None:
             b = e.add(e.mul(g, bpg), bb)
             row0 = e.mul(b, bits)
@@ -257,23 +245,4 @@ def fast_chunk(
 
         e.for_(0, bpg, 1, block_body)
 
-        def fold_group(e: Emitter, c: Value, _c) -> None:
-            col = e.add(c0, e.mul(c, v))
-            s = gp.scales_at(e, g, col, v)
-            z = e.vload(zbuf, [g, col], v)
-            for i in range(t):
-                at = [e.index(i), e.mul(c, v)]
-                qs = e.broadcast(e.load(ix.gsum, [rows[i], g]), vt)
-                corrected = e.subf(e.vload(gacc, at, v), e.mulf(z, qs, True), True)
-                e.vstore(e.fma(s, corrected, e.vload(acc, at, v)), acc, at)
-
-        e.for_(0, subs, 1, fold_group)
-
-    e.for_(0, gp.groups, 1, group_body)
-
-    def store_body(e: Emitter, c: Value, _c) -> None:
-        col = e.add(c0, e.mul(c, v))
-        for i in range(t):
-            e.vstore(e.vload(acc, [e.index(i), e.mul(c, v)], v), y, [rows[i], col])
-
-    e.for_(0, subs, 1, store_body)
+    stream_chunk(e, gp, zbuf, ix.gsum, y, c0, chunk, m0, t, accumulate_group)

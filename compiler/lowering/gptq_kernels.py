@@ -27,14 +27,13 @@ from xdsl.dialects.builtin import DYNAMIC_INDEX, MemRefType, f32, i32
 from quantir.compiler.encodings.gptq import code_at, code_in_run
 from quantir.compiler.lowering import gptq_int8
 from quantir.compiler.lowering.emitter import Emitter, Value, vector_of
+from quantir.compiler.lowering.gptq_chunks import VECTOR, stream_chunk
 from quantir.compiler.lowering.loop_roles import role
 from quantir.compiler.lowering.subblock_sums import lower_subblock_sums
 from quantir.dialects.encoding import codes_per_run
 from quantir.dialects.qrt import PrefetchOp
 from quantir.dialects.quant import GPTQConfigAttr
 
-VECTOR = 16
-"""Columns per vector of qweight words in vectorized code."""
 CHUNK = 1024
 """Default number of adjacent columns one vectorized qmatmul task streams
 through together: each row of qweight is then read as CHUNK*4 contiguous
@@ -384,27 +383,12 @@ def _fast_groups(e, gp: _Gptq, x, xsum, zbuf, col, v, m0, t, init) -> list[Value
 
 
 def _fast_chunk(e: Emitter, gp: _Gptq, x, xsum, zbuf, y, c0, chunk: int, m0, t: int) -> None:
-    """Rows m0..m0+t-1 of y for columns c0..c0+chunk-1, streaming qweight row by row."""
+    """The float kernel's chunk: codes converted to float, FMAs with broadcast x."""
     v = VECTOR
     vt = vector_of(f32, v)
-    subs = chunk // v
     runs = gp.group_size // gp.run_codes
-    # Per-column sums for this task: the whole result, and the current group's.
-    acc = e.v(memref.AllocaOp.get(f32, 64, [t, chunk]))
-    gacc = e.v(memref.AllocaOp.get(f32, 64, [t, chunk]))
 
-    def fill_zero(e: Emitter, buf: Value) -> None:
-        def body(ie: Emitter, c: Value, _c) -> None:
-            for i in range(t):
-                ie.vstore(ie.const(0.0, vt), buf, [ie.index(i), ie.mul(c, v)])
-
-        e.for_(0, subs, 1, body)
-
-    fill_zero(e, acc)
-
-    def group_body(e: Emitter, g: Value, _c) -> None:
-        fill_zero(e, gacc)
-
+    def accumulate_group(e: Emitter, g: Value, gacc: Value, subs: int) -> None:
         def run_body(e: Emitter, r: Value, _c) -> None:
             run = e.add(e.mul(g, runs), r)
             row0 = e.mul(run, gp.run_words)
@@ -436,26 +420,7 @@ def _fast_chunk(e: Emitter, gp: _Gptq, x, xsum, zbuf, y, c0, chunk: int, m0, t: 
 
         e.for_(0, runs, 1, run_body)
 
-        def fold_group(e: Emitter, c: Value, _c) -> None:
-            col = e.add(c0, e.mul(c, v))
-            s = gp.scales_at(e, g, col, v)
-            z = e.vload(zbuf, [g, col], v)
-            for i in range(t):
-                at = [e.index(i), e.mul(c, v)]
-                xsum_g = e.broadcast(e.load(xsum, [e.add(m0, i), g]), vt)
-                corrected = e.subf(e.vload(gacc, at, v), e.mulf(z, xsum_g, True), True)
-                e.vstore(e.fma(s, corrected, e.vload(acc, at, v)), acc, at)
-
-        e.for_(0, subs, 1, fold_group)
-
-    e.for_(0, gp.groups, 1, group_body)
-
-    def store_body(e: Emitter, c: Value, _c) -> None:
-        col = e.add(c0, e.mul(c, v))
-        for i in range(t):
-            e.vstore(e.vload(acc, [e.index(i), e.mul(c, v)], v), y, [e.add(m0, i), col])
-
-    e.for_(0, subs, 1, store_body)
+    stream_chunk(e, gp, zbuf, xsum, y, c0, chunk, m0, t, accumulate_group)
 
 
 def _general_k(e, gp: _Gptq, x, zbuf, col, v, m0, t, init) -> list[Value]:

@@ -33,7 +33,8 @@ func.func @deq(%w: tensor<?x34xui8>) -> tensor<?x32xf32> {
 // vpmaddwd), converts each dot to float once and accumulates with FMAs.
 // Each block first prefetches the weight bytes 4096 ahead, with a GEP that
 // is not `inbounds` (past the last row it points beyond the buffer;
-// prefetches never fault).
+// prefetches never fault). The operand named "iv" that also adds 4096 is the
+// chunk loop over rows of x (1 MB of codes is 4096 rows of K = 256).
 // On the exact path (EXACT) it accumulates float weights times exact x with
 // vector FMAs and reduces with reassociation (the first kernel sums x per
 // sub-block).
@@ -43,7 +44,7 @@ func.func @mv(%x: tensor<?x256xf32>, %w: tensor<?x144xui8>) -> tensor<?x?xf32> {
 }
 
 // CHECK:       define internal void @"mv_kernel1.body"
-// CHECK:         [[AHEAD:%.*]] = add i64 %{{.*}}, 4096
+// CHECK:         [[AHEAD:%.*]] = add i64 %".{{[0-9]+}}", 4096
 // CHECK-NEXT:    [[PTR:%.*]] = getelementptr i8, ptr %{{.*}}, i64 [[AHEAD]]
 // CHECK-NEXT:    call void @"llvm.prefetch.p0"(ptr [[PTR]], i32 0, i32 3, i32 1)
 // CHECK:         call <{{.*}}> @"llvm.x86.{{avx512.vpdpbusd.256|avx2.pmadd.ub.sw}}"
@@ -57,7 +58,7 @@ func.func @mv(%x: tensor<?x256xf32>, %w: tensor<?x144xui8>) -> tensor<?x?xf32> {
 // CHECK:         trunc <32 x i32> %{{.*}} to <32 x i8>
 
 // EXACT:       define internal void @"mv_kernel1.body"
-// EXACT:         [[AHEAD:%.*]] = add i64 %{{.*}}, 4096
+// EXACT:         [[AHEAD:%.*]] = add i64 %".{{[0-9]+}}", 4096
 // EXACT-NEXT:    [[PTR:%.*]] = getelementptr i8, ptr %{{.*}}, i64 [[AHEAD]]
 // EXACT-NEXT:    call void @"llvm.prefetch.p0"(ptr [[PTR]], i32 0, i32 3, i32 1)
 // EXACT:         fmul contract reassoc <32 x float>
