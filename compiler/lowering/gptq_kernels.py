@@ -318,12 +318,15 @@ def lower_qmatmul(
         e.parallel([0], [chunks], chunk_body, role("rows"))
         start = e.mul(chunks, chunk)
     # Columns past the last whole chunk: vectors of `lanes`, then one at a time.
+    # Scalar code (the GPU's) gives each column a warp: its groups (or, with
+    # act-order, its k) are split across the 32 threads and summed with a warp
+    # reduction, so that M = 1 still fills the GPU (split-K).
     tiles = e.divui(e.sub(gp.n, start), lanes)
     e.parallel(
         [0],
         [tiles],
         lambda ie, ivs: columns(ie, ie.add(start, ie.mul(ivs[0], lanes)), lanes),
-        role("rows"),
+        role("rows") if vectorize else role("rows", "warp"),
     )
     if lanes > 1:
         tail_start = e.add(start, e.mul(tiles, lanes))

@@ -34,3 +34,33 @@ func.func @mv(%x: tensor<?x512xf32>, %w: tensor<?x288xui8>) -> tensor<?x?xf32> {
 // CHECK:       .visible .entry mv_kernel0(
 // CHECK:         fma.rn.f32
 // CHECK:         shfl.sync.bfly.b32
+
+// -----
+
+// GPTQ qmatmul: one warp per output column, its groups split across the 32
+// threads (split-K) and summed with butterfly shuffles, so that M = 1 fills
+// the GPU; the zero points (kernel0) and the sums of x per group (kernel1)
+// come first.
+func.func @gptq(%x: tensor<?x4096xf32>, %qw: tensor<512x?xi32>, %qz: tensor<32x?xi32>, %s: tensor<32x?xf16>, %g: tensor<4096xi32>) -> tensor<?x?xf32> {
+  %y = quant.qmatmul #quant.encoding<gptq> config #quant.gptq<bits = 4, group_size = 128, desc_act = false, sym = false, format = gptq> %x, %qw, %qz, %s, %g : (tensor<?x4096xf32>, tensor<512x?xi32>, tensor<32x?xi32>, tensor<32x?xf16>, tensor<4096xi32>) -> tensor<?x?xf32>
+  func.return %y : tensor<?x?xf32>
+}
+
+// CHECK:       .visible .entry gptq_kernel2(
+// CHECK:         %tid.x
+// CHECK:         fma.rn.f32
+// CHECK:         shfl.sync.bfly.b32
+// CHECK:         ret;
+
+// -----
+
+// With act-order (desc_act), each thread of the column's warp takes every
+// 32nd k (through g_idx) and the warp sums them.
+func.func @gptq_act_order(%x: tensor<?x4096xf32>, %qw: tensor<512x?xi32>, %qz: tensor<32x?xi32>, %s: tensor<32x?xf16>, %g: tensor<4096xi32>) -> tensor<?x?xf32> {
+  %y = quant.qmatmul #quant.encoding<gptq> config #quant.gptq<bits = 4, group_size = 128, desc_act = true, sym = false, format = gptq> %x, %qw, %qz, %s, %g : (tensor<?x4096xf32>, tensor<512x?xi32>, tensor<32x?xi32>, tensor<32x?xf16>, tensor<4096xi32>) -> tensor<?x?xf32>
+  func.return %y : tensor<?x?xf32>
+}
+
+// CHECK:       .visible .entry gptq_act_order_kernel1(
+// CHECK:         shfl.sync.bfly.b32
+// CHECK:         ret;
