@@ -8,16 +8,19 @@ a vector<32xi8>) and multiplied with the matching 32 activation codes by one
 value = scale_j * (u - bias) (+/-) offset_j and x ~= xd * xq:
 
     sum_k w_k x_k ~= sum_runs sum_lanes (scale_j * xd) * dot_lane
-                     - sum_j (bias * scale_j -/+ offset_j) * xsum_j
+                     - sum_j (bias * scale_j -/+ offset_j) * qsum_j
 
 where j is the sub-block of a lane (a lane's four weights never straddle a
-sub-block: sub-blocks are 16 or 32 weights long) and xsum_j the float sum
-of x over sub-block j (exact x, not its codes). Lanes stay in vectors until
-the end of the row: per run, one dot, one int->float conversion and one
-fused multiply-add per row of x.
+sub-block: sub-blocks are 16 or 32 weights long) and qsum_j the sum of the
+quantized x over sub-block j, so that the bias cancels exactly and the only
+error is that of quantizing x. Lanes stay in vectors until the end of the
+row: per run, one dot, one int->float conversion and one fused multiply-add
+per row of x.
 
-Unpacking a block is shared by `m_tile` rows of x (each gets its own dots).
-The float path (`gguf_kernels.lower_qmatmul`) stays available and exact.
+Unpacking a block is shared by `m_tile` rows of x (each gets its own dots);
+there, and for formats whose unpacking is heavy, two runs form one 64-byte
+dot. A task takes ROW_BLOCK weight rows and walks x in chunks that stay in
+L2. The float path (`gguf_kernels.lower_qmatmul`) stays available and exact.
 """
 
 from __future__ import annotations
