@@ -377,7 +377,7 @@ func.func @f() {
 
 // -----
 
-// GPTQ element types: qweight is i32 (or si32).
+// GPTQ element types: qweight is signless i32.
 func.func @f() {
   // expected-error@+1 {{quant.weight "w": GPTQ qweight must have element type i32}}
   %q:4 = quant.weight "w" #quant.encoding<gptq> [64, 256] config #quant.gptq<bits = 4, group_size = 64, desc_act = false, sym = true> : tensor<32x64xf32>, tensor<4x8xi32>, tensor<4x64xf16>, tensor<256xi32>
@@ -386,7 +386,16 @@ func.func @f() {
 
 // -----
 
-// qzeros is i32 (or si32), not ui32.
+// Not si32: the lowering's integer arithmetic takes signless integers only.
+func.func @f() {
+  // expected-error@+1 {{quant.weight "w": GPTQ qweight must have element type i32, got si32}}
+  %q:4 = quant.weight "w" #quant.encoding<gptq> [64, 256] config #quant.gptq<bits = 4, group_size = 64, desc_act = false, sym = true> : tensor<32x64xsi32>, tensor<4x8xi32>, tensor<4x64xf16>, tensor<256xi32>
+  func.return
+}
+
+// -----
+
+// qzeros is signless i32, not ui32.
 func.func @f() {
   // expected-error@+1 {{quant.weight "w": GPTQ qzeros must have element type i32}}
   %q:4 = quant.weight "w" #quant.encoding<gptq> [64, 256] config #quant.gptq<bits = 4, group_size = 64, desc_act = false, sym = true> : tensor<32x64xi32>, tensor<4x8xui32>, tensor<4x64xf16>, tensor<256xi32>
