@@ -20,14 +20,17 @@ from xdsl.passes import ModulePass, PassPipeline
 from quantir.compiler.context import make_context
 from quantir.dialects.qrt import TARGET_ATTR
 
+# outline-kernels comes before canonicalize and cse: the loop nests of equal
+# ops are outlined into one kernel first, so the cleanup (most of the
+# lowering's time) runs once per distinct kernel, not once per op.
 _SCALAR_LOWERING = (
     "quantir-bufferize,lower-quant-to-loops{vectorize=false m_tile=1},"
-    "lower-qnn-to-loops{vectorize=false},canonicalize,cse,outline-kernels"
+    "lower-qnn-to-loops{vectorize=false},outline-kernels,canonicalize,cse"
 )
 
 _CPU_LOWERING = (
     "quantir-bufferize,lower-quant-to-loops{{int8={int8}}},lower-qnn-to-loops,"
-    "canonicalize,cse,outline-kernels"
+    "outline-kernels,canonicalize,cse"
 )
 
 PIPELINES: dict[str, str] = {

@@ -41,8 +41,8 @@ from dataclasses import dataclass
 
 from xdsl.context import Context
 from xdsl.dialects import arith, func, scf
-from xdsl.dialects.builtin import IndexType, IntegerAttr, ModuleOp, SymbolRefAttr, UnitAttr
-from xdsl.ir import Attribute, Block, Operation, Region, SSAValue
+from xdsl.dialects.builtin import IndexType, IntegerAttr, ModuleOp, UnitAttr
+from xdsl.ir import Block, Operation, Region, SSAValue
 from xdsl.passes import ModulePass
 from xdsl.rewriter import Rewriter
 from xdsl.utils.exceptions import PassFailedException
@@ -93,23 +93,23 @@ class OutlineKernelsPass(ModulePass):
                 continue
             count = 0
             for loop in [o for o in host.body.block.ops if isinstance(o, scf.ParallelOp)]:
+                nest = self.nest(loop)
+                same = outlined.find(nest)
+                if same is not None:  # launch it: no copy is made
+                    Rewriter.replace_op(loop, LaunchOp(same.sym_name.data, nest.passed, nest.range))
+                    continue
                 name = f"{host.sym_name.data}_kernel{count}"
                 while name in names:
                     count += 1
                     name = f"{host.sym_name.data}_kernel{count}"
-                kernel, launch = self.outline(host, loop, name)
-                same = outlined.find(kernel)
-                if same is not None:
-                    launch.kernel = SymbolRefAttr(same.sym_name)
-                    continue
-                outlined.add(kernel)
                 names.add(name)
                 count += 1
+                key = nest.key()  # before outline() erases the host loop
+                kernel = self.outline(nest, name)
+                outlined.add(key, kernel)
                 op.body.block.insert_op_after(kernel, host)
 
-    def outline(
-        self, host: func.FuncOp, loop: scf.ParallelOp, name: str
-    ) -> tuple[func.FuncOp, LaunchOp]:
+    def nest(self, loop: scf.ParallelOp) -> _Nest:
         if loop.initVals:
             raise PassFailedException(
                 f"{self.name}: parallel loops with reductions are not supported"
@@ -123,7 +123,11 @@ class OutlineKernelsPass(ModulePass):
         captured = captured_values(loop, frozenset({len(loop.lowerBound)}))
         constants = [v for v in captured if isinstance(v.owner, arith.ConstantOp)]
         passed = [v for v in captured if v not in constants]
+        return _Nest(loop, constants, passed)
 
+    def outline(self, nest: _Nest, name: str) -> func.FuncOp:
+        """The kernel of `nest`, which it replaces by a launch of the kernel."""
+        loop, constants, passed = nest.loop, nest.constants, nest.passed
         block = Block(arg_types=[IndexType(), IndexType(), *[v.type for v in passed]])
         lo, hi = block.args[0], block.args[1]
         lo.name_hint, hi.name_hint = "lo", "hi"
@@ -143,26 +147,63 @@ class OutlineKernelsPass(ModulePass):
 
         kernel = func.FuncOp(name, ([a.type for a in block.args], []), Region(block))
         kernel.attributes[KERNEL_ATTR] = UnitAttr()
-        launch = LaunchOp(name, passed, loop.upperBound[0])
-        Rewriter.replace_op(loop, launch)
-        return kernel, launch
+        Rewriter.replace_op(loop, LaunchOp(name, passed, nest.range))
+        return kernel
+
+
+@dataclass
+class _Nest:
+    """A host loop nest and what its kernel takes: constants re-created, values passed."""
+
+    loop: scf.ParallelOp
+    constants: list[SSAValue]
+    passed: list[SSAValue]
+
+    @property
+    def range(self) -> SSAValue:
+        return self.loop.upperBound[0]
+
+    def key(self) -> tuple[object, ...]:
+        """Equal for nests that may share a kernel (cheap; `same_kernel` decides)."""
+        return (
+            tuple(v.type for v in self.passed),
+            tuple(v.owner.value for v in self.constants),  # type: ignore[attr-defined]
+            sum(1 for _ in self.loop.walk()),
+        )
+
+    def same_kernel(self, kernel: func.FuncOp) -> bool:
+        """Whether `kernel` (outlined from a nest of the same key) computes this nest."""
+        ops = list(kernel.body.block.ops)
+        clones, kernel_loop = ops[: len(self.constants)], ops[len(self.constants)]
+        args = kernel.body.block.args[2:]
+        context: dict = {v: arg for v, arg in zip(self.passed, args, strict=True)}
+        context.update({c: op.results[0] for c, op in zip(self.constants, clones, strict=True)})
+        loop = self.loop
+        if (
+            not isinstance(kernel_loop, scf.ParallelOp)
+            or len(loop.operands) != len(kernel_loop.operands)
+            or loop.attributes != kernel_loop.attributes
+            or loop.properties != kernel_loop.properties
+        ):
+            return False
+        bounds = (0, len(loop.lowerBound))  # (lo, hi) in the kernel
+        for position, (ours, theirs) in enumerate(zip(loop.operands, kernel_loop.operands)):
+            if position not in bounds and context.get(ours, ours) != theirs:
+                return False
+        return loop.body.is_structurally_equivalent(kernel_loop.body, context)
 
 
 class _KernelTable:
     """Outlined kernels, found again by structure (names of values aside)."""
 
     def __init__(self) -> None:
-        self._buckets: dict[tuple[Attribute, int], list[func.FuncOp]] = {}
+        self._buckets: dict[tuple[object, ...], list[func.FuncOp]] = {}
 
-    @staticmethod
-    def _key(kernel: func.FuncOp) -> tuple[Attribute, int]:
-        return kernel.function_type, sum(1 for _ in kernel.body.walk())
-
-    def find(self, kernel: func.FuncOp) -> func.FuncOp | None:
-        for known in self._buckets.get(self._key(kernel), ()):
-            if kernel.body.is_structurally_equivalent(known.body):
-                return known
+    def find(self, nest: _Nest) -> func.FuncOp | None:
+        for kernel in self._buckets.get(nest.key(), ()):
+            if nest.same_kernel(kernel):
+                return kernel
         return None
 
-    def add(self, kernel: func.FuncOp) -> None:
-        self._buckets.setdefault(self._key(kernel), []).append(kernel)
+    def add(self, key: tuple[object, ...], kernel: func.FuncOp) -> None:
+        self._buckets.setdefault(key, []).append(kernel)
