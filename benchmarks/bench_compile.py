@@ -1,0 +1,251 @@
+"""Model-scale costs: open a GGUF file, compile a graph of all its matrices, run it.
+
+    python benchmarks/bench_compile.py FILE.gguf [--json]
+    python benchmarks/bench_compile.py --write-synthetic OUT.gguf [--vocab N] [--layers L]
+
+For FILE it builds one graph holding a `quant.qmatmul` for every 2-D
+quantized matrix quantir supports (input xK [1, K] per distinct K; each
+product is an output), and a second graph holding one op per distinct
+(encoding, N, K): the cost a whole-model graph should approach once equal
+kernels are compiled once. It reports, side by side:
+
+* open: `open_gguf` (quantir's lazy reader) and gguf-py's `GGUFReader` on the
+  same file, best of several opens; and the Python memory peak of each open
+  (tracemalloc; the mapped file itself is not counted by either);
+* cold compile: `compile_graph` with an empty kernel cache, for the full graph
+  and for the distinct-op graph;
+* warm compile: the full graph again from the disk cache (the in-process
+  memo cleared), as a new process would;
+* run: one call of the compiled full graph, weights bound from the mapped
+  file, best of several calls.
+
+`--write-synthetic` writes a llama-like file with gguf-py's writer
+(through `write_gguf`): a tokenizer of N strings with scores and token types
+(like a real vocabulary) and L blocks of Q4_K/Q6_K matrices, for a run when
+no real model file is at hand.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+import tracemalloc
+from pathlib import Path
+
+import numpy as np
+
+
+def _best(fn, repeats: int) -> float:
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def _peak_bytes(fn) -> int:
+    tracemalloc.start()
+    try:
+        fn()
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def quantized_matrices(model) -> list:
+    """The 2-D tensors of a supported encoding, in file order."""
+    return [t for t in model.tensors if t.encoding is not None and len(t.shape) == 2]
+
+
+def build_graph(name: str, matrices: list):
+    """One qmatmul per matrix; x_K inputs [m, K], one per distinct K."""
+    from quantir.compiler.graph import DType, Graph, TensorType, ops
+
+    ks = sorted({t.shape[1] for t in matrices})
+    with Graph(
+        name,
+        input_types=[TensorType(DType.float32, ["m", k]) for k in ks],
+        input_names=[f"x{k}" for k in ks],
+    ) as g:
+        x_of = dict(zip(ks, g.inputs, strict=True))
+        outputs = []
+        for t in matrices:
+            w = g.add_weight(t.as_weight())
+            outputs.append(ops.qmatmul(t.encoding, None, x_of[t.shape[1]], w))
+        g.output(*outputs)
+    return g, ks
+
+
+def distinct(matrices: list) -> list:
+    seen: dict[tuple, object] = {}
+    for t in matrices:
+        seen.setdefault((t.encoding, t.shape), t)
+    return list(seen.values())
+
+
+def _cold_compile(graph) -> float:
+    from quantir.runtime import compile_graph, jit
+
+    with tempfile.TemporaryDirectory(prefix="quantir-bench-cache-") as cache_dir:
+        os.environ["QUANTIR_CACHE_DIR"] = cache_dir
+        jit._memory.clear()
+        jit._keys.clear()
+        start = time.perf_counter()
+        compile_graph(graph)
+        return time.perf_counter() - start
+
+
+def measure(path: Path, repeats: int = 5) -> dict:
+    from gguf import GGUFReader
+
+    from quantir.runtime import compile_graph, jit
+    from quantir.runtime.gguf import open_gguf
+
+    result: dict = {"file": str(path), "file_bytes": path.stat().st_size}
+    result["open_s"] = _best(lambda: open_gguf(path), repeats)
+    result["open_peak_bytes"] = _peak_bytes(lambda: open_gguf(path))
+    result["ggufpy_open_s"] = _best(lambda: GGUFReader(path), max(1, repeats // 2))
+    result["ggufpy_open_peak_bytes"] = _peak_bytes(lambda: GGUFReader(path))
+    model = open_gguf(path)
+    result["header_bytes"] = model.data_offset
+    matrices = quantized_matrices(model)
+    if not matrices:
+        raise SystemExit(f"{path}: no 2-D quantized matrix of a supported encoding")
+    unique = distinct(matrices)
+    result["ops"], result["distinct_ops"] = len(matrices), len(unique)
+    graph, ks = build_graph("model", matrices)
+    unique_graph, _ = build_graph("distinct", unique)
+
+    saved = os.environ.get("QUANTIR_CACHE_DIR")
+    try:
+        result["cold_distinct_s"] = _cold_compile(unique_graph)
+        with tempfile.TemporaryDirectory(prefix="quantir-bench-cache-") as cache_dir:
+            os.environ["QUANTIR_CACHE_DIR"] = cache_dir
+            jit._memory.clear()
+            jit._keys.clear()
+            start = time.perf_counter()
+            compile_graph(graph)
+            result["cold_s"] = time.perf_counter() - start
+            jit._memory.clear()
+            jit._keys.clear()
+            start = time.perf_counter()
+            compiled = compile_graph(graph)
+            result["warm_s"] = time.perf_counter() - start
+    finally:
+        if saved is None:
+            os.environ.pop("QUANTIR_CACHE_DIR", None)
+        else:
+            os.environ["QUANTIR_CACHE_DIR"] = saved
+        jit._memory.clear()
+        jit._keys.clear()
+
+    rng = np.random.default_rng(0)
+    inputs = [rng.standard_normal((1, k)).astype(np.float32) for k in ks]
+    compiled(*inputs, weights=model)  # first call binds the weights
+    result["run_s"] = _best(lambda: compiled(*inputs, weights=model), repeats)
+    result["ratio_open"] = result["ggufpy_open_s"] / result["open_s"]
+    result["ratio_cold"] = result["cold_s"] / result["cold_distinct_s"]
+    return result
+
+
+def format_row(r: dict) -> str:
+    mib = 1 << 20
+    return (
+        f"{Path(r['file']).name}: {r['file_bytes'] / mib:.1f} MiB, header "
+        f"{r['header_bytes'] / mib:.2f} MiB, {r['ops']} ops ({r['distinct_ops']} distinct)\n"
+        f"  open        {r['open_s'] * 1e3:9.2f} ms  (gguf-py {r['ggufpy_open_s'] * 1e3:.1f} ms, "
+        f"{r['ratio_open']:.0f}x; peak {r['open_peak_bytes'] / mib:.2f} MiB vs "
+        f"{r['ggufpy_open_peak_bytes'] / mib:.1f} MiB)\n"
+        f"  cold        {r['cold_s']:9.2f} s   (distinct ops alone {r['cold_distinct_s']:.2f} s, "
+        f"{r['ratio_cold']:.2f}x)\n"
+        f"  warm        {r['warm_s'] * 1e3:9.1f} ms\n"
+        f"  run (m=1)   {r['run_s'] * 1e3:9.2f} ms"
+    )
+
+
+def write_synthetic(path: Path, vocab: int, layers: int, dim: int = 512, ffn: int = 1536) -> None:
+    """A llama-like file: a `vocab`-token tokenizer, `layers` blocks of quantized matrices."""
+    from gguf import GGUFValueType as V
+
+    from quantir.dialects.encoding import QuantizationEncoding as E
+    from quantir.runtime.gguf import MetadataValue, TensorToWrite, write_gguf
+
+    rng = np.random.default_rng(0)
+
+    def blocks(encoding, n: int, k: int):
+        # Random codes with fp16 scales of 0: valid blocks, cheap to make.
+        row = k // encoding.elements_per_block * encoding.block_size
+        data = rng.integers(0, 256, size=(n, row), dtype=np.uint8)
+        return data
+
+    def matrix(name: str, encoding, n: int, k: int) -> TensorToWrite:
+        return TensorToWrite(
+            name, encoding, (n, k), lambda: _zero_scales(encoding, blocks(encoding, n, k))
+        )
+
+    tensors = [matrix("token_embd.weight", E.Q4_K, vocab, dim)]
+    for b in range(layers):
+        p = f"blk.{b}."
+        tensors += [
+            matrix(p + "attn_q.weight", E.Q4_K, dim, dim),
+            matrix(p + "attn_k.weight", E.Q4_K, dim // 4, dim),
+            matrix(p + "attn_v.weight", E.Q6_K, dim // 4, dim),
+            matrix(p + "attn_output.weight", E.Q4_K, dim, dim),
+            matrix(p + "ffn_gate.weight", E.Q4_K, ffn, dim),
+            matrix(p + "ffn_up.weight", E.Q4_K, ffn, dim),
+            matrix(p + "ffn_down.weight", E.Q6_K, dim, ffn),
+            TensorToWrite(p + "attn_norm.weight", np.float32, (dim,), np.ones(dim, np.float32)),
+        ]
+    tokens = [f"<tok{i}>" if i % 7 else f"\u2581word{i}" for i in range(vocab)]
+    metadata = {
+        "llama.block_count": layers,
+        "llama.embedding_length": dim,
+        "tokenizer.ggml.model": "llama",
+        "tokenizer.ggml.tokens": tokens,
+        "tokenizer.ggml.scores": MetadataValue(
+            [float(-i) for i in range(vocab)], V.ARRAY, V.FLOAT32
+        ),
+        "tokenizer.ggml.token_type": MetadataValue([1] * vocab, V.ARRAY, V.INT32),
+    }
+    write_gguf(path, tensors, metadata, arch="llama")
+
+
+def _zero_scales(encoding, data: np.ndarray) -> np.ndarray:
+    from quantir.compiler.encodings import layout_for
+
+    n = data.shape[0]
+    view = data.reshape(-1, encoding.block_size)
+    for offset in layout_for(encoding).fp16_fields.values():
+        view[:, offset : offset + 2] = 0
+    return view.reshape(n, -1)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("file", nargs="?", help="a GGUF file to measure")
+    parser.add_argument("--json", action="store_true", help="print the results as JSON")
+    parser.add_argument("--repeats", type=int, default=5, help="timed repeats (best of)")
+    parser.add_argument("--write-synthetic", metavar="OUT", help="write a synthetic GGUF file")
+    parser.add_argument("--vocab", type=int, default=262144, help="synthetic vocabulary size")
+    parser.add_argument("--layers", type=int, default=18, help="synthetic block count")
+    args = parser.parse_args(argv)
+    if args.write_synthetic:
+        start = time.perf_counter()
+        write_synthetic(Path(args.write_synthetic), args.vocab, args.layers)
+        print(f"wrote {args.write_synthetic} in {time.perf_counter() - start:.1f} s")
+        if not args.file:
+            return 0
+    if not args.file:
+        parser.error("give a GGUF file (or --write-synthetic OUT)")
+    result = measure(Path(args.file), args.repeats)
+    print(json.dumps(result, indent=2) if args.json else format_row(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

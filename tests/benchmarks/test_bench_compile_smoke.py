@@ -1,0 +1,35 @@
+"""benchmarks/bench_compile.py on a small synthetic file: it measures what it says."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
+
+
+@pytest.fixture(scope="module")
+def bench():
+    sys.path.insert(0, str(BENCHMARKS))
+    try:
+        return importlib.import_module("bench_compile")
+    finally:
+        sys.path.remove(str(BENCHMARKS))
+
+
+def test_synthetic_file_graph_and_measurements(bench, tmp_path, monkeypatch):
+    monkeypatch.setenv("QUANTIR_CACHE_DIR", str(tmp_path / "cache"))
+    path = tmp_path / "synthetic.gguf"
+    bench.write_synthetic(path, vocab=2048, layers=2)
+    result = bench.measure(path, repeats=1)
+    # token_embd plus 7 matrices per block; 6 distinct (encoding, shape) pairs.
+    assert result["ops"] == 1 + 2 * 7 and result["distinct_ops"] == 6
+    assert result["header_bytes"] > 2048 * 8  # the vocabulary is in the header
+    for key in ("open_s", "ggufpy_open_s", "cold_s", "cold_distinct_s", "warm_s", "run_s"):
+        assert result[key] > 0, key
+    assert result["warm_s"] < result["cold_s"]
+    row = bench.format_row(result)
+    assert "15 ops (6 distinct)" in row and "gguf-py" in row
