@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 import struct
 import threading
 from dataclasses import dataclass, field
@@ -149,13 +150,19 @@ class CompiledModule:
             raise ValueError("compiled module: code does not match its target")
         return CompiledModule(target, host_mlir, sigs, object_code, ptx)
 
-    def check_consistent(self, target: str) -> None:
+    def check_consistent(self, target: str, functions: frozenset[str] = frozenset()) -> None:
         """Raise ValueError unless this module is one `_build` could have made for
-        `target`: every host function plans, and launches only kernels it has,
-        with as many arguments as their signatures take."""
+        `target` from a source defining `functions`: it has those host functions,
+        every host function plans, and launches only kernels it has, with as many
+        arguments as their signatures take."""
         if self.target != target:
             raise ValueError(f"compiled for {self.target}, not {target}")
-        for host in host_functions(self).values():
+        hosts = host_functions(self)
+        if not functions <= hosts.keys():
+            raise ValueError(
+                f"host functions {sorted(hosts)} lack {sorted(functions - hosts.keys())}"
+            )
+        for host in hosts.values():
             plan = HostPlan.build(host)
             for step in plan.steps:
                 if step.kind != "launch":
@@ -243,7 +250,7 @@ def compile_source(
     if hit is not None:
         return hit
     check_pipeline_target(pipeline, target)
-    compiled = _load_cached(key, target)
+    compiled = _load_cached(key, target, _defined_functions(text))
     if compiled is not None:
         with _lock:
             _memory[key] = compiled
@@ -268,7 +275,16 @@ def check_pipeline_target(pipeline: str | None, target: str) -> None:
         )
 
 
-def _load_cached(key: str, target: str) -> CompiledModule | None:
+_FUNC_NAME = re.compile(r"^\s*func\.func\s+(?:public\s+)?@([A-Za-z_][\w$.]*)\s*\(", re.MULTILINE)
+
+
+def _defined_functions(text: str) -> frozenset[str]:
+    """Names of the public functions the source text defines, found without parsing it
+    (a name this misses only goes unchecked)."""
+    return frozenset(_FUNC_NAME.findall(text))
+
+
+def _load_cached(key: str, target: str, functions: frozenset[str]) -> CompiledModule | None:
     """The disk cache's module for `key`, or None when missing or not valid.
 
     The cache directory is the user's own, so its entries are trusted not to
@@ -285,7 +301,7 @@ def _load_cached(key: str, target: str) -> CompiledModule | None:
         return None
     try:
         compiled = CompiledModule.from_bytes(payload)
-        compiled.check_consistent(target)
+        compiled.check_consistent(target, functions)
         if target == "cpu":
             _cpu_kernels(compiled)  # every kernel's symbol must resolve
     except Exception:  # noqa: BLE001 - whatever is wrong with an untrusted entry, rebuild it

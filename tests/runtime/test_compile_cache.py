@@ -235,6 +235,11 @@ CORRUPTIONS = {
     "kernel-arity": _with_meta(_extra_parameter),
     "kernel-symbols-absent": _with_meta(_rename_kernels),
     "extra-field": _with_meta(lambda m: m | {"more": 1}),
+    # Found by fuzzing: valid host IR without the function the caller runs.
+    "host-mlir-empty-module": _set("host_mlir", "builtin.module {\n}\n"),
+    "host-mlir-other-function": _with_meta(
+        lambda m: m | {"host_mlir": m["host_mlir"].replace("@dequantize", "@other")}
+    ),
     # The checksum is bound to the key: a valid entry of another key never loads.
     "foreign-entry": lambda d, k: _valid_header(d[cache._HEADER.size :], "0" * 64),
 }
