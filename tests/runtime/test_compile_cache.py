@@ -238,7 +238,9 @@ CORRUPTIONS = {
     # Found by fuzzing: valid host IR without the function the caller runs.
     "host-mlir-empty-module": _set("host_mlir", "builtin.module {\n}\n"),
     "host-mlir-other-function": _with_meta(
-        lambda m: m | {"host_mlir": m["host_mlir"].replace("@dequantize", "@other")}
+        lambda m: (
+            m | {"host_mlir": m["host_mlir"].replace("func.func @dequantize(", "func.func @other(")}
+        )
     ),
     # The checksum is bound to the key: a valid entry of another key never loads.
     "foreign-entry": lambda d, k: _valid_header(d[cache._HEADER.size :], "0" * 64),
