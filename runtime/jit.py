@@ -164,6 +164,13 @@ class CompiledModule:
             )
         for host in hosts.values():
             plan = HostPlan.build(host)
+            for out in plan.outputs:  # each dynamic result dimension names an argument's
+                dynamic = sum(1 for d in out.spec.shape if d < 0)
+                if dynamic != len(out.result_dims) or any(
+                    not 0 <= arg < len(plan.args) or not 0 <= dim < len(plan.args[arg].spec.shape)
+                    for arg, dim in out.result_dims
+                ):
+                    raise ValueError(f"output {out.label}: its dynamic dimensions have no source")
             for step in plan.steps:
                 if step.kind != "launch":
                     continue

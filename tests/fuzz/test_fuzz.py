@@ -47,3 +47,25 @@ def test_fuzz_surface(surface, request, tmp_path):
         f"\n  {r['detail'][:1500]}"
         for r in findings
     )
+
+
+# Cases campaigns found, fixed since: (surface, seed, case), run as they were.
+FOUND = [
+    ("cache", 1796074798, 830),  # host IR without the function the caller runs
+    ("cache", 1796074798, 1090),
+    ("cache", 1796075738, 60),  # an output's dynamic dimension with no source
+]
+
+
+@pytest.mark.parametrize("surface, seed, case", FOUND)
+def test_fuzz_findings_stay_fixed(surface, seed, case, tmp_path):
+    result = subprocess.run(
+        [sys.executable, str(WORKER), surface, "--seed", str(seed), "--only", str(case)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "QUANTIR_CACHE_DIR": str(tmp_path / "cache")},
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    (record,) = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+    assert record["outcome"] == "ok", record["detail"]
