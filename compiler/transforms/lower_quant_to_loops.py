@@ -5,6 +5,10 @@ blocks, arith/memref/vector ops) that unpack its packed operand explicitly,
 through the per-encoding layouts in `quantir.compiler.encodings`. Run
 `quantir-bufferize` first: the ops must be in their `outs(...)` form.
 
+Ops that are equal (same kind, attributes and operand types: a model's
+layers repeat a few shapes) are lowered once; the others get a clone of that
+loop nest with their own operands, which costs a fraction of building it.
+
 Options:
 - `vectorize` (default true): unpack the lanes of a block as vector ops (the
   CPU path). With false, lanes become scalar loops marked `qrt.loop = "lanes"`
@@ -41,7 +45,9 @@ from dataclasses import dataclass
 
 from xdsl.context import Context
 from xdsl.dialects.builtin import ModuleOp, TensorType
+from xdsl.ir import Operation, SSAValue
 from xdsl.passes import ModulePass
+from xdsl.rewriter import InsertPoint, Rewriter
 from xdsl.utils.exceptions import PassFailedException
 
 from quantir.compiler.encodings import layout_for
@@ -50,6 +56,31 @@ from quantir.compiler.lowering.emitter import Emitter
 from quantir.compiler.lowering.row_views import as_rows
 from quantir.dialects import quant
 from quantir.dialects.encoding import QuantizationEncoding
+
+
+def _lowering_key(qop: Operation) -> tuple:
+    """What a quant op's lowering depends on: its kind, attributes and operand types."""
+    props = tuple(sorted((k, str(v)) for k, v in qop.properties.items()))
+    return (qop.name, props, tuple(str(v.type) for v in qop.operands))
+
+
+def _ops_between(first_exclusive: Operation | None, last_exclusive: Operation) -> list[Operation]:
+    """The ops of last_exclusive's block strictly between the two (from the block start
+    when the first is None)."""
+    block = last_exclusive.parent_block()
+    assert block is not None
+    cur = first_exclusive.next_op if first_exclusive is not None else block.first_op
+    ops = []
+    while cur is not None and cur is not last_exclusive:
+        ops.append(cur)
+        cur = cur.next_op
+    return ops
+
+
+def _clone_before(anchor: Operation, ops: list[Operation], mapping: dict) -> None:
+    """Clone `ops` (a lowering) before `anchor`, their outside values renamed by `mapping`."""
+    for o in ops:
+        Rewriter.insert_op(o.clone(value_mapper=mapping), InsertPoint.before(anchor))
 
 
 @dataclass(frozen=True)
@@ -70,17 +101,29 @@ class LowerQuantToLoopsPass(ModulePass):
             raise PassFailedException(
                 f"{self.name}: gptq_chunk must be a positive multiple of 16, got {self.gptq_chunk}"
             )
+        # A graph repeats few distinct ops (every layer's matmuls have the same
+        # shapes): each distinct op is lowered once and its loops are cloned,
+        # operands remapped, for the ops equal to it (cloning costs a fraction
+        # of building the loop nests again).
+        lowered: dict[tuple, tuple[list[Operation], list[SSAValue]]] = {}
         for qop in [o for o in op.walk() if isinstance(o, quant.DequantizeOp | quant.QMatmulOp)]:
             if qop.out is None or any(isinstance(v.type, TensorType) for v in qop.operands):
                 raise PassFailedException(
                     f"{self.name}: '{qop.name}' is on tensors; run quantir-bufferize first"
                 )
-            e = Emitter.before(qop)
-            encoding = qop.encoding.encoding
-            if isinstance(qop, quant.DequantizeOp):
-                self.lower_dequantize(e, encoding, qop)
+            key = _lowering_key(qop)
+            if key in lowered:
+                ops, operands = lowered[key]
+                _clone_before(qop, ops, dict(zip(operands, qop.operands)))
             else:
-                self.lower_qmatmul(e, encoding, qop)
+                before = qop.prev_op
+                e = Emitter.before(qop)
+                encoding = qop.encoding.encoding
+                if isinstance(qop, quant.DequantizeOp):
+                    self.lower_dequantize(e, encoding, qop)
+                else:
+                    self.lower_qmatmul(e, encoding, qop)
+                lowered[key] = (_ops_between(before, qop), list(qop.operands))
             qop.detach()
             qop.erase()
 

@@ -1,0 +1,73 @@
+"""lower-quant-to-loops lowers each distinct quant op once and clones its loops for
+the ops equal to it (a model's layers repeat a few shapes): the clones compute
+what a fresh lowering computes."""
+
+from __future__ import annotations
+
+import numpy as np
+from xdsl.dialects import scf
+
+from quantir.compiler.context import make_context
+from quantir.compiler.graph import DType, Graph, TensorType, Weight, ops
+from quantir.compiler.lowering import gguf_int8
+from quantir.compiler.pipeline import run_pipeline
+from quantir.dialects.encoding import QuantizationEncoding
+from quantir.runtime import compile_graph
+from quantir.runtime.quantize import quantize
+
+Q4_K, Q6_K = QuantizationEncoding.Q4_K, QuantizationEncoding.Q6_K
+
+
+def _graph() -> Graph:
+    """Three q4_k matmuls of one shape (one with another x) and a q6_k one."""
+    with Graph("layers", input_types=[TensorType(DType.float32, ["m", 256])]) as g:
+        x = g.inputs[0]
+        ws = [
+            g.add_weight(Weight(f"w{i}", DType.uint8, [32, 256], quantization_encoding=Q4_K))
+            for i in range(3)
+        ]
+        w6 = g.add_weight(Weight("w6", DType.uint8, [32, 256], quantization_encoding=Q6_K))
+        a = ops.qmatmul(Q4_K, None, x, ws[0])
+        b = ops.qmatmul(Q4_K, None, x + x, ws[1])
+        c = ops.qmatmul(Q4_K, None, x, ws[2])
+        d = ops.qmatmul(Q6_K, None, x, w6)
+        g.output(a + b + c + d)
+    return g
+
+
+def test_each_distinct_op_is_lowered_once(monkeypatch):
+    calls = []
+    real = gguf_int8.lower_qmatmul_int8
+
+    def counting(*args, **kwargs):
+        calls.append(args[1].encoding)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(gguf_int8, "lower_qmatmul_int8", counting)
+    module = _graph().module.clone()
+    run_pipeline(make_context(), module, "quantir-bufferize,lower-quant-to-loops")
+    assert calls == [Q4_K, Q6_K]
+    # Four matmul nests (plus the x-quantizing ones), one per op.
+    nests = [o for o in module.walk() if isinstance(o, scf.ParallelOp)]
+    assert len([n for n in nests if n.attributes.get("qrt.gpu_mapping")]) == 4
+
+
+def test_cloned_lowerings_compute_each_op():
+    rng = np.random.default_rng(2)
+    weights = {f"w{i}": rng.standard_normal((32, 256)).astype(np.float32) for i in range(3)}
+    weights["w6"] = rng.standard_normal((32, 256)).astype(np.float32)
+    packed = {n: quantize("q6_k" if n == "w6" else "q4_k", w) for n, w in weights.items()}
+    x = rng.standard_normal((3, 256)).astype(np.float32)
+    (y,) = compile_graph(_graph(), threads=1, exact=True)(x, weights=packed)
+    deq = {n: _dequantized(n, p) for n, p in packed.items()}
+    x64 = x.astype(np.float64)
+    ref = x64 @ deq["w0"].T + (2 * x64) @ deq["w1"].T + x64 @ deq["w2"].T + x64 @ deq["w6"].T
+    np.testing.assert_allclose(y, ref, rtol=1e-4, atol=1e-4)
+
+
+def _dequantized(name: str, packed: np.ndarray) -> np.ndarray:
+    from gguf import GGMLQuantizationType
+    from gguf.quants import dequantize
+
+    kind = GGMLQuantizationType.Q6_K if name == "w6" else GGMLQuantizationType.Q4_K
+    return dequantize(packed, kind).astype(np.float64)
