@@ -1,9 +1,12 @@
 """Running compiled kernels on the CPU, split across threads.
 
 Each CPU kernel has the entry `void k(i64 lo, i64 hi, u64 *argv)` and runs
-the `[lo, hi)` slice of its launch range. A launch cuts the range into one
-contiguous slice per thread and calls the kernel from a thread pool; ctypes
-releases the GIL for the duration of each call, so slices run in parallel.
+the `[lo, hi)` slice of its launch range. A launch cuts the range into a few
+contiguous chunks per thread, which the calling thread and persistent worker
+threads claim one at a time until none is left: a worker that wakes late, or
+a core another process holds, then takes fewer chunks instead of making the
+others wait. ctypes releases the GIL for the duration of each call, so chunks
+run in parallel. Idle workers block on a queue (they never spin).
 The thread count is the `threads=` argument, else QUANTIR_NUM_THREADS, else
 every core.
 """
@@ -11,9 +14,11 @@ every core.
 from __future__ import annotations
 
 import ctypes
+import itertools
 import os
+import queue
 import threading
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
 
 import numpy as np
 
@@ -22,9 +27,46 @@ from quantir.compiler.backend.cpu_codegen import LoadedObject
 
 KernelFn = ctypes.CFUNCTYPE(None, ctypes.c_int64, ctypes.c_int64, ctypes.c_void_p)
 
-_pool: ThreadPoolExecutor | None = None
-_pool_size = 0
-_pool_lock = threading.Lock()
+CHUNKS_PER_THREAD = 4
+"""Chunks a launch is cut into per thread (claimed dynamically)."""
+
+
+class _Workers:
+    """Persistent daemon threads, each blocked on its own queue until given a job."""
+
+    def __init__(self) -> None:
+        self._inboxes: list[queue.SimpleQueue] = []
+        self._lock = threading.Lock()
+
+    def _serve(self, inbox: queue.SimpleQueue) -> None:
+        while True:
+            job, done = inbox.get()
+            try:
+                job()
+                done.put(None)
+            except BaseException as e:  # handed to the launching thread
+                done.put(e)
+
+    def run(self, job: Callable[[], None], helpers: int) -> None:
+        """Run `job` on this thread and on `helpers` workers at once; re-raise a failure."""
+        with self._lock:
+            while len(self._inboxes) < helpers:
+                inbox: queue.SimpleQueue = queue.SimpleQueue()
+                name = f"quantir-{len(self._inboxes)}"
+                threading.Thread(target=self._serve, args=(inbox,), name=name, daemon=True).start()
+                self._inboxes.append(inbox)
+            inboxes = self._inboxes[:helpers]
+        done: queue.SimpleQueue = queue.SimpleQueue()
+        for inbox in inboxes:
+            inbox.put((job, done))
+        job()
+        errors = [done.get() for _ in inboxes]
+        for e in errors:
+            if e is not None:
+                raise e
+
+
+_workers = _Workers()
 
 
 def default_threads() -> int:
@@ -50,18 +92,6 @@ def resolve_threads(threads: int | None) -> int:
     return threads
 
 
-def _get_pool(n: int) -> ThreadPoolExecutor:
-    global _pool, _pool_size
-    with _pool_lock:
-        if _pool is None or _pool_size < n:
-            old = _pool
-            _pool = ThreadPoolExecutor(max_workers=n, thread_name_prefix="quantir")
-            _pool_size = n
-            if old is not None:
-                old.shutdown(wait=False)
-        return _pool
-
-
 class CpuKernels:
     """The kernels of one compiled module, callable by name."""
 
@@ -79,9 +109,12 @@ class CpuKernels:
         if parts <= 1:
             fn(0, n, ptr)
             return
-        bounds = [n * i // parts for i in range(parts + 1)]
-        pool = _get_pool(parts)
-        futures = [pool.submit(fn, bounds[i], bounds[i + 1], ptr) for i in range(1, parts)]
-        fn(bounds[0], bounds[1], ptr)  # the calling thread takes the first slice
-        for f in futures:
-            f.result()
+        chunks = min(n, parts * CHUNKS_PER_THREAD)
+        bounds = [n * i // chunks for i in range(chunks + 1)]
+        claim = itertools.count()  # next() is atomic under the GIL
+
+        def work() -> None:
+            while (i := next(claim)) < chunks:
+                fn(bounds[i], bounds[i + 1], ptr)
+
+        _workers.run(work, parts - 1)
