@@ -297,8 +297,10 @@ def _is_byte(t: Attribute) -> bool:
 def _is_i32(t: Attribute) -> bool:
     # Signless only: the lowering's integer arithmetic (arith) takes signless
     # integers, so an si32 operand that passed here would fail there, unlocated.
-    return isinstance(t, IntegerType) and t.width.data == 32 and t.signedness.data == (
-        Signedness.SIGNLESS
+    return (
+        isinstance(t, IntegerType)
+        and t.width.data == 32
+        and t.signedness.data == (Signedness.SIGNLESS)
     )
 
 

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn, TextIO
 
-from quantir.compiler.tools.command import run_command, version_text
+from quantir.compiler.tools.command import parse_arguments, run_command, version_text
 from quantir.dialects.encoding import QuantizationEncoding
 from quantir.dialects.errors import QuantirError
 
@@ -412,11 +412,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command; return the exit status."""
-    parser = build_parser()
-    try:
-        args = parser.parse_args(argv)
-    except SystemExit as e:  # --help, or a usage error already reported
-        return e.code if isinstance(e.code, int) else 2
+    args = parse_arguments(build_parser(), argv)
+    if isinstance(args, int):  # --help, or a usage error already reported
+        return args
 
     def body() -> int:
         if args.command == "inspect":

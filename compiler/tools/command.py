@@ -8,10 +8,11 @@ pipe (``... | head``) is not an error.
 
 from __future__ import annotations
 
+import argparse
 import os
 import re
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TextIO
 
 
@@ -83,6 +84,17 @@ def error_text(error: BaseException) -> str:
     else:  # "FILE:L:C: error: msg" above the source line
         header = one_line(ValueError("\n".join(head + tail)))
     return f"{header}\n{lines[caret - 1]}\n{lines[caret]}"
+
+
+def parse_arguments(
+    parser: argparse.ArgumentParser, argv: Sequence[str] | None
+) -> argparse.Namespace | int:
+    """The parsed arguments, or the exit status when argparse already answered
+    (--help, --version: 0; a usage error it reported: 2)."""
+    try:
+        return parser.parse_args(argv)
+    except SystemExit as e:
+        return e.code if isinstance(e.code, int) else 2
 
 
 def silence_stdout() -> None:

@@ -27,7 +27,7 @@ from xdsl.dialects import func
 from xdsl.dialects.builtin import ModuleOp
 
 from quantir.compiler.diagnostics import UserError
-from quantir.compiler.tools.command import run_command, version_text
+from quantir.compiler.tools.command import parse_arguments, run_command, version_text
 from quantir.runtime.compiled_graph import DeviceUnavailableError, compile_on_device
 from quantir.runtime.device_names import parse_device
 from quantir.runtime.jit import parse_source
@@ -303,11 +303,9 @@ def _describe(array) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command; return the exit status."""
-    parser = build_parser()
-    try:
-        args = parser.parse_args(argv)
-    except SystemExit as e:  # --help, or a usage error already reported
-        return e.code if isinstance(e.code, int) else 2
+    args = parse_arguments(build_parser(), argv)
+    if isinstance(args, int):  # --help, or a usage error already reported
+        return args
     return run_command(
         PROG,
         lambda: _run(args, sys.stdout, sys.stderr),
