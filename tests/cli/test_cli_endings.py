@@ -39,13 +39,7 @@ def _raise(error: BaseException):
     return fail
 
 
-def _assert_one_line(err: str, prog: str) -> None:
-    lines = err.strip("\n").splitlines()
-    assert len(lines) == 1 and lines[0].startswith(f"{prog}: error: "), err
-    assert "Traceback" not in err
-
-
-@pytest.mark.parametrize(
+ENDINGS = pytest.mark.parametrize(
     "error, status, message",
     [
         (KeyboardInterrupt(), 130, "interrupted"),
@@ -54,6 +48,16 @@ def _assert_one_line(err: str, prog: str) -> None:
     ],
     ids=["interrupt", "memory", "recursion"],
 )
+"""How each command must end on these errors: exit status and message."""
+
+
+def _assert_one_line(err: str, prog: str) -> None:
+    lines = err.strip("\n").splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"{prog}: error: "), err
+    assert "Traceback" not in err
+
+
+@ENDINGS
 def test_quantir_opt_endings(tmp_path, monkeypatch, capsys, error, status, message):
     out = tmp_path / "out.mlir"
     out.write_text("previous contents\n")
@@ -73,15 +77,7 @@ def test_quantir_opt_output_file_is_written_on_success(tmp_path):
     assert "func.func @gptq_linear" in out.read_text()
 
 
-@pytest.mark.parametrize(
-    "error, status, message",
-    [
-        (KeyboardInterrupt(), 130, "interrupted"),
-        (MemoryError(), 1, "out of memory"),
-        (RecursionError(), 1, "nested too deeply"),
-    ],
-    ids=["interrupt", "memory", "recursion"],
-)
+@ENDINGS
 def test_quantir_run_and_quantir_endings(tmp_path, monkeypatch, capsys, error, status, message):
     out = tmp_path / "y.npy"
     monkeypatch.setattr(quantir_run, "compile_on_device", _raise(error))
