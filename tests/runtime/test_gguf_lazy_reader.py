@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from gguf import GGMLQuantizationType, GGUFReader, GGUFValueType
+from test_gguf_io import random_blocks
 
-from quantir.compiler.encodings import layout_for
 from quantir.dialects.encoding import QuantizationEncoding
 from quantir.runtime.cli import main as quantir_main
 from quantir.runtime.gguf import (
@@ -32,17 +32,6 @@ from quantir.runtime.gguf.metadata import MetadataArray
 DATA = Path(__file__).resolve().parents[1] / "data" / "gguf"
 V = GGUFValueType
 E = QuantizationEncoding
-
-
-def random_blocks(encoding: QuantizationEncoding, rows: int, k: int) -> np.ndarray:
-    """Random packed rows with small finite fp16 scales."""
-    rng = np.random.default_rng(0)
-    n_blocks = k // encoding.elements_per_block
-    blocks = rng.integers(0, 256, size=(rows * n_blocks, encoding.block_size), dtype=np.uint8)
-    for offset in layout_for(encoding).fp16_fields.values():
-        scales = (rng.standard_normal(rows * n_blocks) * 0.01).astype(np.float16)
-        blocks[:, offset : offset + 2] = scales.view(np.uint8).reshape(-1, 2)
-    return blocks.reshape(rows, n_blocks * encoding.block_size)
 
 
 def reference_value(field) -> object:
