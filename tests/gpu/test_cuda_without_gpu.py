@@ -62,18 +62,23 @@ def test_driver_errors_are_named() -> None:
     assert "update the NVIDIA driver" in str(err) and "222" in str(err)
 
 
-def test_gpu_check_script_dry_run() -> None:
-    """benchmarks/gpu_check.py runs end to end (on the CPU, small sizes)."""
+def test_gpu_check_script_dry_run(tmp_path) -> None:
+    """benchmarks/gpu_check.py runs end to end (on the CPU, small sizes) and writes its results."""
+    import json
     from pathlib import Path
 
     script = Path(__file__).resolve().parents[2] / "benchmarks" / "gpu_check.py"
     out = subprocess.run(
-        [sys.executable, str(script), "--dry-run", "--encodings", "q4_k,gptq4"],
+        [sys.executable, str(script), "--dry-run", "--encodings", "q4_k,gptq4", "--out", tmp_path],
         capture_output=True,
         text=True,
         timeout=300,
     )
     assert out.returncode == 0, out.stdout + out.stderr
-    lines = out.stdout.splitlines()
-    assert any(line.startswith("q4_k") and line.rstrip().endswith("True") for line in lines)
-    assert any(line.startswith("gptq4-g128") and line.rstrip().endswith("True") for line in lines)
+    results = json.loads((tmp_path / "gpu_check.json").read_text())
+    assert set(results["cases"]) == {"q4_k", "gptq4-g128"}
+    for case in results["cases"].values():
+        assert case["correctness"]["dequantize_bit_identical"]
+        assert all(r["within_bound"] for r in case["correctness"]["qmatmul"].values())
+        assert case["qmatmul_m1"]["gbs"] > 0 and case["dequantize"]["gbs"] > 0
+    assert (tmp_path / "gpu_check.txt").read_text().startswith("CPU dry run")
