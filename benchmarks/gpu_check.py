@@ -395,6 +395,7 @@ def main(argv: list[str] | None = None) -> int:
             line = f"{case.name:<12} ERROR {r['error'][:300]}"
             lines.append(line)
             print(line, flush=True)
+            save(args.out, results, lines)
             continue
         ok = r["correctness"]["ok"]
         frac = r["qmatmul_m1"]["gbs"] * 1e9 / bw
@@ -417,11 +418,16 @@ def main(argv: list[str] | None = None) -> int:
         lines.append(line)
         print(line, flush=True)
         results["cases"][case.name] = r
+        save(args.out, results, lines)  # after every case: a run cut short keeps what it measured
     results["failures"] = failures
-    if args.out is not None:
-        (args.out / "gpu_check.json").write_text(json.dumps(results, indent=1))
-        (args.out / "gpu_check.txt").write_text("\n".join(lines) + "\n")
+    save(args.out, results, lines)
     return 1 if failures else 0
+
+
+def save(out: Path | None, results: dict, lines: list[str]) -> None:
+    if out is not None:
+        (out / "gpu_check.json").write_text(json.dumps(results, indent=1))
+        (out / "gpu_check.txt").write_text("\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":
