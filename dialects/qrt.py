@@ -70,6 +70,10 @@ OUTPUT_ATTR = "qrt.output"
 RESULT_DIMS_ATTR = "qrt.result_dims"
 """On an output argument with dynamic dimensions: for each dynamic dimension, in
 order, the (argument index, dimension) it equals, flattened into an i64 array."""
+ROW_INDICES_ATTR = "qrt.row_indices"
+"""On an argument holding quant.gather indices: the arguments whose rows (dimension 0)
+its values index, as an i64 array. The runtime checks every value is in [0, rows)
+before any kernel runs."""
 WEIGHT_ATTR = "quant.weight"
 """On an argument bound to a named weight: the weight's name."""
 WEIGHT_PART_ATTR = "quant.weight_part"

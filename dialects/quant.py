@@ -91,6 +91,7 @@ __all__ = [
     "DeviceRef",
     "EncodingAttr",
     "GPTQConfigAttr",
+    "GatherOp",
     "NoBlockParametersError",
     "QMatmulOp",
     "Quant",
@@ -823,8 +824,135 @@ class QMatmulOp(_EncodedOp):
             )
 
 
+def _is_index_element(t: Attribute) -> bool:
+    # Signless only, as for GPTQ's i32 tensors: the lowering's index_cast takes
+    # signless integers.
+    return (
+        isinstance(t, IntegerType)
+        and t.width.data in (32, 64)
+        and t.signedness.data == Signedness.SIGNLESS
+    )
+
+
+@irdl_op_definition
+class GatherOp(_EncodedOp):
+    """Rows of a packed GGUF table, chosen by index, dequantized to f32.
+
+    `table` is a packed [N, K] weight (a token embedding table, say);
+    `indices` holds row numbers (signless i32 or i64, any rank >= 1); the
+    result is `dequantize(table)[indices]`, of shape [*indices.shape, K],
+    bit-identical to ggml's dequantization of those rows. Only the selected
+    rows are unpacked. An index outside [0, N) is an error the runtime
+    reports before any kernel runs (compiled code clamps it to a valid row,
+    so it never reads outside the table).
+
+    ```mlir
+    %e = quant.gather #quant.encoding<q4_k> %table, %ids
+        : (tensor<32000x144xui8>, tensor<?xi32>) -> tensor<?x256xf32>
+    quant.gather #quant.encoding<q8_0> %tb, %ib outs(%eb)
+        : (memref<?x34xi8>, memref<?xi64>, memref<?x32xf32>) -> ()
+    ```
+
+    GPTQ is refused: its weights pack each logical row across a column of
+    four tensors, and GPTQ checkpoints quantize linear layers, not the
+    embedding tables gather is for.
+    """
+
+    name = "quant.gather"
+
+    encoding = prop_def(EncodingAttr)
+    config = opt_prop_def(GPTQConfigAttr)
+    table = operand_def(TensorType | MemRefType)
+    indices = operand_def(TensorType | MemRefType)
+    out = opt_operand_def(MemRefType)
+    result = opt_result_def(TensorType)
+
+    irdl_options = (AttrSizedOperandSegments(as_property=True),)
+    traits = traits_def(WritesOutBuffer())
+
+    def __init__(
+        self,
+        encoding: QuantizationEncoding,
+        table: SSAValue | Operation,
+        indices: SSAValue | Operation,
+        result_type: Attribute | None = None,
+        out: SSAValue | Operation | None = None,
+        config: GPTQConfigAttr | None = None,
+    ):
+        super().__init__(
+            operands=[table, indices, [out] if out is not None else []],
+            result_types=[[result_type] if result_type is not None else []],
+            properties={"encoding": EncodingAttr.get(encoding), "config": config},
+        )
+
+    @classmethod
+    def _from_parsed(cls, encoding, operands, result_type, out, config) -> GatherOp:
+        if len(operands) != 2:
+            raise VerifyException(
+                f"quant.gather: expected two operands, the packed table and the indices, "
+                f"got {len(operands)}"
+            )
+        return cls(encoding, operands[0], operands[1], result_type, out, config)
+
+    def on_buffers(self, inputs: Sequence[SSAValue], out: SSAValue) -> GatherOp:
+        table, indices = inputs
+        return GatherOp(self.encoding_kind, table, indices, None, out, self.config)
+
+    def infer_result_dims(self, operand_dims: Sequence[list[D]], solver: DimSolver[D]) -> list[D]:
+        # K is static: the result type spells it. The table's rows are free.
+        result = self.result
+        assert result is not None and isinstance(result.type, TensorType)
+        _, indices = operand_dims
+        return [*indices, result.type.get_shape()[-1]]
+
+    def verify_(self) -> None:
+        encoding = self.encoding_kind
+        what = self.diagnostic_name
+        if encoding is QuantizationEncoding.GPTQ:
+            raise VerifyException(
+                f"{what}: GPTQ tables are not supported: gather reads rows of GGUF "
+                "block-quantized tables (GPTQ packs each row across a column of its tensors)"
+            )
+        rt = _check_f32(what, "result", self.destination_type())
+        it = self.indices.type
+        if not isinstance(it, ShapedType):
+            raise VerifyException(f"{what}: indices must be a tensor or memref, got {it}")
+        if not _is_index_element(it.element_type):
+            raise VerifyException(
+                f"{what}: indices must have element type i32 or i64 (signless), "
+                f"got {it.element_type}"
+            )
+        ishape, rshape = it.get_shape(), rt.get_shape()
+        if len(ishape) < 1:
+            raise VerifyException(f"{what}: indices must have rank 1 or more, got a scalar")
+        if len(rshape) != len(ishape) + 1:
+            raise VerifyException(
+                f"{what}: the result must be [*indices.shape, K] (rank {len(ishape) + 1}), "
+                f"got rank {len(rshape)}"
+            )
+        for i, (a, b) in enumerate(zip(ishape, rshape[:-1], strict=True)):
+            if not _compatible(a, b):
+                raise VerifyException(
+                    f"{what}: dimension {i} of the indices ({_fmt_shape([a])}) and of the "
+                    f"result ({_fmt_shape([b])}) differ"
+                )
+        k = rshape[-1]
+        if k == DYNAMIC_INDEX:
+            raise VerifyException(f"{what}: K (the last dimension of the result) must be static")
+        types = [self.table.type]
+        # The table's rows must hold K: when its row length fixes K, a mismatch
+        # is the result's fault, not the packed size's.
+        table_k = _k_of(encoding, self.config, types)
+        if table_k is not None and table_k[0] != k:
+            raise VerifyException(
+                f"{what}: the result must be [..., K={table_k[0]}] for the packed table "
+                f"({table_k[1]}), got {_fmt_shape(rshape)}"
+            )
+        verify_packed_operands(what, encoding, self.config, types, _n_of(encoding, types), k)
+
+
 Quant = Dialect(
     "quant",
-    [WeightOp, DequantizeOp, QMatmulOp],
+    [WeightOp, DequantizeOp, QMatmulOp, GatherOp],
     [EncodingAttr, GPTQConfigAttr],
 )

@@ -6,6 +6,8 @@ The public entry points, importable from here:
   of a packed weight, bit-identical to ggml for GGUF (`quantir.runtime.api`);
 - `qmatmul(weight, x)` / `qmatmul(encoding, x, packed)`: `x @ W.T` straight
   from the packed weight (`quantir.runtime.api`);
+- `gather(weight, indices)`: rows of a packed table (token embeddings) by
+  index, dequantized bit-identically to ggml (`quantir.runtime.api`);
 - `quantize(encoding, weights)`: float weights to packed GGUF blocks, the
   bytes ggml's reference quantizers write (`quantir.runtime.quantize`);
 - `compile_graph(graph, device="cpu")`: compiles a graph built with
@@ -27,7 +29,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from quantir.compiler.diagnostics import UserError
     from quantir.dialects.errors import QuantirError
-    from quantir.runtime.api import dequantize, qmatmul
+    from quantir.runtime.api import dequantize, gather, qmatmul
     from quantir.runtime.buffers import BufferError
     from quantir.runtime.compiled_graph import (
         CompiledGraph,
@@ -51,6 +53,7 @@ __all__ = [
     "WeightMismatchError",
     "compile_graph",
     "dequantize",
+    "gather",
     "qmatmul",
     "quantize",
 ]
@@ -70,6 +73,7 @@ _HOMES = {
     "GGUFError": "quantir.runtime.gguf.errors",
     "GPTQFormatError": "quantir.runtime.gptq.layer",
     "dequantize": "quantir.runtime.api",
+    "gather": "quantir.runtime.api",
     "qmatmul": "quantir.runtime.api",
     "quantize": "quantir.runtime.quantize",
 }

@@ -1,4 +1,4 @@
-"""Eager entry points: dequantize and qmatmul on numpy arrays.
+"""Eager entry points: dequantize, qmatmul and gather on numpy arrays.
 
 Each call builds a one-op graph for the operand shapes (rows N and the
 leading dimensions of x stay dynamic, so they never force a recompile),
@@ -10,6 +10,7 @@ it.
     y = qmatmul("gptq", x, (qweight, qzeros, scales, g_idx), config=cfg)
     y = qmatmul(tensor, x)      # a GGUFTensor or GPTQLinear knows its own encoding
     w_f32 = dequantize(layer)   # (and config)
+    rows = gather(token_embd, ids)                         # dequantize(token_embd)[ids]
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ if TYPE_CHECKING:
     from quantir.runtime.gguf import GGUFTensor
     from quantir.runtime.gptq import GPTQLinear
 
-__all__ = ["dequantize", "eager_source", "qmatmul"]
+__all__ = ["dequantize", "eager_source", "gather", "qmatmul"]
 
 Packed = np.ndarray | Sequence[np.ndarray] | Mapping[str, np.ndarray]
 """A packed weight as arrays: GGUF's uint8 [N, row_bytes], GPTQ's four tensors."""
@@ -370,3 +371,78 @@ def qmatmul(
             f"weight), got {list(x.shape)}"
         )
     return _run(source, "qmatmul", [x, *arrays], device, threads, out, pipeline, exact)
+
+
+INDEX_DTYPES = ("int32", "int64")
+"""The numpy dtypes gather takes for indices (the IR's signless i32 / i64)."""
+
+
+def _indices_array(indices: object) -> np.ndarray:
+    """Indices as a C-contiguous int32/int64 array of rank >= 1 (lists of ints become int64)."""
+    if isinstance(indices, list | tuple):
+        try:
+            listed = np.asarray(indices)
+        except ValueError:  # ragged
+            listed = np.asarray([], dtype=object)
+        if listed.dtype.kind not in "iu" and listed.size:
+            raise BufferError("indices: a list of indices must hold integers")
+        # Beyond int64 (uint64 above 2**63) stays uint64 and is refused below.
+        indices = listed.astype(np.int64) if listed.dtype.kind == "i" or not listed.size else listed
+    if isinstance(indices, int | np.integer):
+        raise BufferError("indices: expected an array of rank 1 or more, got a scalar (use [i])")
+    if not isinstance(indices, np.ndarray):
+        raise BufferError(
+            f"indices: expected a numpy int32 or int64 array (or a list of ints), "
+            f"got {type(indices).__name__}"
+        )
+    problem = dtype_problem(indices.dtype, INDEX_DTYPES)
+    if problem is not None:
+        hint = "" if indices.dtype.name in INDEX_DTYPES else " (use indices.astype(np.int64))"
+        raise BufferError(f"indices: {problem}{hint}")
+    if indices.ndim < 1:
+        raise BufferError("indices: expected an array of rank 1 or more, got a scalar")
+    return np.ascontiguousarray(indices)
+
+
+@functools.lru_cache(maxsize=256)
+def _gather_graph(enc: QuantizationEncoding, row_bytes: int, index_dtype: str, ndim: int) -> str:
+    """The one-op gather graph: the table's rows and the indices' shape stay dynamic."""
+    types = [
+        TensorType(DType.uint8, ["n", row_bytes]),
+        TensorType(DType(index_dtype), [f"m{i}" for i in range(ndim)]),
+    ]
+    graph = Graph("gather", input_types=types, input_names=["table", "indices"])
+    y = ops.gather(enc, *graph.inputs)
+    y.to_mlir().name_hint = "y"
+    graph.output(y)
+    return graph.to_mlir()
+
+
+def gather(
+    weight: np.ndarray | GGUFTensor,
+    indices: np.ndarray | Sequence[int],
+    *,
+    encoding: QuantizationEncoding | str | None = None,
+    device: str = "cpu",
+    threads: int | None = None,
+    out: np.ndarray | None = None,
+    pipeline: str | None = None,
+) -> np.ndarray:
+    """Rows `indices` of a packed GGUF table, dequantized: float32 [*indices.shape, K].
+
+    `weight` is a GGUFTensor (a token embedding table, say: it knows its
+    encoding) or a packed uint8 array [N, row_bytes] with `encoding`.
+    `indices` is an int32 or int64 array of any rank >= 1 (or a list of
+    ints); indices may repeat and come in any order. The values are
+    bit-identical to ggml's dequantization of those rows, i.e. to
+    `dequantize(weight)[indices]`, but only those rows are unpacked. An index
+    outside [0, N) raises BufferError naming it before anything runs. GPTQ
+    weights are not supported.
+    """
+    enc, packed = _own_encoding(encoding, weight, "gather")
+    if not enc.is_gguf:
+        raise ValueError("gather: GPTQ weights are not supported (gather reads GGUF table rows)")
+    table, _ = _gguf_k(enc, packed)
+    ids = _indices_array(indices)
+    source = _gather_graph(enc, table.shape[1], ids.dtype.name, ids.ndim)
+    return _run(source, "gather", [table, ids], device, threads, out, pipeline)

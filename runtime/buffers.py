@@ -95,6 +95,27 @@ def _check_dtype_shape(what: str, dtype: np.dtype, shape: tuple, spec: BufferSpe
             )
 
 
+def row_index_problem(indices: np.ndarray, rows: int) -> str | None:
+    """Why `indices` cannot select rows of a table of `rows` rows, or None.
+
+    Gather kernels read the rows their indices name: the first value outside
+    [0, rows) is reported, with where it is.
+    """
+    if indices.size == 0:
+        return None
+    if indices.min() >= 0 and indices.max() < rows:
+        return None
+    bad = int(np.flatnonzero((indices < 0) | (indices >= rows))[0])
+    where = np.unravel_index(bad, indices.shape)
+    position = str(int(where[0])) if len(where) == 1 else str([int(i) for i in where])
+    value = int(indices[where])
+    why = "is negative" if value < 0 else f"is past the last row ({rows - 1})"
+    return (
+        f"index {value} at position {position} {why}; indices must be in [0, {rows}) "
+        f"for the {rows} rows of"
+    )
+
+
 def check_no_overlap(outputs: list[tuple[str, np.ndarray]], others: list[tuple[str, np.ndarray]]):
     """Outputs must not share memory with each other or with any input or weight."""
     for i, (name, out) in enumerate(outputs):

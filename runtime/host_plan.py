@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import operator
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 
 from xdsl.dialects import arith, func, memref
@@ -33,6 +33,7 @@ from quantir.dialects.qrt import (
     INPUT_ATTR,
     OUTPUT_ATTR,
     RESULT_DIMS_ATTR,
+    ROW_INDICES_ATTR,
     WEIGHT_ATTR,
     WEIGHT_PART_ATTR,
     CheckOp,
@@ -84,6 +85,7 @@ class ArgSpec:
     weight_part: str = ""
     result_dims: tuple[tuple[int, int], ...] = ()  # outputs: (arg, dim) per dynamic dim
     name: str = ""  # the argument's name in the IR (`%x` -> "x"), when it has one
+    row_indices_of: tuple[int, ...] = ()  # gather indices: the args whose rows they index
 
     @property
     def label(self) -> str:
@@ -118,6 +120,11 @@ class HostPlan:
     @cached_property
     def weights(self) -> list[ArgSpec]:
         return [a for a in self.args if a.kind == "weight"]
+
+    @cached_property
+    def row_indices(self) -> list[ArgSpec]:
+        """The arguments holding gather indices, whose values a call checks."""
+        return [a for a in self.args if a.row_indices_of]
 
     @cached_property
     def weights_by_name(self) -> dict[str, list[ArgSpec]]:
@@ -205,6 +212,10 @@ class _PlanBuilder:
                     f"@{f.sym_name.data}: argument {i} is not tagged as input, weight or output "
                     "(run quantir-bufferize)"
                 )
+            if ROW_INDICES_ATTR in d:
+                tables = d[ROW_INDICES_ATTR]
+                assert isinstance(tables, DenseArrayBase)
+                arg_spec = replace(arg_spec, row_indices_of=tuple(tables.get_values()))
             self.plan.args.append(arg_spec)
             self.reg[arg] = i
         self.plan.registers = len(f.body.block.args)

@@ -20,6 +20,7 @@ from quantir.runtime.buffers import (
     check_buffer,
     check_no_overlap,
     is_device_buffer,
+    row_index_problem,
 )
 from quantir.runtime.host_plan import ArgSpec, HostPlan, Step
 
@@ -137,6 +138,8 @@ class Program:
             for s in specs:
                 what = f"weight {name!r}" + (f" {s.weight_part}" if s.weight_part else "")
                 args[s.index] = self._check(what, given[s.weight_part], s.spec)
+        for spec in plan.row_indices:
+            self._check_row_indices(spec, args)
         if outputs is not None and len(outputs) != len(plan.outputs):
             raise BufferError(
                 f"@{plan.name} has {len(plan.outputs)} output(s), got {len(outputs)} buffers"
@@ -179,6 +182,24 @@ class Program:
                     "with inputs and weights"
                 )
         return args  # type: ignore[return-value]
+
+    def _describe(self, spec: ArgSpec) -> str:
+        if spec.kind == "weight":
+            return f"weight {spec.weight_name!r}"
+        return f"@{self.plan.name} input {spec.label}"
+
+    def _check_row_indices(self, spec: ArgSpec, args: list) -> None:
+        """Gather indices must name rows of their tables: kernels trust them (they
+        only clamp), so a bad one is an error before anything runs."""
+        values = args[spec.index]
+        if is_device_buffer(values):
+            values = values.to_numpy()  # a few ids: the copy is cheap next to the launch
+        for t in spec.row_indices_of:
+            rows = int(args[t].shape[0])
+            problem = row_index_problem(values, rows)
+            if problem is not None:
+                table = self.plan.args[t]
+                raise BufferError(f"{self._describe(spec)}: {problem} {self._describe(table)}")
 
     def _check(self, what: str, value: object, spec, writable: bool = False) -> np.ndarray:
         on_gpu = not isinstance(self.device, CpuProgramDevice)

@@ -1,8 +1,9 @@
 """Graph ops: each call checks its operands and appends one op to their graph.
 
 Mirrors the reference graph API's ops (qmatmul, dequantize, matmul, add,
-mul). Shape and dtype errors are ValueError and name the op, the operand
-and what was expected; an operand that is not a TensorValue is a TypeError.
+mul), plus gather (rows of a quantized table by index). Shape and dtype
+errors are ValueError and name the op, the operand and what was expected;
+an operand that is not a TensorValue is a TypeError.
 """
 
 from __future__ import annotations
@@ -21,10 +22,10 @@ from quantir.dialects.encoding import (
     packed_layout,
 )
 from quantir.dialects.qnn import AddOp, MatmulOp, MulOp
-from quantir.dialects.quant import DequantizeOp, GPTQConfigAttr, QMatmulOp
+from quantir.dialects.quant import DequantizeOp, GatherOp, GPTQConfigAttr, QMatmulOp
 from quantir.dialects.weight import DType
 
-__all__ = ["add", "dequantize", "matmul", "mul", "qmatmul"]
+__all__ = ["add", "dequantize", "gather", "matmul", "mul", "qmatmul"]
 
 
 def _graph_of(what: str, *values: object):
@@ -262,6 +263,35 @@ def dequantize(
         config_attr, n, k = _gptq_packed(what, config, parts, None, checkpoint_format)
     result = TensorType(DType.float32, [n, k])
     op = DequantizeOp(enc, [p.to_mlir() for p in parts], result.to_mlir(), None, config_attr)
+    return graph._append(op, result)
+
+
+def gather(
+    encoding: QuantizationEncoding | str, table: TensorValue, indices: TensorValue
+) -> TensorValue:
+    """Rows ``indices`` of a packed GGUF table, dequantized: float32 [*indices.shape, K].
+
+    ``table`` is the packed uint8 weight [N, K / elements_per_block *
+    block_size] (a token embedding table); ``indices`` an int32 or int64
+    tensor of row numbers, of any rank >= 1. The values are bit-identical to
+    ggml's dequantization of those rows; an index outside [0, N) is an error
+    when the graph runs. GPTQ tables are not supported.
+    """
+    enc = QuantizationEncoding.parse(encoding)
+    what = f"ops.gather({enc.name})"
+    if not enc.is_gguf:
+        raise ValueError(
+            f"{what}: GPTQ tables are not supported (gather reads rows of GGUF block-quantized "
+            "tables)"
+        )
+    graph = _graph_of(what, table, indices)
+    _, k = _gguf_packed(what, enc, table)
+    if indices.dtype not in (DType.int32, DType.int64):
+        raise ValueError(f"{what}: indices must be int32 or int64, got {_describe(indices)}")
+    if indices.rank < 1:
+        raise ValueError(f"{what}: indices must have rank 1 or more, got a scalar")
+    result = TensorType(DType.float32, [*indices.shape, k])
+    op = GatherOp(enc, table.to_mlir(), indices.to_mlir(), result.to_mlir())
     return graph._append(op, result)
 
 

@@ -1,4 +1,4 @@
-"""Loop nests for dequantize and qmatmul over GGUF block formats.
+"""Loop nests for dequantize, gather and qmatmul over GGUF block formats.
 
 Both walk the packed [N, row_bytes] weight block by block and unpack each
 block through its encoding's `BlockLayout`. With `vectorize`, the lanes of a
@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 from xdsl.dialects import memref
-from xdsl.dialects.builtin import MemRefType, VectorType, f32
+from xdsl.dialects.builtin import IndexType, MemRefType, VectorType, f32
 
 from quantir.compiler.encodings.base import (
     BlockBytes,
@@ -66,18 +66,33 @@ def _for_lanes(
 
 
 def lower_dequantize(
-    e: Emitter, layout: BlockLayout, packed: Value, out: Value, vectorize: bool
+    e: Emitter,
+    layout: BlockLayout,
+    packed: Value,
+    out: Value,
+    vectorize: bool,
+    indices: Value | None = None,
 ) -> None:
-    """out[n, :] = dequantize(packed[n, :]) for every row, bit-identical to ggml."""
+    """out[n, :] = dequantize(packed[n, :]) for every row, bit-identical to ggml.
+
+    With `indices` (a 1-D i32 or i64 buffer: quant.gather), out[i, :] =
+    dequantize(packed[indices[i], :]) instead: the same unpacking, reading the
+    row the index names.
+    """
     out_t = out.type
     assert isinstance(out_t, MemRefType)
     k = out_t.get_shape()[1]
     epb, bs, lanes = layout.elements_per_block, layout.block_size, layout.lanes
-    n_rows = e.dim(packed, 0)
+    if indices is None:
+        n_rows = e.dim(packed, 0)
+    else:
+        n_rows = e.dim(indices, 0)
+        last_row = e.sub(e.dim(packed, 0), 1)
 
     def block_body(e: Emitter, ivs: Sequence[Value]) -> None:
         row, b = ivs
-        blk = BlockBytes(e, packed, row, e.mul(b, bs), lanes, None)
+        src = row if indices is None else _table_row(e, indices, row, last_row)
+        blk = BlockBytes(e, packed, src, e.mul(b, bs), lanes, None)
         hdr = layout.header(blk)
         scale = block_scales(layout, blk, hdr, vectorize and layout.provides_scale_vectors)
         col0 = e.mul(b, epb)
@@ -101,6 +116,17 @@ def lower_dequantize(
             _for_lanes(e, blk, vectorize, lanes_body)
 
     e.parallel([0, 0], [n_rows, k // epb], block_body, role("rows", "lanes"))
+
+
+def _table_row(e: Emitter, indices: Value, i: Value, last_row: Value) -> Value:
+    """The table row that indices[i] names, clamped to [0, last_row].
+
+    The runtime refuses out-of-range indices before any kernel runs; the
+    clamp is what keeps compiled code inside the table when it is called
+    some other way. Unsigned, so a negative index (huge once sign-extended)
+    clamps too.
+    """
+    return e.minui(e.index_cast(e.load(indices, [i]), IndexType()), last_row)
 
 
 def lower_qmatmul(

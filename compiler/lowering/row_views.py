@@ -49,6 +49,22 @@ def as_rows(e: Emitter, mem: Value) -> Value:
     return e.v(op)
 
 
+def as_vector(e: Emitter, mem: Value) -> Value:
+    """`mem` of any rank >= 1 viewed as 1-D (a gather's indices)."""
+    t = mem.type
+    assert isinstance(t, MemRefType)
+    shape = list(t.get_shape())
+    if len(shape) == 1:
+        return mem
+    n = DYNAMIC_INDEX if DYNAMIC_INDEX in shape else _prod(shape)
+    op = memref.CollapseShapeOp.create(
+        operands=[mem],
+        result_types=[MemRefType(t.element_type, [n])],
+        properties={"reassociation": _reassociation([list(range(len(shape)))])},
+    )
+    return e.v(op)
+
+
 def _prod(xs: list[int]) -> int:
     out = 1
     for x in xs:

@@ -1,8 +1,10 @@
-"""lower-quant-to-loops: quant.dequantize / quant.qmatmul on buffers become loops.
+"""lower-quant-to-loops: quant.dequantize / quant.gather / quant.qmatmul on buffers
+become loops.
 
 Each op is replaced by loop nests (scf.parallel over rows, scf.for over
 blocks, arith/memref/vector ops) that unpack its packed operand explicitly,
-through the per-encoding layouts in `quantir.compiler.encodings`. Run
+through the per-encoding layouts in `quantir.compiler.encodings`. A gather
+is the dequantize nest over the rows its indices name. Run
 `quantir-bufferize` first: the ops must be in their `outs(...)` form.
 
 Ops that are equal (same kind, attributes and operand types: a model's
@@ -53,7 +55,7 @@ from xdsl.utils.exceptions import PassFailedException
 from quantir.compiler.encodings import layout_for
 from quantir.compiler.lowering import gguf_int8, gguf_kernels, gptq_kernels
 from quantir.compiler.lowering.emitter import Emitter
-from quantir.compiler.lowering.row_views import as_rows
+from quantir.compiler.lowering.row_views import as_rows, as_vector
 from quantir.dialects import quant
 from quantir.dialects.encoding import QuantizationEncoding
 
@@ -106,7 +108,8 @@ class LowerQuantToLoopsPass(ModulePass):
         # operands remapped, for the ops equal to it (cloning costs a fraction
         # of building the loop nests again).
         lowered: dict[tuple, tuple[list[Operation], list[SSAValue]]] = {}
-        for qop in [o for o in op.walk() if isinstance(o, quant.DequantizeOp | quant.QMatmulOp)]:
+        quant_ops = (quant.DequantizeOp, quant.GatherOp, quant.QMatmulOp)
+        for qop in [o for o in op.walk() if isinstance(o, quant_ops)]:
             if qop.out is None or any(isinstance(v.type, TensorType) for v in qop.operands):
                 raise PassFailedException(
                     f"{self.name}: '{qop.name}' is on tensors; run quantir-bufferize first"
@@ -121,6 +124,8 @@ class LowerQuantToLoopsPass(ModulePass):
                 encoding = qop.encoding.encoding
                 if isinstance(qop, quant.DequantizeOp):
                     self.lower_dequantize(e, encoding, qop)
+                elif isinstance(qop, quant.GatherOp):
+                    self.lower_gather(e, encoding, qop)
                 else:
                     self.lower_qmatmul(e, encoding, qop)
                 lowered[key] = (_ops_between(before, qop), list(qop.operands))
@@ -138,6 +143,13 @@ class LowerQuantToLoopsPass(ModulePass):
             gguf_kernels.lower_dequantize(
                 e, layout_for(encoding), op.packed[0], op.out, self.vectorize
             )
+
+    def lower_gather(self, e: Emitter, encoding: QuantizationEncoding, op: quant.GatherOp) -> None:
+        assert op.out is not None and encoding.is_gguf  # the verifier refuses GPTQ
+        indices, out = as_vector(e, op.indices), as_rows(e, op.out)
+        gguf_kernels.lower_dequantize(
+            e, layout_for(encoding), op.table, out, self.vectorize, indices
+        )
 
     def lower_qmatmul(
         self, e: Emitter, encoding: QuantizationEncoding, op: quant.QMatmulOp

@@ -11,6 +11,9 @@ Each graph function `f(inputs) -> results` becomes
 - every result becomes an output argument tagged `qrt.output = i`; dynamic
   output dimensions record which input dimension they equal
   (`qrt.result_dims`), so a caller can size them before the call;
+- an argument that holds `quant.gather` indices records the arguments
+  whose rows it indexes (`qrt.row_indices`), so the runtime can check the
+  values before the call;
 - ops switch to their destination-passing form, writing into the output
   argument when their value is returned, else into a `memref.alloc`ed
   buffer that is freed after its last use.
@@ -65,6 +68,7 @@ from quantir.dialects.qrt import (
     INPUT_ATTR,
     OUTPUT_ATTR,
     RESULT_DIMS_ATTR,
+    ROW_INDICES_ATTR,
     WEIGHT_ATTR,
     WEIGHT_CONFIG_ATTR,
     WEIGHT_ENCODING_ATTR,
@@ -297,6 +301,23 @@ class _FunctionBufferizer:
 
     def emit_on_buffers(self, op: DestinationStyleOp, dest: SSAValue) -> None:
         self.e.op(op.on_buffers([self.buffers[v] for v in op.inputs], dest))
+        if isinstance(op, quant.GatherOp):
+            self.mark_row_indices(op)
+
+    def mark_row_indices(self, op: quant.GatherOp) -> None:
+        """Tag the indices argument with the table argument it indexes, so that the
+        runtime checks the values before any kernel runs (kernels only clamp)."""
+        indices, table = self.buffers[op.indices], self.buffers[op.table]
+        # Graphs have no op that produces integers or packed bytes: both are
+        # always arguments (inputs or weights).
+        if indices not in self.arg_memrefs or table not in self.arg_memrefs:
+            self.fail("quant.gather: the table and the indices must be inputs or weights")
+        attrs = self.arg_attrs[self.arg_memrefs.index(indices)]
+        known = attrs.get(ROW_INDICES_ATTR)
+        tables = list(known.get_values()) if isinstance(known, DenseArrayBase) else []
+        t = self.arg_memrefs.index(table)
+        if t not in tables:
+            attrs[ROW_INDICES_ATTR] = DenseArrayBase.from_list(i64, [*tables, t])
 
 
 @dataclass(frozen=True)

@@ -439,3 +439,61 @@ def test_compile_errors(monkeypatch):
     monkeypatch.setitem(sys.modules, "quantir.runtime.cuda", None)
     with pytest.raises(DeviceUnavailableError, match="'cuda:0' is not available: quantir's GPU"):
         compile_graph(g2, device="cuda:0")
+
+
+# -- gather: token embeddings ----------------------------------------------------
+
+
+def build_embed_and_tied_head() -> Graph:
+    """Embed token ids with the Q4_K table and score them with the same table (tied)."""
+    types = [TensorType(DType.int32, ["seq"])]
+    with Graph("embed", input_types=types, input_names=["ids"]) as g:
+        table = g.add_weight(q("token_embd.weight", E.Q4_K, 32, 256))
+        x = ops.gather(E.Q4_K, table, g.inputs[0])
+        g.output(x, ops.qmatmul(E.Q4_K, None, x, table))
+    return g
+
+
+def test_gather_builds_the_ir_of_the_text_form():
+    text = build_embed_and_tied_head().to_mlir()
+    assert (
+        "quant.gather #quant.encoding<q4_k> %0, %ids : (tensor<32x144xui8>, tensor<?xi32>) "
+        "-> tensor<?x256xf32>" in text
+    )
+
+
+def test_compiled_gather_with_a_tied_head(model):
+    compiled = compile_graph(build_embed_and_tied_head(), threads=2, exact=True)
+    ids = np.array([7, 0, 31, 7], np.int32)
+    x, logits = compiled(ids, weights=model)
+    table = gguf_dequantize(
+        np.asarray(model.tensor("token_embd.weight").data), GGMLQuantizationType.Q4_K
+    )
+    np.testing.assert_array_equal(x.view(np.uint32), table[ids].view(np.uint32))
+    ref = table[ids].astype(np.float64) @ table.T.astype(np.float64)
+    np.testing.assert_allclose(logits, ref, rtol=1e-5, atol=1e-5)
+    with pytest.raises(
+        BufferError,
+        match=r"@embed input ids: index 32 at position 1 is past the last row \(31\); indices "
+        r"must be in \[0, 32\) for the 32 rows of weight 'token_embd.weight'",
+    ):
+        compiled(np.array([1, 32], np.int32), weights=model)
+    with pytest.raises(BufferError, match="input ids: expected dtype int32 or uint32, got int64"):
+        compiled(np.array([1], np.int64), weights=model)
+
+
+def test_gather_operand_errors(graph):
+    table = graph.add_weight(q("t", E.Q4_K, 32, 256))
+    with Graph("ids", input_types=[TensorType(DType.int64, [2, "seq"])]) as other:
+        pass
+    x = graph.inputs[0]
+    with pytest.raises(ValueError, match=r"ops.gather\(q4_k\): indices must be int32 or int64"):
+        ops.gather(E.Q4_K, table, x)
+    with pytest.raises(ValueError, match="weight 't' is declared Q4_K, not Q6_K"):
+        ops.gather(E.Q6_K, table, x)
+    with pytest.raises(ValueError, match="GPTQ tables are not supported"):
+        ops.gather(E.GPTQ, table, x)
+    with pytest.raises(ValueError, match="the packed weight must be uint8 bytes"):
+        ops.gather(E.Q4_K, x, x)
+    with pytest.raises(ValueError, match="operands come from different graphs"):
+        ops.gather(E.Q4_K, table, other.inputs[0])

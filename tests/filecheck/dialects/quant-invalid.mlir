@@ -735,3 +735,118 @@ func.func @f(%w: tensor<8x288xui8>) {
   %d = "quant.dequantize"(%w) <{operandSegmentSizes = array<i32: 1, 0>}> : (tensor<8x288xui8>) -> tensor<8x512xf32>
   func.return
 }
+
+// -----
+
+// quant.gather reads rows of GGUF tables only.
+func.func @f(%qw: tensor<32x64xi32>, %ids: tensor<4xi32>) {
+  // expected-error@+1 {{quant.gather (gptq): GPTQ tables are not supported: gather reads rows of GGUF block-quantized tables}}
+  %e = quant.gather #quant.encoding<gptq> config #quant.gptq<bits = 4, group_size = 64, desc_act = false, sym = true> %qw, %ids : (tensor<32x64xi32>, tensor<4xi32>) -> tensor<4x256xf32>
+  func.return
+}
+
+// -----
+
+// quant.gather takes the table and the indices, nothing else.
+func.func @f(%t: tensor<8x18xui8>, %ids: tensor<4xi32>) {
+  // expected-error@+1 {{quant.gather: expected two operands, the packed table and the indices, got 3}}
+  %e = quant.gather #quant.encoding<q4_0> %t, %ids, %ids : (tensor<8x18xui8>, tensor<4xi32>, tensor<4xi32>) -> tensor<4x32xf32>
+  func.return
+}
+
+// -----
+
+// Indices are integers.
+func.func @f(%t: tensor<8x18xui8>, %ids: tensor<4xf32>) {
+  // expected-error@+1 {{quant.gather (q4_0): indices must have element type i32 or i64 (signless), got f32}}
+  %e = quant.gather #quant.encoding<q4_0> %t, %ids : (tensor<8x18xui8>, tensor<4xf32>) -> tensor<4x32xf32>
+  func.return
+}
+
+// -----
+
+// Signless only: the lowering's index_cast takes signless integers.
+func.func @f(%t: tensor<8x18xui8>, %ids: tensor<4xui32>) {
+  // expected-error@+1 {{quant.gather (q4_0): indices must have element type i32 or i64 (signless), got ui32}}
+  %e = quant.gather #quant.encoding<q4_0> %t, %ids : (tensor<8x18xui8>, tensor<4xui32>) -> tensor<4x32xf32>
+  func.return
+}
+
+// -----
+
+// Indices have rank 1 or more.
+func.func @f(%t: tensor<8x18xui8>, %ids: tensor<i32>) {
+  // expected-error@+1 {{quant.gather (q4_0): indices must have rank 1 or more, got a scalar}}
+  %e = quant.gather #quant.encoding<q4_0> %t, %ids : (tensor<8x18xui8>, tensor<i32>) -> tensor<32xf32>
+  func.return
+}
+
+// -----
+
+// The result is [*indices.shape, K].
+func.func @f(%t: tensor<8x18xui8>, %ids: tensor<2x4xi32>) {
+  // expected-error@+1 {{quant.gather (q4_0): the result must be [*indices.shape, K] (rank 3), got rank 2}}
+  %e = quant.gather #quant.encoding<q4_0> %t, %ids : (tensor<8x18xui8>, tensor<2x4xi32>) -> tensor<8x32xf32>
+  func.return
+}
+
+// -----
+
+func.func @f(%t: tensor<8x18xui8>, %ids: tensor<2x4xi32>) {
+  // expected-error@+1 {{quant.gather (q4_0): dimension 1 of the indices (4) and of the result (5) differ}}
+  %e = quant.gather #quant.encoding<q4_0> %t, %ids : (tensor<8x18xui8>, tensor<2x4xi32>) -> tensor<2x5x32xf32>
+  func.return
+}
+
+// -----
+
+func.func @f(%t: tensor<8x18xui8>, %ids: tensor<4xi32>) {
+  // expected-error@+1 {{quant.gather (q4_0): K (the last dimension of the result) must be static}}
+  %e = quant.gather #quant.encoding<q4_0> %t, %ids : (tensor<8x18xui8>, tensor<4xi32>) -> tensor<4x?xf32>
+  func.return
+}
+
+// -----
+
+// K must be what the table's rows hold.
+func.func @f(%t: tensor<8x18xui8>, %ids: tensor<4xi32>) {
+  // expected-error@+1 {{quant.gather (q4_0): the result must be [..., K=32] for the packed table (q4_0 rows of 18 bytes), got 4x64}}
+  %e = quant.gather #quant.encoding<q4_0> %t, %ids : (tensor<8x18xui8>, tensor<4xi32>) -> tensor<4x64xf32>
+  func.return
+}
+
+// -----
+
+// The table is packed bytes.
+func.func @f(%t: tensor<8x18xf32>, %ids: tensor<4xi32>) {
+  // expected-error@+1 {{quant.gather (q4_0): q4_0 packed bytes must have element type ui8 (or i8), got f32}}
+  %e = quant.gather #quant.encoding<q4_0> %t, %ids : (tensor<8x18xf32>, tensor<4xi32>) -> tensor<4x32xf32>
+  func.return
+}
+
+// -----
+
+// Rows that are not whole blocks.
+func.func @f(%t: tensor<8x20xui8>, %ids: tensor<4xi32>) {
+  // expected-error@+1 {{quant.gather (q4_0): q4_0 packed bytes for a 8x32 weight must be 8x18 (1 block(s) of 18 bytes per row), got 8x20}}
+  %e = quant.gather #quant.encoding<q4_0> %t, %ids : (tensor<8x20xui8>, tensor<4xi32>) -> tensor<4x32xf32>
+  func.return
+}
+
+// -----
+
+// The result is f32.
+func.func @f(%t: tensor<8x18xui8>, %ids: tensor<4xi32>) {
+  // expected-error@+1 {{quant.gather (q4_0): result must have element type f32, got f16}}
+  %e = quant.gather #quant.encoding<q4_0> %t, %ids : (tensor<8x18xui8>, tensor<4xi32>) -> tensor<4x32xf16>
+  func.return
+}
+
+// -----
+
+// Both forms apply: the outs() form works on memrefs only.
+func.func @f(%t: tensor<8x18xui8>, %ids: memref<4xi32>, %e: memref<4x32xf32>) {
+  // expected-error@+1 {{quant.gather (q4_0): the outs() form works on memrefs: every operand must be a memref}}
+  quant.gather #quant.encoding<q4_0> %t, %ids outs(%e) : (tensor<8x18xui8>, memref<4xi32>, memref<4x32xf32>) -> ()
+  func.return
+}

@@ -318,6 +318,23 @@ func.func @float_weights() {
 
 // -----
 
+// quant.gather: rows of a packed table by index, in both forms; indices are
+// i32 or i64 of any rank, the result [*indices.shape, K].
+// CHECK-LABEL: func.func @gather
+// CHECK:         %e = quant.gather #quant.encoding<q4_k> %t, %ids : (tensor<32000x144xui8>, tensor<?xi32>) -> tensor<?x256xf32>
+// CHECK-NEXT:    %f = quant.gather #quant.encoding<q6_k> %u, %ids2 {tag = 1 : i64} : (tensor<8x210xui8>, tensor<2x?xi64>) -> tensor<2x?x256xf32>
+// CHECK-NEXT:    quant.gather #quant.encoding<q8_0> %tb, %ib outs(%eb) : (memref<?x34xi8>, memref<?xi64>, memref<?x32xf32>) -> ()
+// GENERIC-LABEL: "func.func"() <{sym_name = "gather"
+// GENERIC:         %e = "quant.gather"(%t, %ids) <{encoding = #quant.encoding<q4_k>, operandSegmentSizes = array<i32: 1, 1, 0>}> : (tensor<32000x144xui8>, tensor<?xi32>) -> tensor<?x256xf32>
+func.func @gather(%t: tensor<32000x144xui8>, %ids: tensor<?xi32>, %u: tensor<8x210xui8>, %ids2: tensor<2x?xi64>, %tb: memref<?x34xi8>, %ib: memref<?xi64>, %eb: memref<?x32xf32>) -> (tensor<?x256xf32>, tensor<2x?x256xf32>) {
+  %e = quant.gather #quant.encoding<q4_k> %t, %ids : (tensor<32000x144xui8>, tensor<?xi32>) -> tensor<?x256xf32>
+  %f = quant.gather #quant.encoding<q6_k> %u, %ids2 {tag = 1 : i64} : (tensor<8x210xui8>, tensor<2x?xi64>) -> tensor<2x?x256xf32>
+  quant.gather #quant.encoding<q8_0> %tb, %ib outs(%eb) : (memref<?x34xi8>, memref<?xi64>, memref<?x32xf32>) -> ()
+  func.return %e, %f : tensor<?x256xf32>, tensor<2x?x256xf32>
+}
+
+// -----
+
 // Discardable attributes survive on every op; weight names are any string.
 // CHECK-LABEL: func.func @extra_attributes
 // CHECK:         %w = quant.weight "blk.0.attn_q.weight \22quoted\22" #quant.encoding<q4_0> [2, 32] {origin = "gguf"} : tensor<2x18xui8>

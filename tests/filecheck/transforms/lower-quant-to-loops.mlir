@@ -125,3 +125,60 @@ func.func @qmatmul_gptq(%x: memref<?x64xf32>, %qw: memref<8x?xi32>, %qz: memref<
 // INT8:           vector.fma %{{.*}}, %{{.*}}, %{{.*}} : vector<16xf32>
 // INT8:         memref.dealloc [[XQ]]
 // INT8:         memref.dealloc [[Z]]
+
+// -----
+
+// quant.gather is the dequantize nest over the rows its indices name: each
+// iteration loads its index, widens it to index and clamps it to the last
+// row (the runtime refuses bad indices; the clamp keeps the kernel inside
+// the table whatever it is given), then unpacks that row's block. Indices of
+// rank 2 and the [B, T, K] result are collapsed to 1-D and [B*T, K] first.
+func.func @gather_q4_k(%t: memref<32000x144xi8>, %ids: memref<?x?xi64>, %y: memref<?x?x256xf32>) {
+  quant.gather #quant.encoding<q4_k> %t, %ids outs(%y) : (memref<32000x144xi8>, memref<?x?xi64>, memref<?x?x256xf32>) -> ()
+  func.return
+}
+
+// CHECK-LABEL: func.func @gather_q4_k(
+// CHECK:         [[IDS:%.*]] = memref.collapse_shape %ids {{\[}}[0 : i64, 1 : i64]] : memref<?x?xi64> into memref<?xi64>
+// CHECK:         [[Y:%.*]] = memref.collapse_shape %y {{\[}}[0 : i64, 1 : i64], [2 : i64]] : memref<?x?x256xf32> into memref<?x256xf32>
+// CHECK:         [[M:%.*]] = memref.dim [[IDS]], %{{.*}} : memref<?xi64>
+// CHECK:         [[LAST:%.*]] = arith.subi %{{.*}}, %{{.*}} : index
+// CHECK:         "scf.parallel"(%{{.*}}, %{{.*}}, [[M]],
+// CHECK-NEXT:    ^bb0([[I:%.*]]: index, [[B:%.*]]: index):
+// CHECK-NEXT:      [[ID:%.*]] = memref.load [[IDS]]{{\[}}[[I]]] : memref<?xi64>
+// CHECK-NEXT:      [[ROW:%.*]] = arith.index_cast [[ID]] : i64 to index
+// CHECK-NEXT:      [[SRC:%.*]] = arith.minui [[ROW]], [[LAST]] : index
+// CHECK:           vector.load %t{{\[}}[[SRC]], %{{.*}}] : memref<32000x144xi8>, vector<2xi8>
+// CHECK:           vector.store %{{.*}}, [[Y]]{{\[}}[[I]], %{{.*}}] {nontemporal = true} : memref<?x256xf32>, vector<32xf32>
+// CHECK:         }) {qrt.loop = "rows", qrt.gpu_mapping = "lanes"}
+
+// SCALAR-LABEL: func.func @gather_q4_k(
+// SCALAR:         "scf.parallel"
+// SCALAR:           [[ID:%.*]] = memref.load %{{.*}}[%{{.*}}] : memref<?xi64>
+// SCALAR:           arith.minui
+// SCALAR:           scf.for
+// SCALAR:             memref.load %t[%{{.*}}, %{{.*}}] : memref<32000x144xi8>
+// SCALAR:             memref.store %{{.*}}, %{{.*}}[%{{.*}}, %{{.*}}] : memref<?x256xf32>
+// SCALAR:           } {qrt.loop = "lanes"}
+// SCALAR:         }) {qrt.loop = "rows", qrt.gpu_mapping = "lanes"}
+
+// -----
+
+// A 1-D i32 gather over a table of dynamic rows: the clamp bound comes from
+// the table's dimension 0; equal gathers are lowered once and cloned.
+func.func @gather_q8_0_twice(%t: memref<?x34xi8>, %a: memref<?xi32>, %b: memref<?xi32>, %ya: memref<?x32xf32>, %yb: memref<?x32xf32>) {
+  quant.gather #quant.encoding<q8_0> %t, %a outs(%ya) : (memref<?x34xi8>, memref<?xi32>, memref<?x32xf32>) -> ()
+  quant.gather #quant.encoding<q8_0> %t, %b outs(%yb) : (memref<?x34xi8>, memref<?xi32>, memref<?x32xf32>) -> ()
+  func.return
+}
+
+// CHECK-LABEL: func.func @gather_q8_0_twice(
+// CHECK:         [[N:%.*]] = memref.dim %t, %{{.*}} : memref<?x34xi8>
+// CHECK:         arith.subi [[N]], %{{.*}} : index
+// CHECK:         "scf.parallel"
+// CHECK:           memref.load %a[%{{.*}}] : memref<?xi32>
+// CHECK:           arith.index_cast %{{.*}} : i32 to index
+// CHECK:           vector.store %{{.*}}, %ya[%{{.*}}, %{{.*}}]
+// CHECK:         "scf.parallel"
+// CHECK:           memref.load %b[%{{.*}}] : memref<?xi32>
+// CHECK:           vector.store %{{.*}}, %yb[%{{.*}}, %{{.*}}]

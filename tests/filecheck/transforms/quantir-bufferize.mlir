@@ -88,3 +88,24 @@ func.func @copies(%x: tensor<4x8xf32>) -> (tensor<4x8xf32>, tensor<4x8xf32>, ten
 // CHECK-NEXT:    "memref.copy"(%z, %out4)
 // CHECK-NEXT:    memref.dealloc %z
 // CHECK-NEXT:    memref.dealloc %y
+
+// -----
+
+// A gather's indices argument records the argument whose rows it indexes
+// (here the weight, argument 2; the same ids also index the input table,
+// argument 1), so the runtime checks the values before any kernel runs. The
+// result's dynamic dimension is the indices' dimension 0.
+func.func @gather(%ids: tensor<?xi32>, %t: tensor<?x34xui8>) -> (tensor<?x256xf32>, tensor<?x32xf32>) {
+  %w = quant.weight "token_embd.weight" #quant.encoding<q4_k> [64, 256] : tensor<64x144xui8>
+  %e = quant.gather #quant.encoding<q4_k> %w, %ids : (tensor<64x144xui8>, tensor<?xi32>) -> tensor<?x256xf32>
+  %f = quant.gather #quant.encoding<q8_0> %t, %ids : (tensor<?x34xui8>, tensor<?xi32>) -> tensor<?x32xf32>
+  func.return %e, %f : tensor<?x256xf32>, tensor<?x32xf32>
+}
+
+// CHECK-LABEL: func.func @gather(
+// CHECK-SAME:    %ids: memref<?xi32> {qrt.input = 0 : i64, qrt.row_indices = array<i64: 2, 1>}
+// CHECK-SAME:    %t: memref<?x34xi8> {qrt.input = 1 : i64}
+// CHECK-SAME:    %w: memref<64x144xi8> {quant.weight = "token_embd.weight"
+// CHECK-SAME:    %out0: memref<?x256xf32> {qrt.output = 0 : i64, qrt.result_dims = array<i64: 0, 0>}
+// CHECK-NEXT:    quant.gather #quant.encoding<q4_k> %w, %ids outs(%out0) : (memref<64x144xi8>, memref<?xi32>, memref<?x256xf32>) -> ()
+// CHECK-NEXT:    quant.gather #quant.encoding<q8_0> %t, %ids outs(%out1) : (memref<?x34xi8>, memref<?xi32>, memref<?x32xf32>) -> ()
