@@ -31,7 +31,7 @@ from quantir.dialects.encoding import (
     packed_layout,
 )
 from quantir.dialects.weight import DType
-from quantir.runtime.buffers import BufferError, dtype_problem
+from quantir.runtime.buffers import BufferError, dtype_problem, is_device_buffer
 from quantir.runtime.compiled_graph import compile_on_device
 from quantir.runtime.gptq.layer import g_idx_problem
 from quantir.runtime.program import gather_weight_parts
@@ -378,7 +378,14 @@ INDEX_DTYPES = ("int32", "int64")
 
 
 def _indices_array(indices: object) -> np.ndarray:
-    """Indices as a C-contiguous int32/int64 array of rank >= 1 (lists of ints become int64)."""
+    """Indices as a C-contiguous int32/int64 array of rank >= 1 (lists of ints become int64).
+
+    A GPU `DeviceBuffer` is taken as it is (for a GPU program; the runtime
+    copies it to the host to check its values).
+    """
+    if is_device_buffer(indices):
+        _check_index_layout(indices.dtype, indices.ndim)  # type: ignore[attr-defined]
+        return indices  # type: ignore[return-value]
     if isinstance(indices, list | tuple):
         try:
             listed = np.asarray(indices)
@@ -395,13 +402,36 @@ def _indices_array(indices: object) -> np.ndarray:
             f"indices: expected a numpy int32 or int64 array (or a list of ints), "
             f"got {type(indices).__name__}"
         )
-    problem = dtype_problem(indices.dtype, INDEX_DTYPES)
-    if problem is not None:
-        hint = "" if indices.dtype.name in INDEX_DTYPES else " (use indices.astype(np.int64))"
-        raise BufferError(f"indices: {problem}{hint}")
-    if indices.ndim < 1:
-        raise BufferError("indices: expected an array of rank 1 or more, got a scalar")
+    _check_index_layout(indices.dtype, indices.ndim)
     return np.ascontiguousarray(indices)
+
+
+def _check_index_layout(dtype: np.dtype, ndim: int) -> None:
+    problem = dtype_problem(dtype, INDEX_DTYPES)
+    if problem is not None:
+        hint = "" if np.dtype(dtype).name in INDEX_DTYPES else " (use indices.astype(np.int64))"
+        raise BufferError(f"indices: {problem}{hint}")
+    if ndim < 1:
+        raise BufferError("indices: expected an array of rank 1 or more, got a scalar")
+
+
+def _table(enc: QuantizationEncoding, packed: object) -> tuple[object, int]:
+    """(the packed table, its row bytes): a numpy array, or a GPU DeviceBuffer as it is."""
+    if not is_device_buffer(packed):
+        table, _ = _gguf_k(enc, packed)
+        return table, table.shape[1]
+    shape = tuple(packed.shape)  # type: ignore[attr-defined]
+    if np.dtype(packed.dtype).name not in ("uint8", "int8") or len(shape) != 2:  # type: ignore[attr-defined]
+        raise BufferError(
+            f"{enc.name} packed table: expected a uint8 buffer [N, row_bytes], got "
+            f"{np.dtype(packed.dtype).name} {list(shape)}"  # type: ignore[attr-defined]
+        )
+    if not enc.row_elements(shape[1]):
+        raise BufferError(
+            f"{enc.name} packed table: rows of {shape[1]} bytes are not a whole number of "
+            f"{enc.block_size}-byte blocks"
+        )
+    return packed, shape[1]
 
 
 @functools.lru_cache(maxsize=256)
@@ -433,7 +463,9 @@ def gather(
     `weight` is a GGUFTensor (a token embedding table, say: it knows its
     encoding) or a packed uint8 array [N, row_bytes] with `encoding`.
     `indices` is an int32 or int64 array of any rank >= 1 (or a list of
-    ints); indices may repeat and come in any order. The values are
+    ints); indices may repeat and come in any order. For `device="cuda:N"`
+    the table and the indices may also be GPU `DeviceBuffer`s
+    (`quantir.runtime.cuda.to_device`). The values are
     bit-identical to ggml's dequantization of those rows, i.e. to
     `dequantize(weight)[indices]`, but only those rows are unpacked. An index
     outside [0, N) raises BufferError naming it before anything runs. GPTQ
@@ -442,7 +474,7 @@ def gather(
     enc, packed = _own_encoding(encoding, weight, "gather")
     if not enc.is_gguf:
         raise ValueError("gather: GPTQ weights are not supported (gather reads GGUF table rows)")
-    table, _ = _gguf_k(enc, packed)
+    table, row_bytes = _table(enc, packed)
     ids = _indices_array(indices)
-    source = _gather_graph(enc, table.shape[1], ids.dtype.name, ids.ndim)
+    source = _gather_graph(enc, row_bytes, np.dtype(ids.dtype).name, ids.ndim)
     return _run(source, "gather", [table, ids], device, threads, out, pipeline)

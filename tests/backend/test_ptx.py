@@ -1,7 +1,7 @@
 """The PTX of every kernel kind assembles with ptxas for sm_80 and sm_90.
 
 Runs wherever `ptxas` is on PATH (no GPU needed): every GGUF encoding's
-dequantize and qmatmul, GPTQ for every bit width with and without desc_act,
+dequantize, gather and qmatmul, GPTQ for every bit width with and without desc_act,
 and the float graph ops.
 """
 
@@ -24,12 +24,14 @@ def gguf_graph(enc: QuantizationEncoding, k: int = 512) -> str:
     b = k // enc.elements_per_block * enc.block_size
     name = enc.name
     return f"""
-func.func @f(%x: tensor<?x{k}xf32>, %w: tensor<?x{b}xui8>)
-    -> (tensor<?x?xf32>, tensor<?x{k}xf32>) {{
+func.func @f(%x: tensor<?x{k}xf32>, %w: tensor<?x{b}xui8>, %ids: tensor<?x?xi64>)
+    -> (tensor<?x?xf32>, tensor<?x{k}xf32>, tensor<?x?x{k}xf32>) {{
   %y = quant.qmatmul #quant.encoding<{name}> %x, %w
       : (tensor<?x{k}xf32>, tensor<?x{b}xui8>) -> tensor<?x?xf32>
   %d = quant.dequantize #quant.encoding<{name}> %w : (tensor<?x{b}xui8>) -> tensor<?x{k}xf32>
-  func.return %y, %d : tensor<?x?xf32>, tensor<?x{k}xf32>
+  %e = quant.gather #quant.encoding<{name}> %w, %ids
+      : (tensor<?x{b}xui8>, tensor<?x?xi64>) -> tensor<?x?x{k}xf32>
+  func.return %y, %d, %e : tensor<?x?xf32>, tensor<?x{k}xf32>, tensor<?x?x{k}xf32>
 }}"""
 
 
@@ -85,11 +87,20 @@ def test_ptx_assembles(name: str, arch: str, tmp_path) -> None:
         assert f".entry {kernel}(" in compiled.ptx
 
 
-def test_dequantize_ptx_has_no_fused_multiply_add() -> None:
+@pytest.mark.parametrize("op", ["dequantize", "gather"])
+def test_dequantize_ptx_has_no_fused_multiply_add(op: str) -> None:
     """ggml computes d*q - m with separate roundings; so must the GPU."""
-    source = """
+    if op == "dequantize":
+        source = """
 func.func @f(%w: tensor<?x144xui8>) -> tensor<?x256xf32> {
   %y = quant.dequantize #quant.encoding<q4_k> %w : (tensor<?x144xui8>) -> tensor<?x256xf32>
+  func.return %y : tensor<?x256xf32>
+}"""
+    else:
+        source = """
+func.func @f(%w: tensor<?x144xui8>, %i: tensor<?xi32>) -> tensor<?x256xf32> {
+  %y = quant.gather #quant.encoding<q4_k> %w, %i
+      : (tensor<?x144xui8>, tensor<?xi32>) -> tensor<?x256xf32>
   func.return %y : tensor<?x256xf32>
 }"""
     ptx = compile_source(source, "gpu", gpu_arch="sm_90").ptx

@@ -1,7 +1,7 @@
 """GPU kernels against the CPU path (needs an NVIDIA GPU; skipped without one).
 
-Dequantize must be bit-identical to the CPU (and so to ggml / the GPTQ
-formula); qmatmul must agree with the CPU within the float32 accumulation
+Dequantize and gather must be bit-identical to the CPU (and so to ggml / the
+GPTQ formula); qmatmul must agree with the CPU within the float32 accumulation
 bound. Also covers resident weights, graphs with float ops, and driver
 errors surfacing as Python errors.
 """
@@ -14,7 +14,8 @@ import pytest
 from quantir.compiler.encodings import layout_for
 from quantir.dialects.encoding import QuantizationConfig, QuantizationEncoding
 from quantir.runtime import cuda
-from quantir.runtime.api import dequantize, qmatmul
+from quantir.runtime.api import dequantize, gather, qmatmul
+from quantir.runtime.buffers import BufferError
 
 pytestmark = [
     pytest.mark.gpu,
@@ -51,6 +52,36 @@ def test_gguf_matches_cpu(enc: QuantizationEncoding) -> None:
         ref = x.astype(np.float64) @ cpu.astype(np.float64).T
         y = qmatmul(enc, x, w, device="cuda:0")
         assert np.all(np.abs(y - ref) <= bound(x, cpu)), enc.name
+
+
+@pytest.mark.parametrize("enc", GGUF, ids=lambda e: e.name)
+def test_gather_matches_gguf_py(enc: QuantizationEncoding) -> None:
+    """Repeated, unsorted ids (first and last row included), 1-D int32 and 2-D int64."""
+    from gguf import GGMLQuantizationType
+    from gguf.quants import dequantize as gguf_dequantize
+
+    w = random_blocks(enc, 45, 512, seed=3)
+    ids = np.array([44, 0, 7, 44, 3, 7, 0, 21, 9], np.int32)
+    ref = gguf_dequantize(w[ids], GGMLQuantizationType[enc.name.upper()])
+    gpu = gather(w, ids, encoding=enc, device="cuda:0")
+    assert np.array_equal(gpu.view(np.uint32), ref.view(np.uint32)), enc.name
+    ids2 = ids[:8].astype(np.int64).reshape(2, 4)
+    gpu2 = gather(w, ids2, encoding=enc, device="cuda:0")
+    assert np.array_equal(gpu2.reshape(8, -1).view(np.uint32), ref[:8].view(np.uint32))
+
+
+def test_gather_with_resident_table_and_ids() -> None:
+    """Device-resident indices are checked too (copied to the host first)."""
+    enc = QuantizationEncoding.Q6_K
+    w = random_blocks(enc, 40, 256, seed=4)
+    table = cuda.to_device(w)
+    ids = np.array([3, 39, 3], np.int64)
+    y = gather(table, cuda.to_device(ids), encoding=enc, device="cuda:0")
+    assert np.array_equal(y.view(np.uint32), gather(w, ids, encoding=enc).view(np.uint32))
+    with pytest.raises(BufferError, match=r"index 40 at position 1 is past the last row \(39\)"):
+        gather(table, cuda.to_device(np.array([0, 40], np.int64)), encoding=enc, device="cuda:0")
+    with pytest.raises(BufferError, match="index -2 at position 0 is negative"):
+        gather(w, np.array([-2], np.int32), encoding=enc, device="cuda:0")
 
 
 @pytest.mark.parametrize("bits", [2, 3, 4, 8])

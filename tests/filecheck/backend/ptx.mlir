@@ -25,6 +25,25 @@ func.func @deq(%w: tensor<?x144xui8>) -> tensor<?x256xf32> {
 
 // -----
 
+// gather: the dequantize kernel reading the row its thread's index names,
+// loaded once per thread (sign-extended) and clamped to the last row with an
+// unsigned min before it addresses the table.
+func.func @embed(%w: tensor<?x34xui8>, %ids: tensor<?xi32>) -> tensor<?x32xf32> {
+  %y = quant.gather #quant.encoding<q8_0> %w, %ids : (tensor<?x34xui8>, tensor<?xi32>) -> tensor<?x32xf32>
+  func.return %y : tensor<?x32xf32>
+}
+
+// CHECK:       .visible .entry embed_kernel0(
+// CHECK:         ld.global.nc.s32 [[ID:%rd[0-9]+]]
+// CHECK:         min.u64 [[ROW:%rd[0-9]+]], %rd{{[0-9]+}}, [[ID]]
+// CHECK:         mad.lo.s64 %rd{{[0-9]+}}, [[ROW]], 34,
+// CHECK:         cvt.f32.f16
+// CHECK:         mul.rn.f32
+// CHECK:         st.global.b32
+// CHECK:         ret;
+
+// -----
+
 // qmatmul: one warp per row, partial sums combined with butterfly shuffles.
 func.func @mv(%x: tensor<?x512xf32>, %w: tensor<?x288xui8>) -> tensor<?x?xf32> {
   %y = quant.qmatmul #quant.encoding<q4_k> %x, %w : (tensor<?x512xf32>, tensor<?x288xui8>) -> tensor<?x?xf32>
