@@ -5,8 +5,10 @@
     --input NAME=random:2x4096  seeded float32 standard-normal data of that shape
     --input NAME=random         the same, with the argument's (static) shape
 
-Everything is loaded and checked against the function's argument types
-before anything is compiled or run.
+Integer inputs (the token ids of a `quant.gather`) come from .npy files of
+the declared dtype; random data is float32 only. Everything is loaded and
+checked against the function's argument types before anything is compiled
+or run (and gather ids against their table's rows before any kernel runs).
 """
 
 from __future__ import annotations
@@ -201,7 +203,12 @@ def load_input(spec: InputSpec, fi: FunctionInput, seed: int = 0) -> np.ndarray:
     )
     if not ok:
         hint = ""
-        if array.dtype.name not in fi.dtypes and array.dtype.kind == "f":
+        wanted = np.dtype(fi.dtypes[0]).kind
+        # Floats convert to anything; integers only to other integers (gather
+        # indices saved as int64 for an i32 graph, say).
+        if array.dtype.name not in fi.dtypes and (
+            array.dtype.kind == "f" or (array.dtype.kind in "iu" and wanted in "iu")
+        ):
             hint = f" (convert it with .astype(np.{fi.dtypes[0]}))"
         raise UserError(
             f"{fi.label} from {spec.origin} is {described} but the graph declares "
