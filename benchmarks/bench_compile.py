@@ -7,7 +7,10 @@ For FILE it builds one graph holding a `quant.qmatmul` for every 2-D
 quantized matrix quantir supports (input xK [1, K] per distinct K; each
 product is an output), and a second graph holding one op per distinct
 (encoding, N, K): the cost a whole-model graph should approach once equal
-kernels are compiled once. It reports, side by side:
+kernels are compiled once. When the file's token embedding
+(`token_embd.weight`) is quantized, a third graph is the full one plus a
+`quant.gather` of token ids from that table (input `ids` [t], int32), as a
+model's first step reads it. It reports, side by side:
 
 * open: `open_gguf` (quantir's lazy reader) and gguf-py's `GGUFReader` on the
   same file, best of several opens; and the Python memory peak of each open
@@ -17,7 +20,9 @@ kernels are compiled once. It reports, side by side:
 * warm compile: the full graph again from the disk cache (the in-process
   memo cleared), as a new process would;
 * run: one call of the compiled full graph, weights bound from the mapped
-  file, best of several calls.
+  file, best of several calls;
+* gather: cold compile, warm compile and run (8 token ids) of the graph with
+  the gather, measured the same way.
 
 `--write-synthetic` writes a llama-like file with gguf-py's writer
 (through `write_gguf`): a tokenizer of N strings with scores and token types
@@ -63,21 +68,37 @@ def quantized_matrices(model) -> list:
     return [t for t in model.tensors if t.encoding is not None and len(t.shape) == 2]
 
 
-def build_graph(name: str, matrices: list):
-    """One qmatmul per matrix; x_K inputs [m, K], one per distinct K."""
+EMBEDDING = "token_embd.weight"
+
+
+def quantized_embedding(matrices: list):
+    """The token embedding table among the quantized matrices, or None."""
+    return next((t for t in matrices if t.name == EMBEDDING), None)
+
+
+def build_graph(name: str, matrices: list, embedding=None):
+    """One qmatmul per matrix; x_K inputs [m, K], one per distinct K.
+
+    With `embedding`, also a gather of rows of it by an `ids` input [t]
+    (int32), its result the last output.
+    """
     from quantir.compiler.graph import DType, Graph, TensorType, ops
 
     ks = sorted({t.shape[1] for t in matrices})
-    with Graph(
-        name,
-        input_types=[TensorType(DType.float32, ["m", k]) for k in ks],
-        input_names=[f"x{k}" for k in ks],
-    ) as g:
-        x_of = dict(zip(ks, g.inputs, strict=True))
+    types = [TensorType(DType.float32, ["m", k]) for k in ks]
+    names = [f"x{k}" for k in ks]
+    if embedding is not None:
+        types.append(TensorType(DType.int32, ["t"]))
+        names.append("ids")
+    with Graph(name, input_types=types, input_names=names) as g:
+        x_of = dict(zip(ks, g.inputs, strict=False))
         outputs = []
         for t in matrices:
             w = g.add_weight(t.as_weight())
             outputs.append(ops.qmatmul(t.encoding, None, x_of[t.shape[1]], w))
+        if embedding is not None:
+            table = g.add_weight(embedding.as_weight())
+            outputs.append(ops.gather(embedding.encoding, table, g.inputs[-1]))
         g.output(*outputs)
     return g, ks
 
@@ -155,7 +176,36 @@ def measure(path: Path, repeats: int = 5) -> dict:
     result["run_s"] = _best(lambda: compiled(*inputs, weights=model), repeats)
     result["ratio_open"] = result["ggufpy_open_s"] / result["open_s"]
     result["ratio_cold"] = result["cold_s"] / result["cold_distinct_s"]
+    embedding = quantized_embedding(matrices)
+    if embedding is not None:
+        ids = rng.integers(0, embedding.shape[0], GATHER_IDS).astype(np.int32)
+        result.update(_measure_gather(model, matrices, embedding, [*inputs, ids], repeats))
     return result
+
+
+GATHER_IDS = 8
+"""Token ids the gather graph is run with."""
+
+
+def _measure_gather(model, matrices: list, embedding, inputs: list, repeats: int) -> dict:
+    """Cold and warm compile and run of the full graph plus a gather on the embedding."""
+    graph, _ = build_graph("model_gather", matrices, embedding)
+    out: dict = {"gather_table": embedding.name, "gather_encoding": embedding.encoding.name}
+    saved = os.environ.get("QUANTIR_CACHE_DIR")
+    try:
+        with _empty_cache():
+            out["gather_cold_s"] = _timed_compile(graph)[1]
+            _forget_compiled()
+            compiled, out["gather_warm_s"] = _timed_compile(graph)
+    finally:
+        if saved is None:
+            os.environ.pop("QUANTIR_CACHE_DIR", None)
+        else:
+            os.environ["QUANTIR_CACHE_DIR"] = saved
+        _forget_compiled()
+    compiled(*inputs, weights=model)
+    out["gather_run_s"] = _best(lambda: compiled(*inputs, weights=model), repeats)
+    return out
 
 
 def format_row(r: dict) -> str:
@@ -170,6 +220,16 @@ def format_row(r: dict) -> str:
         f"{r['ratio_cold']:.2f}x)\n"
         f"  warm        {r['warm_s'] * 1e3:9.1f} ms\n"
         f"  run (m=1)   {r['run_s'] * 1e3:9.2f} ms"
+    ) + _gather_row(r)
+
+
+def _gather_row(r: dict) -> str:
+    if "gather_cold_s" not in r:
+        return "\n  gather      (no quantized token_embd.weight)"
+    return (
+        f"\n  + gather of {GATHER_IDS} ids from {r['gather_table']} ({r['gather_encoding']}): "
+        f"cold {r['gather_cold_s']:.2f} s, warm {r['gather_warm_s'] * 1e3:.1f} ms, "
+        f"run (m=1) {r['gather_run_s'] * 1e3:.2f} ms"
     )
 
 
