@@ -96,14 +96,20 @@ def _own_encoding(
     return own, arrays
 
 
+def _is_array(value: object) -> bool:
+    """A numpy array, or a GPU `DeviceBuffer` (resident weights: checked by their metadata)."""
+    return isinstance(value, np.ndarray) or is_device_buffer(value)
+
+
 def _gguf_k(enc: QuantizationEncoding, packed: object) -> tuple[np.ndarray, int]:
-    if not isinstance(packed, np.ndarray):
+    if not _is_array(packed):
         raise BufferError(
-            f"{enc.name} packed weight: expected a numpy uint8 array, got {type(packed).__name__}"
+            f"{enc.name} packed weight: expected a numpy uint8 array or a GPU buffer "
+            f"(runtime.cuda.to_device), got {type(packed).__name__}"
         )
-    if packed.dtype not in (np.uint8, np.int8):
+    if np.dtype(packed.dtype) not in (np.uint8, np.int8):
         raise BufferError(f"{enc.name} packed weight: expected dtype uint8, got {packed.dtype}")
-    if packed.ndim != 2:
+    if len(packed.shape) != 2:
         raise BufferError(
             f"{enc.name} packed weight: expected 2 dimensions [N, K/{enc.elements_per_block}*"
             f"{enc.block_size}], got shape {list(packed.shape)}"
@@ -149,7 +155,7 @@ def _gptq_config(
 def _gptq_parts(packed: object, config: QuantizationConfig) -> tuple[dict, int]:
     parts = gather_weight_parts("gptq", packed, GPTQ_TENSOR_NAMES)
     qweight, g_idx = parts["qweight"], parts["g_idx"]
-    if not isinstance(qweight, np.ndarray) or qweight.ndim != 2:
+    if not _is_array(qweight) or len(qweight.shape) != 2:
         raise BufferError(
             f"GPTQ qweight: expected a 2-D int32 array [K*{config.bits}/32, N], got "
             f"{getattr(qweight, 'shape', type(qweight).__name__)}"
@@ -161,7 +167,7 @@ def _gptq_parts(packed: object, config: QuantizationConfig) -> tuple[dict, int]:
             f"GPTQ {config.bits}-bit needs K*bits to be a multiple of 32: qweight's "
             f"{qweight.shape[0]} rows hold no whole K"
         )
-    if not isinstance(g_idx, np.ndarray) or g_idx.shape != (k,):
+    if not _is_array(g_idx) or tuple(g_idx.shape) != (k,):
         raise BufferError(
             f"GPTQ g_idx: expected a 1-D int32 array of length K={k} (qweight has "
             f"{qweight.shape[0]} rows of {config.bits}-bit codes), got "
@@ -174,6 +180,8 @@ def _check_g_idx(g_idx: np.ndarray, config: QuantizationConfig, k: int) -> None:
     dtype = dtype_problem(g_idx.dtype, ("int32", "uint32"))
     if dtype is not None:
         raise BufferError(f"GPTQ g_idx: {dtype}")
+    if is_device_buffer(g_idx):
+        g_idx = g_idx.to_numpy()  # K int32: its values are checked as a host array's are
     problem = g_idx_problem(g_idx, config, k)
     if problem is not None:
         raise BufferError(f"GPTQ {problem}")

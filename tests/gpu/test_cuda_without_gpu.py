@@ -82,3 +82,48 @@ def test_gpu_check_script_dry_run(tmp_path) -> None:
         assert all(r["within_bound"] for r in case["correctness"]["qmatmul"].values())
         assert case["qmatmul_m1"]["gbs"] > 0 and case["dequantize"]["gbs"] > 0
     assert (tmp_path / "gpu_check.txt").read_text().startswith("CPU dry run")
+
+
+def _resident(shape: tuple[int, ...], dtype: str) -> cuda.DeviceBuffer:
+    """A DeviceBuffer's metadata without a GPU (never freed: owner=False)."""
+    return cuda.DeviceBuffer(0x1000, shape, np.dtype(dtype), None, owner=False)  # type: ignore[arg-type]
+
+
+def test_resident_weights_are_validated_by_their_metadata() -> None:
+    """The eager API takes a DeviceBuffer wherever a packed array goes, checked by shape/dtype."""
+    from quantir.runtime.api import dequantize, qmatmul
+    from quantir.runtime.buffers import BufferError
+
+    x = np.zeros((1, 512), np.float32)
+    with pytest.raises(BufferError, match="not a whole number of 144-byte blocks"):
+        qmatmul("q4_k", x, _resident((4, 300), "uint8"), device="cuda:0")
+    with pytest.raises(BufferError, match="expected dtype uint8, got float32"):
+        dequantize("q4_k", _resident((4, 288), "float32"), device="cuda:0")
+    with pytest.raises(BufferError, match="expected 2 dimensions"):
+        dequantize("q4_k", _resident((4 * 288,), "uint8"), device="cuda:0")
+    with pytest.raises(BufferError, match=r"expected shape \[\.\.\., 512\]"):
+        qmatmul("q4_k", np.zeros((1, 256), np.float32), _resident((4, 288), "uint8"))
+    # Valid metadata passes the eager checks; a CPU program then refuses GPU memory.
+    with pytest.raises(BufferError, match="a GPU buffer cannot be used by a CPU program"):
+        qmatmul("q4_k", x, _resident((4, 288), "uint8"), device="cpu")
+
+
+def test_resident_gptq_tensors_are_validated_by_their_metadata() -> None:
+    from quantir.dialects.encoding import QuantizationConfig
+    from quantir.runtime.api import qmatmul
+    from quantir.runtime.buffers import BufferError
+
+    cfg = QuantizationConfig("gptq", 4, 128)
+    x = np.zeros((1, 256), np.float32)
+    parts = [
+        _resident((32, 64), "int32"),
+        _resident((2, 8), "int32"),
+        _resident((2, 64), "float16"),
+        np.arange(256, dtype=np.int32) // 128,
+    ]
+    with pytest.raises(BufferError, match="a GPU buffer cannot be used by a CPU program"):
+        qmatmul("gptq", x, parts, config=cfg, device="cpu")
+    with pytest.raises(BufferError, match="qweight: expected a 2-D int32 array"):
+        qmatmul("gptq", x, [_resident((32 * 64,), "int32"), *parts[1:]], config=cfg)
+    with pytest.raises(BufferError, match="g_idx: expected a 1-D int32 array of length K=256"):
+        qmatmul("gptq", x, [*parts[:3], _resident((255,), "int32")], config=cfg)
