@@ -129,6 +129,7 @@ class DeviceBuffer:
     dtype: np.dtype
     device: GpuDevice
     owner: bool = True
+    pooled: bool = False  # taken from the device's workspace pool: give it back, never free it
 
     @property
     def ndim(self) -> int:
@@ -190,6 +191,14 @@ class GpuDevice:
         self._modules: dict[str, ctypes.c_void_p] = {}
         self._functions: dict[tuple[str, str], ctypes.c_void_p] = {}
         self.lock = threading.Lock()
+        # The workspace: device memory of programs' temporaries (and per-call
+        # uploads and outputs), kept across calls by exact size. cuMemFree
+        # synchronizes the device, so a call must not free; all work runs in
+        # order on the default stream, so memory given back after its last
+        # launch can be handed to the next launch at once.
+        self._pool: dict[int, list[int]] = {}
+        self._pooled_bytes = 0
+        self._pool_lock = threading.Lock()
 
     @classmethod
     def get(cls, index: int = 0, ptx: str | None = None) -> GpuDevice:
@@ -263,6 +272,67 @@ class GpuDevice:
         nbytes = int(np.prod(shape, dtype=np.int64)) * dt.itemsize
         return DeviceBuffer(self.allocate(nbytes), tuple(shape), dt, self)
 
+    # -- workspace -----------------------------------------------------------
+
+    POOL_LIMIT = 4 << 30
+    """At most this many bytes stay in the workspace pool; more are freed."""
+
+    def workspace(self, shape: tuple[int, ...], dtype: str) -> DeviceBuffer:
+        """A buffer from the workspace pool (no driver call when one of its size is free)."""
+        dt = np.dtype(dtype)
+        nbytes = max(1, int(np.prod(shape, dtype=np.int64)) * dt.itemsize)
+        with self._pool_lock:
+            free = self._pool.get(nbytes)
+            ptr = free.pop() if free else 0
+            if ptr:
+                self._pooled_bytes -= nbytes
+        if not ptr:
+            try:
+                ptr = self.allocate(nbytes)
+            except CudaError as e:
+                if e.code != 2 or not self.trim_workspace():
+                    raise
+                ptr = self.allocate(nbytes)  # out of memory: retry with the pool emptied
+        return DeviceBuffer(ptr, tuple(shape), dt, self, owner=False, pooled=True)
+
+    def give_back(self, buffer: DeviceBuffer) -> None:
+        """Return a workspace buffer to the pool (its last use may still be queued)."""
+        if not buffer.pooled or not buffer.ptr:
+            return
+        nbytes = max(1, buffer.nbytes)
+        with self._pool_lock:
+            keep = self._pooled_bytes + nbytes <= self.POOL_LIMIT
+            if keep:
+                self._pool.setdefault(nbytes, []).append(buffer.ptr)
+                self._pooled_bytes += nbytes
+        if not keep:
+            self.release(buffer.ptr)
+        buffer.ptr = 0
+
+    def trim_workspace(self) -> bool:
+        """Free every pooled buffer; whether there was any."""
+        with self._pool_lock:
+            ptrs = [p for free in self._pool.values() for p in free]
+            self._pool.clear()
+            self._pooled_bytes = 0
+        for p in ptrs:
+            self.release(p)
+        return bool(ptrs)
+
+    def upload_workspace(self, array: np.ndarray) -> DeviceBuffer:
+        """`upload` into a workspace buffer (per-call inputs of a program)."""
+        array = np.ascontiguousarray(array)
+        buf = self.workspace(array.shape, array.dtype.name)
+        if array.nbytes:
+            self.activate()
+            self.driver.call(
+                "cuMemcpyHtoD_v2",
+                ctypes.c_uint64(buf.ptr),
+                ctypes.c_void_p(array.ctypes.data),
+                ctypes.c_size_t(array.nbytes),
+            )
+        return buf
+
     def upload(self, array: np.ndarray) -> DeviceBuffer:
         array = np.ascontiguousarray(array)
         buf = self.alloc(array.shape, array.dtype.name)
@@ -305,20 +375,25 @@ class GpuProgramDevice:
                     f"cuda:{self.gpu.index}"
                 )
             return array
-        return self.gpu.upload(array)
+        return self.gpu.upload_workspace(array)
 
     def output_buffer(self, shape: tuple[int, ...], dtype: str) -> DeviceBuffer:
-        return self.gpu.alloc(shape, dtype)
+        return self.gpu.workspace(shape, dtype)
 
     def to_host(self, buffer: DeviceBuffer, out: np.ndarray) -> None:
         self.gpu.synchronize()
         self.gpu.to_host(buffer, out)
 
     def alloc(self, shape, dtype) -> DeviceBuffer:
-        return self.gpu.alloc(shape, dtype)
+        """A temporary of the host plan: from the workspace, no driver call once warm."""
+        return self.gpu.workspace(shape, dtype)
 
     def free(self, buffer: DeviceBuffer) -> None:
-        buffer.free()
+        """Back to the workspace: never cuMemFree (it would synchronize the device)."""
+        if buffer.pooled:
+            self.gpu.give_back(buffer)
+        else:
+            buffer.free()
 
     def copy(self, src: DeviceBuffer, dst: DeviceBuffer) -> None:
         self.gpu.activate()

@@ -231,19 +231,26 @@ class Program:
         regs: list[Any] = [None] * self.plan.registers
         on_host = isinstance(dev, CpuProgramDevice)
         outputs = {s.index for s in self.plan.outputs}
+        staged: list[Any] = []  # device copies of host arrays made for this call
         for i, a in enumerate(args):
             if on_host or is_device_buffer(a):
                 regs[i] = a  # already where the kernels run (an output stays there)
             elif i in outputs:
                 regs[i] = dev.output_buffer(a.shape, a.dtype.name)  # type: ignore[attr-defined]
+                staged.append(regs[i])
             else:
                 regs[i] = dev.to_device(a)
-        for step in self.plan.steps:
-            self._run_step(step, regs)
-        if not on_host:
-            for spec in self.plan.outputs:
-                if not is_device_buffer(args[spec.index]):
-                    dev.to_host(regs[spec.index], args[spec.index])
+                staged.append(regs[i])
+        try:
+            for step in self.plan.steps:
+                self._run_step(step, regs)
+            if not on_host:
+                for spec in self.plan.outputs:
+                    if not is_device_buffer(args[spec.index]):
+                        dev.to_host(regs[spec.index], args[spec.index])
+        finally:
+            for buffer in staged:  # the GPU's workspace: reused by the next call
+                dev.free(buffer)
 
     def _run_step(self, step: Step, regs: list) -> None:
         dev = self.device

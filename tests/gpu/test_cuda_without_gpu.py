@@ -127,3 +127,45 @@ def test_resident_gptq_tensors_are_validated_by_their_metadata() -> None:
         qmatmul("gptq", x, [_resident((32 * 64,), "int32"), *parts[1:]], config=cfg)
     with pytest.raises(BufferError, match="g_idx: expected a 1-D int32 array of length K=256"):
         qmatmul("gptq", x, [*parts[:3], _resident((255,), "int32")], config=cfg)
+
+
+class _FakeLib:
+    """Driver entry points that succeed, recording which were called."""
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+        self.next_ptr = 0x10000
+
+    def __getattr__(self, name: str):
+        def call(*args) -> int:
+            self.calls.append(name)
+            if name == "cuDeviceGetCount":
+                args[0]._obj.value = 1
+            elif name == "cuMemAlloc_v2":
+                args[0]._obj.value = self.next_ptr
+                self.next_ptr += 0x10000
+            return 0
+
+        return call
+
+
+def test_program_temporaries_come_from_a_workspace() -> None:
+    """Per-call device buffers are reused: no cuMemAlloc/cuMemFree once warm (cuMemFree syncs)."""
+    lib = _FakeLib()
+    gpu = cuda.GpuDevice(0, cuda.Driver(lib))
+    dev = cuda.GpuProgramDevice(gpu, "")
+    a = dev.alloc((4, 8), "float32")
+    b = dev.alloc((4, 8), "float32")
+    ptrs = {a.ptr, b.ptr}
+    dev.free(a)
+    dev.free(b)
+    lib.calls.clear()
+    for _ in range(3):
+        c, d = dev.alloc((4, 8), "float32"), dev.alloc((32,), "int32")  # same byte size
+        assert {c.ptr, d.ptr} == ptrs
+        dev.free(d)
+        dev.free(c)
+    assert "cuMemAlloc_v2" not in lib.calls and "cuMemFree_v2" not in lib.calls
+    e = dev.alloc((5,), "float32")  # another size: a new allocation
+    assert lib.calls.count("cuMemAlloc_v2") == 1 and e.ptr not in ptrs
+    assert gpu.trim_workspace() and lib.calls.count("cuMemFree_v2") == 2
