@@ -56,6 +56,11 @@ from xdsl.irdl import (
 from xdsl.traits import EffectInstance, MemoryEffect, MemoryEffectKind, Pure
 from xdsl.utils.exceptions import VerifyException
 
+ALIGN_ATTR = "qrt.align"
+"""On a `vector.load` / `vector.store` (i64): the byte alignment the lowering
+guarantees for the access on the GPU, where device buffers start 256-byte
+aligned (wide loads and stores; the CPU keeps element alignment)."""
+
 KERNEL_ATTR = "qrt.kernel"
 """Unit attribute on a `func.func` that is a kernel (see the module docstring)."""
 

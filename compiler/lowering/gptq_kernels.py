@@ -25,7 +25,7 @@ from xdsl.dialects import memref
 from xdsl.dialects.builtin import DYNAMIC_INDEX, MemRefType, f32, i32
 
 from quantir.compiler.encodings.gptq import code_at, code_in_run
-from quantir.compiler.lowering import gptq_int8
+from quantir.compiler.lowering import gptq_int8, gptq_scalar
 from quantir.compiler.lowering.emitter import Emitter, Value, vector_of
 from quantir.compiler.lowering.gptq_chunks import VECTOR, stream_chunk
 from quantir.compiler.lowering.loop_roles import role
@@ -81,24 +81,28 @@ class _Gptq:
             nxt = e.vload(self.qweight, [nxt_row, col], lanes)
         return code_at(e, bit, word, nxt, self.bits)
 
+    def zero_code(self, e: Emitter, g: Value, n: Value) -> Value:
+        """z[g, n] (i32): the stored zero of column n in group g, plus the format's offset."""
+        bits = self.bits
+        bit = e.mul(n, bits)
+        col = e.divui(bit, 32)
+        word = e.load(self.qzeros, [g, col])
+        nxt = word
+        if 32 % bits:
+            last = e.sub(e.dim(self.qzeros, 1), 1)
+            nxt = e.load(self.qzeros, [g, e.minui(e.add(col, 1), last)])
+        z = code_at(e, bit, word, nxt, bits)
+        if self.zero_offset:
+            z = e.add(z, self.zero_offset)
+        return z
+
     def zeros_as_float(self, e: Emitter) -> Value:
         """zf[g, n] = stored zero + offset, as f32, in a new [G, N] buffer."""
         zbuf = e.v(memref.AllocOp([self.n], [], MemRefType(f32, [self.groups, DYNAMIC_INDEX])))
-        bits = self.bits
 
         def body(e: Emitter, ivs: Sequence[Value]) -> None:
             g, n = ivs
-            bit = e.mul(n, bits)
-            col = e.divui(bit, 32)
-            word = e.load(self.qzeros, [g, col])
-            nxt = word
-            if 32 % bits:
-                last = e.sub(e.dim(self.qzeros, 1), 1)
-                nxt = e.load(self.qzeros, [g, e.minui(e.add(col, 1), last)])
-            z = code_at(e, bit, word, nxt, bits)
-            if self.zero_offset:
-                z = e.add(z, self.zero_offset)
-            e.store(e.sitofp(z, f32), zbuf, [g, n])
+            e.store(e.sitofp(self.zero_code(e, g, n), f32), zbuf, [g, n])
 
         e.parallel([0, 0], [self.groups, self.n], body, role("rows"))
         return zbuf
@@ -115,6 +119,9 @@ def lower_dequantize(
     assert isinstance(out_t, MemRefType)
     k = out_t.get_shape()[1]
     gp = _Gptq(e, config, packed, k)
+    if not vectorize and gp.fast:
+        gptq_scalar.lower_dequantize(e, gp, out)
+        return
     zbuf = gp.zeros_as_float(e)
     bits = gp.bits
     # Vectorized, 16 codes (one 64-byte line of output) per step when whole
@@ -267,6 +274,9 @@ def lower_qmatmul(
     assert isinstance(xt, MemRefType)
     k = xt.get_shape()[1]
     gp = _Gptq(e, config, packed, k)
+    if not vectorize and gp.fast:
+        gptq_scalar.lower_qmatmul(e, gp, x, y)
+        return
     zbuf = gp.zeros_as_float(e)
     ix = gptq_int8.Int8X(e, gp, x) if vectorize and int8 and gptq_int8.int8_applies(gp) else None
     xsum = lower_subblock_sums(e, x, gp.group_size, vectorize) if gp.fast and not ix else None

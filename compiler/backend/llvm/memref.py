@@ -12,11 +12,12 @@ from collections.abc import Sequence
 
 import llvmlite.ir as ir
 from xdsl.dialects import arith, memref, vector
-from xdsl.dialects.builtin import MemRefType
+from xdsl.dialects.builtin import IntegerAttr, MemRefType
 from xdsl.ir import Operation
 
 from quantir.compiler.backend.llvm.context import FunctionContext, OpHandler, TranslationError
 from quantir.compiler.backend.llvm.types import I64, MemRefValue, llvm_type, natural_alignment
+from quantir.dialects.qrt import ALIGN_ATTR
 
 
 def address(
@@ -54,11 +55,20 @@ def _store(op: memref.StoreOp, ctx: FunctionContext) -> None:
     ctx.builder.store(value, addr, align=natural_alignment(m.elem))
 
 
+def _vector_alignment(op: Operation, ctx: FunctionContext, m: MemRefValue) -> int:
+    """Element alignment, or on the GPU the wider one the lowering guarantees (`qrt.align`)."""
+    align = natural_alignment(m.elem)
+    hint = op.attributes.get(ALIGN_ATTR)
+    if ctx.target.is_gpu and isinstance(hint, IntegerAttr):
+        align = max(align, hint.value.data)
+    return align
+
+
 def _vector_load(op: vector.LoadOp, ctx: FunctionContext) -> None:
     m = ctx.get(op.base)
     t = llvm_type(op.result.type)
     addr = _element_address(ctx, m, op.indices)
-    ctx.set(op.result, ctx.builder.load(addr, typ=t, align=natural_alignment(m.elem)))
+    ctx.set(op.result, ctx.builder.load(addr, typ=t, align=_vector_alignment(op, ctx, m)))
 
 
 def _vector_store(op: vector.StoreOp, ctx: FunctionContext) -> None:
@@ -69,7 +79,7 @@ def _vector_store(op: vector.StoreOp, ctx: FunctionContext) -> None:
     if nt is not None and nt.value.data and not ctx.target.is_gpu:
         store_nontemporal(ctx, value, addr, natural_alignment(m.elem))
     else:
-        ctx.builder.store(value, addr, align=natural_alignment(m.elem))
+        ctx.builder.store(value, addr, align=_vector_alignment(op, ctx, m))
 
 
 def store_nontemporal(ctx: FunctionContext, value: ir.Value, addr: ir.Value, elem_align: int):

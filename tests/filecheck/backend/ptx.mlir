@@ -56,19 +56,25 @@ func.func @mv(%x: tensor<?x512xf32>, %w: tensor<?x288xui8>) -> tensor<?x?xf32> {
 
 // -----
 
-// GPTQ qmatmul: one warp per output column, its groups split across the 32
-// threads (split-K) and summed with butterfly shuffles, so that M = 1 fills
-// the GPU; the zero points (kernel0) and the sums of x per group (kernel1)
-// come first.
+// GPTQ qmatmul: consecutive threads take consecutive columns (coalesced
+// qweight loads), x is read 16 bytes at a time, codes become floats through
+// the 2^23 trick (no cvt), and the groups are split across threads (split-K,
+// so that M = 1 fills the GPU); kernel1 sums the splits.
 func.func @gptq(%x: tensor<?x4096xf32>, %qw: tensor<512x?xi32>, %qz: tensor<32x?xi32>, %s: tensor<32x?xf16>, %g: tensor<4096xi32>) -> tensor<?x?xf32> {
   %y = quant.qmatmul #quant.encoding<gptq> config #quant.gptq<bits = 4, group_size = 128, desc_act = false, sym = false, format = gptq> %x, %qw, %qz, %s, %g : (tensor<?x4096xf32>, tensor<512x?xi32>, tensor<32x?xi32>, tensor<32x?xf16>, tensor<4096xi32>) -> tensor<?x?xf32>
   func.return %y : tensor<?x?xf32>
 }
 
-// CHECK:       .visible .entry gptq_kernel2(
+// CHECK:       .visible .entry gptq_kernel1(
+// CHECK:         add.f32
+// CHECK:         ret;
+// CHECK:       .visible .entry gptq_kernel0(
 // CHECK:         %tid.x
+// CHECK:         ld.global.nc.v4.b32
+// CHECK-NOT:     cvt.rn.f32.u32
+// CHECK:         or.b32 {{.*}}1258291200
 // CHECK:         fma.rn.f32
-// CHECK:         shfl.sync.bfly.b32
+// CHECK-NOT:     shfl.sync
 // CHECK:         ret;
 
 // -----
