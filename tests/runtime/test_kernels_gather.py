@@ -111,6 +111,20 @@ def test_gather_out_of_range_index_is_refused(ids, message):
     assert f"indices must be in [0, {TABLE_ROWS}) for the {TABLE_ROWS} rows" in text
 
 
+def test_indices_are_checked_when_the_kernel_comes_from_the_disk_cache(monkeypatch):
+    """The check rides on the host function's argument attributes, which the cache
+    entry keeps: a program loaded from disk (no compile) refuses bad ids too."""
+    from quantir.runtime import jit
+
+    monkeypatch.delenv("QUANTIR_CACHE", raising=False)  # the disk cache on
+    table = _blocks_for("q4_0", 64, 10, TABLE_ROWS)
+    gather(table, [0], encoding="q4_0")  # compiled (or found) and cached
+    monkeypatch.setattr(jit, "_memory", {})
+    monkeypatch.setattr(jit, "_build", lambda *a, **k: pytest.fail("compiled again"))
+    with pytest.raises(BufferError, match=f"index {TABLE_ROWS} at position 0"):
+        gather(table, [TABLE_ROWS], encoding="q4_0")
+
+
 @pytest.mark.parametrize(
     "ids,message",
     [
