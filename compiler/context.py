@@ -8,27 +8,30 @@ from xdsl.context import Context
 def load_quantir_dialects(ctx: Context) -> Context:
     """Load every dialect quantir's pipeline produces or consumes into `ctx`.
 
-    `arith` is loaded in its vector-capable form (quantir.dialects.arith_vector)
-    unless the context already has xDSL's own, in which case vectorized IR
-    still verifies (ops are built from quantir's classes) but cannot be
-    re-parsed in that context.
+    `arith` is loaded in its vector-capable form (quantir.dialects.arith_vector),
+    `memref` and `gpu` with the upstream ops xDSL lacks
+    (quantir.dialects.upstream_ops), unless the context already has xDSL's
+    own, in which case quantir's IR still verifies (ops are built from
+    quantir's classes) but cannot be re-parsed in that context.
     """
-    from xdsl.dialects import builtin, func, gpu, math, memref, scf, vector
+    from xdsl.dialects import builtin, cf, func, math, scf, vector
 
     from quantir.dialects.arith_vector import VectorArith
     from quantir.dialects.qnn import Qnn
     from quantir.dialects.qrt import Qrt
     from quantir.dialects.quant import Quant
+    from quantir.dialects.upstream_ops import GPUWithSubgroupReduce, MemRefWithPrefetch
 
     for dialect in (
         builtin.Builtin,
         func.Func,
         VectorArith,
         scf.Scf,
-        memref.MemRef,
+        cf.Cf,
+        MemRefWithPrefetch,
         vector.Vector,
         math.Math,
-        gpu.GPU,
+        GPUWithSubgroupReduce,
         Quant,
         Qnn,
         Qrt,

@@ -18,6 +18,7 @@ from xdsl.dialects.builtin import ModuleOp, StringAttr
 from xdsl.passes import ModulePass, PassPipeline
 
 from quantir.compiler.context import make_context
+from quantir.compiler.transforms.convert_qrt_to_upstream import convert_to_upstream
 from quantir.dialects.qrt import TARGET_ATTR
 
 # outline-kernels comes before canonicalize and cse: the loop nests of equal
@@ -33,15 +34,18 @@ _CPU_LOWERING = (
     "outline-kernels,canonicalize,cse"
 )
 
+UPSTREAM = "convert-qrt-to-upstream"
+"""The last pass of every named pipeline: what it leaves is upstream MLIR."""
+
 PIPELINES: dict[str, str] = {
     # Integer dot products with x quantized to int8 blocks (the fast default).
-    "quantir-cpu": _CPU_LOWERING.format(int8="true"),
+    "quantir-cpu": _CPU_LOWERING.format(int8="true") + "," + UPSTREAM,
     # Weights unpacked to float against exact x (the exact path).
-    "quantir-cpu-exact": _CPU_LOWERING.format(int8="false"),
+    "quantir-cpu-exact": _CPU_LOWERING.format(int8="false") + "," + UPSTREAM,
     # The GPU's scalar lane loops, run on the CPU: the lowering the GPU
     # shares, testable without a GPU.
-    "quantir-cpu-scalar": _SCALAR_LOWERING,
-    "quantir-gpu": _SCALAR_LOWERING + ",gpu-map-kernels,canonicalize,cse",
+    "quantir-cpu-scalar": _SCALAR_LOWERING + "," + UPSTREAM,
+    "quantir-gpu": _SCALAR_LOWERING + ",gpu-map-kernels,canonicalize,cse," + UPSTREAM,
 }
 """Named pipelines, as `-p` specs."""
 
@@ -161,6 +165,7 @@ def lower(
     lowered = module.clone()
     default = default_pipeline(target)
     run_pipeline(ctx, lowered, pipeline or default)
+    convert_to_upstream(lowered)  # a custom pass list ends in upstream MLIR too
     lowered.attributes[TARGET_ATTR] = StringAttr(_TARGETS[default])
     lowered.verify()  # a lowering bug must fail here, not in the LLVM translation
     return lowered

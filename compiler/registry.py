@@ -51,6 +51,7 @@ _PASSES = {
     "lower-qnn-to-loops": ("lower_qnn_to_loops", "LowerQnnToLoopsPass"),
     "outline-kernels": ("outline_kernels", "OutlineKernelsPass"),
     "gpu-map-kernels": ("gpu_map_kernels", "GpuMapKernelsPass"),
+    "convert-qrt-to-upstream": ("convert_qrt_to_upstream", "ConvertQrtToUpstreamPass"),
 }
 
 

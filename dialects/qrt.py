@@ -67,6 +67,13 @@ KERNEL_ATTR = "qrt.kernel"
 TARGET_ATTR = "qrt.target"
 """String attribute on the module: the target its kernels were lowered for ("cpu", "nvptx")."""
 
+LAUNCH_ATTR = "qrt.launch"
+"""On the `scf.parallel` a `qrt.launch` becomes (convert-qrt-to-upstream): a dictionary,
+empty for a CPU launch, `{threads_per_block, items_per_block}` for a GPU launch."""
+
+DOT_U8I8_ATTR = "qrt.dot_u8i8"
+"""On the last `arith.addi` of the upstream form of a `qrt.dot_u8i8`: `{code_bits = N}`."""
+
 # Argument attributes of a bufferized graph function (the runtime's contract).
 INPUT_ATTR = "qrt.input"
 """On an argument bound to the graph's i-th input: i."""

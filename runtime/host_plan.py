@@ -1,10 +1,15 @@
 """The host side of a compiled graph function, as a flat plan of steps.
 
-After the pipeline, a graph function is straight-line host code: it reads
-buffer sizes, checks them, allocates intermediate buffers and launches
-kernels in order. `HostPlan.build` turns that function into steps once, so a
-call runs a short Python loop instead of walking IR. Checks run first, before
-anything is allocated or written.
+After the pipeline, a graph function is straight-line host code in upstream
+MLIR: it reads buffer sizes (`memref.dim`, `arith`), checks them
+(`cf.assert`), allocates intermediate buffers (`memref.alloc`) and launches
+kernels in order. A launch is an `scf.parallel` marked `qrt.launch` whose
+body calls the kernel (convert-qrt-to-upstream): its upper bound is the
+launch range, the call's arguments after `(lo, hi)` are the kernel's, and
+the mark holds a GPU launch's `threads_per_block` and `items_per_block`.
+`HostPlan.build` turns that function into steps once, so a call runs a short
+Python loop instead of walking IR. Checks run first, before anything is
+allocated or written.
 """
 
 from __future__ import annotations
@@ -14,10 +19,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 
-from xdsl.dialects import arith, func, memref
+from xdsl.dialects import arith, cf, func, memref, scf
 from xdsl.dialects.builtin import (
     DYNAMIC_INDEX,
     DenseArrayBase,
+    DictionaryAttr,
     Float16Type,
     Float32Type,
     IndexType,
@@ -31,13 +37,12 @@ from xdsl.ir import Attribute, SSAValue
 from quantir.dialects.errors import QuantirError
 from quantir.dialects.qrt import (
     INPUT_ATTR,
+    LAUNCH_ATTR,
     OUTPUT_ATTR,
     RESULT_DIMS_ATTR,
     ROW_INDICES_ATTR,
     WEIGHT_ATTR,
     WEIGHT_PART_ATTR,
-    CheckOp,
-    LaunchOp,
 )
 
 
@@ -258,8 +263,8 @@ class _PlanBuilder:
             case arith.CmpiOp():
                 cmp = _CMP[op.predicate.value.data]
                 return Step("cmp", self.new(op.result), (cmp, self.r(op.lhs), self.r(op.rhs)))
-            case CheckOp():
-                return Step("check", -1, (self.r(op.cond), op.message.data))
+            case cf.AssertOp():
+                return Step("check", -1, (self.r(op.arg), op.msg.data))
             case memref.AllocOp():
                 t = op.memref.type
                 assert isinstance(t, MemRefType)
@@ -281,22 +286,35 @@ class _PlanBuilder:
                 )
                 dyn = tuple(self.r(v) for v in op.output_shape)
                 return Step("expand", self.new(op.result), (self.r(op.src), static, dyn))
-            case LaunchOp():
-                args = tuple(self.r(a) for a in op.args)
-                launch = (
-                    op.kernel.root_reference.data,
-                    args,
-                    self.r(op.range),
-                    op.threads_per_block.value.data if op.threads_per_block else 0,
-                    op.items_per_block.value.data if op.items_per_block else 0,
-                )
-                return Step("launch", -1, launch)
+            case scf.ParallelOp() if LAUNCH_ATTR in op.attributes:
+                return self.launch(op)
             case func.ReturnOp():
                 return None
             case _ if type(op) in _INT_BINOPS and isinstance(op.results[0].type, IndexType):
                 fn = _INT_BINOPS[type(op)]
                 return Step("binop", self.new(op.results[0]), (fn, self.r(op.lhs), self.r(op.rhs)))
         raise PlanError(f"'{op.name}' cannot run in host code")
+
+    def launch(self, loop: scf.ParallelOp) -> Step:
+        """The launch an `scf.parallel` marked `qrt.launch` stands for (module docstring)."""
+        mark = loop.attributes[LAUNCH_ATTR]
+        ops = list(loop.body.block.ops)
+        calls = [o for o in ops if isinstance(o, func.CallOp)]
+        if (
+            not isinstance(mark, DictionaryAttr)
+            or len(loop.upperBound) != 1
+            or len(calls) != 1
+            or len(calls[0].arguments) < 2
+        ):
+            raise PlanError("a qrt.launch loop must be one-dimensional and call one kernel")
+        call = calls[0]
+        sizes = []
+        for key in ("threads_per_block", "items_per_block"):
+            value = mark.data.get(key)
+            sizes.append(value.value.data if isinstance(value, IntegerAttr) else 0)
+        args = tuple(self.r(a) for a in call.arguments[2:])
+        launch = (call.callee.root_reference.data, args, self.r(loop.upperBound[0]), *sizes)
+        return Step("launch", -1, launch)
 
 
 def _int(a: Attribute) -> int:

@@ -1,4 +1,9 @@
-"""Translate lowered quantir IR (func, scf, arith, memref, vector, math, gpu) to LLVM IR.
+"""Translate lowered quantir IR (upstream func, scf, arith, memref, vector, math, gpu) to LLVM IR.
+
+The input is the upstream MLIR the named pipelines end with
+(convert-qrt-to-upstream); a module that still holds qrt ops (an
+intermediate stage given to `-t llvm`) is converted to that form first, in
+place.
 
 xDSL 0.75 has no arith/func/memref/cf-to-llvm conversions, and its llvm
 dialect lacks uitofp/fptosi, breaks GEPs in address space 1 and drops calling
@@ -18,7 +23,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import llvmlite.ir as ir
-from xdsl.dialects import func, memref
+from xdsl.dialects import cf, func, memref
 from xdsl.dialects.builtin import IndexType, MemRefType, ModuleOp
 from xdsl.ir import Operation
 
@@ -37,11 +42,13 @@ from quantir.compiler.backend.llvm.context import (
     TranslationError,
 )
 from quantir.compiler.backend.llvm.control_flow import CONTROL_FLOW_HANDLERS
+from quantir.compiler.backend.llvm.fusion import plan_fusions
 from quantir.compiler.backend.llvm.intrinsics import INTRINSIC_HANDLERS
 from quantir.compiler.backend.llvm.memref import MEMREF_HANDLERS
 from quantir.compiler.backend.llvm.types import I64, MemRefValue, llvm_type
 from quantir.compiler.backend.llvm.vector import VECTOR_HANDLERS
-from quantir.dialects.qrt import KERNEL_ATTR, CheckOp, LaunchOp
+from quantir.compiler.transforms.convert_qrt_to_upstream import convert_to_upstream
+from quantir.dialects.qrt import KERNEL_ATTR
 
 __all__ = ["OP_HANDLERS", "TargetInfo", "TranslationError", "translate_module"]
 
@@ -68,9 +75,9 @@ def translate_op(op: Operation, ctx: FunctionContext) -> None:
     handler(op, ctx)
 
 
-# Host functions (launches, allocations, copies, checks) run in the runtime's
-# host plan, not in compiled code.
-_HOST_OPS = (LaunchOp, CheckOp, memref.AllocOp, memref.DeallocOp, memref.CopyOp)
+# Host functions (launches, i.e. calls of kernels, allocations, copies, checks)
+# run in the runtime's host plan, not in compiled code.
+_HOST_OPS = (func.CallOp, cf.AssertOp, memref.AllocOp, memref.DeallocOp, memref.CopyOp)
 
 
 class ModuleTranslator:
@@ -136,6 +143,7 @@ class ModuleTranslator:
                 fn.args[skip + i].add_attribute("noalias")
         entry = fn.append_basic_block("entry")
         ctx = FunctionContext(self.context, ir.IRBuilder(entry), entry, translate_op)
+        ctx.fused = plan_fusions(f)
         block_args = f.body.block.args
         for arg, value in zip(block_args[:skip], fn.args[:skip]):
             ctx.set(arg, value)
@@ -155,7 +163,11 @@ class ModuleTranslator:
 def translate_module(
     mod: ModuleOp, target: TargetInfo
 ) -> tuple[ir.Module, dict[str, KernelSignature]]:
-    """The LLVM module of `mod`'s kernels, and each kernel's signature by name."""
+    """The LLVM module of `mod`'s kernels, and each kernel's signature by name.
+
+    `mod` is converted to upstream MLIR first, in place, if it is not already.
+    """
+    convert_to_upstream(mod)
     translator = ModuleTranslator(target)
     translator.translate(mod)
     return translator.module, translator.kernels

@@ -60,6 +60,18 @@ def _vector_arith():
     return VectorArith
 
 
+def _memref_with_prefetch():
+    from quantir.dialects.upstream_ops import MemRefWithPrefetch
+
+    return MemRefWithPrefetch
+
+
+def _gpu_with_subgroup_reduce():
+    from quantir.dialects.upstream_ops import GPUWithSubgroupReduce
+
+    return GPUWithSubgroupReduce
+
+
 class _ListPassesAction(argparse.Action):
     """`--list-passes`: quantir's passes and named pipelines, one line each, then exit."""
 
@@ -87,13 +99,17 @@ class QuantirOptMain(xDSLOptMain):
         # xDSL's plugin discovery already finds quantir through its entry
         # point; register only what is still missing so that running with or
         # without the installed entry point gives the same context. `arith`
-        # is swapped for its vector-capable form (see dialects/arith_vector).
+        # is swapped for its vector-capable form (see dialects/arith_vector),
+        # `memref` and `gpu` for forms with the upstream ops xDSL lacks
+        # (dialects/upstream_ops).
         from xdsl.universe import Universe
 
         dialects = dict(Universe.get_multiverse().all_dialects)
         for name, factory in quantir_dialects().items():
             dialects.setdefault(name, factory)
         dialects["arith"] = _vector_arith
+        dialects["memref"] = _memref_with_prefetch
+        dialects["gpu"] = _gpu_with_subgroup_reduce
         for name, factory in dialects.items():
             self.ctx.register_dialect(name, factory)
 

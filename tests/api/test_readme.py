@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -103,8 +104,16 @@ def test_readme_names_its_shell_commands() -> None:
         assert any(tool in c for c in commands), tool
 
 
+UPSTREAM_TOOL = re.compile(r"\b((?:mlir-opt|mlir-translate|llc|opt)-\d+)\b")
+
+
 @pytest.mark.parametrize("command", sh_commands())
 def test_shell_commands_run(command: str, scratch: Path) -> None:
+    # The upstream round trip needs LLVM/MLIR's tools: skipped without them,
+    # except in CI (.ci/run installs them and sets QUANTIR_REQUIRE_UPSTREAM=1).
+    missing = [t for t in UPSTREAM_TOOL.findall(command) if shutil.which(t) is None]
+    if missing and os.environ.get("QUANTIR_REQUIRE_UPSTREAM") != "1":
+        pytest.skip(f"{', '.join(missing)} not installed")
     env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
     result = subprocess.run(
         ["bash", "-c", command], cwd=scratch, env=env, capture_output=True, text=True, timeout=300

@@ -67,6 +67,9 @@ class FunctionContext:
     entry: ir.Block
     dispatch: Callable[[Operation, FunctionContext], None]
     values: dict[SSAValue, object] = field(default_factory=dict)
+    fused: dict[Operation, object] = field(default_factory=dict)
+    """Ops translated as part of a group (`fusion.plan_fusions`): the group's root maps
+    to its handler, its other ops to None (they emit nothing)."""
 
     @property
     def target(self) -> TargetInfo:
@@ -84,6 +87,11 @@ class FunctionContext:
         self.values[value] = translated
 
     def translate(self, op: Operation) -> None:
+        if op in self.fused:
+            handler = self.fused[op]
+            if handler is not None:
+                handler(op, self)
+            return
         self.dispatch(op, self)
 
     def translate_ops(self, block: Block) -> None:

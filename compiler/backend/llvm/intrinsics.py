@@ -1,5 +1,5 @@
-"""Ops that become calls to LLVM intrinsics: prefetch, warp reduce, NVVM ids and barriers,
-integer dot products.
+"""Ops that become calls to LLVM intrinsics: prefetch, subgroup (warp) reduce, NVVM ids
+and barriers. (The upstream form of `qrt.dot_u8i8` is a group of ops: `fusion.py`.)
 
 Also the two helpers every part uses to declare an intrinsic in the module
 (once; later calls return the same declaration):
@@ -27,13 +27,13 @@ from __future__ import annotations
 
 import llvmlite.ir as ir
 from xdsl.dialects import gpu
+from xdsl.dialects.builtin import Float32Type
 from xdsl.ir import Operation
 
 from quantir.compiler.backend.llvm.context import FunctionContext, OpHandler, TranslationError
-from quantir.compiler.backend.llvm.int_dot import emit_dot_u8i8
 from quantir.compiler.backend.llvm.memref import address
 from quantir.compiler.backend.llvm.types import I32, I64, mangle
-from quantir.dialects.qrt import DotU8I8Op, PrefetchOp, WarpReduceOp
+from quantir.dialects.upstream_ops import MemRefPrefetchOp, SubgroupReduceOp
 
 
 def declare_intrinsic(
@@ -65,19 +65,25 @@ def require_gpu(op: Operation, ctx: FunctionContext) -> None:
         raise TranslationError(f"'{op.name}' needs the NVPTX target")
 
 
-def _prefetch(op: PrefetchOp, ctx: FunctionContext) -> None:
-    m = ctx.get(op.mem)
+def _prefetch(op: MemRefPrefetchOp, ctx: FunctionContext) -> None:
+    m = ctx.get(op.memref)
     # Not `inbounds`: the address may lie past the buffer's end.
     addr = address(ctx.builder, m, [ctx.get(i) for i in op.indices], inbounds=False)
     ptr_t = ir.PointerType(addrspace=m.addrspace)
     fn = declare_intrinsic(ctx, f"llvm.prefetch.p{m.addrspace}", [ptr_t, I32, I32, I32])
-    # read, high temporal locality, data cache
-    ctx.builder.call(fn, [addr, ir.Constant(I32, 0), ir.Constant(I32, 3), ir.Constant(I32, 1)])
+    rw = int(bool(op.is_write.value.data))
+    locality = op.locality_hint.value.data
+    cache = int(bool(op.is_data_cache.value.data))
+    ctx.builder.call(
+        fn, [addr, ir.Constant(I32, rw), ir.Constant(I32, locality), ir.Constant(I32, cache)]
+    )
 
 
-def _warp_reduce(op: WarpReduceOp, ctx: FunctionContext) -> None:
-    """Butterfly sum over the 32 lanes (shfl.sync.bfly, full mask)."""
+def _subgroup_reduce(op: SubgroupReduceOp, ctx: FunctionContext) -> None:
+    """An f32 sum over the 32 lanes of a warp: a butterfly of shfl.sync.bfly (full mask)."""
     require_gpu(op, ctx)
+    if op.op.data.value != "add" or not isinstance(op.value.type, Float32Type):
+        raise TranslationError("gpu.subgroup_reduce: only `add` of f32 is supported")
     b = ctx.builder
     f32 = ir.FloatType()
     shfl = declare_intrinsic(ctx, "llvm.nvvm.shfl.sync.bfly.f32", [I32, f32, I32, I32], ret=f32)
@@ -108,26 +114,13 @@ def _gpu_id(op: Operation, ctx: FunctionContext) -> None:
     ctx.set(op.results[0], ctx.builder.zext(ctx.builder.call(fn, []), I64))
 
 
-def _dot_u8i8(op: DotU8I8Op, ctx: FunctionContext) -> None:
-    """Byte dot products, with the instructions of the target's features (int_dot.py)."""
-
-    def intrinsic(name: str, ret: ir.Type, args: list[ir.Type]) -> ir.Function:
-        return declare_intrinsic(ctx, name, args, ret=ret)
-
-    acc, codes, values = (ctx.get(v) for v in (op.acc, op.codes, op.values))
-    bits = op.code_bits.value.data
-    dot = emit_dot_u8i8(ctx.builder, intrinsic, acc, codes, values, bits, ctx.target.features)
-    ctx.set(op.results[0], dot)
-
-
 def _barrier(op: gpu.BarrierOp, ctx: FunctionContext) -> None:
     ctx.builder.call(declare_intrinsic(ctx, "llvm.nvvm.barrier0", []), [])
 
 
 INTRINSIC_HANDLERS: dict[type[Operation], OpHandler] = {
-    PrefetchOp: _prefetch,
-    WarpReduceOp: _warp_reduce,
+    MemRefPrefetchOp: _prefetch,
+    SubgroupReduceOp: _subgroup_reduce,
     **{op: _gpu_id for op in _SPECIAL_REGISTERS},
     gpu.BarrierOp: _barrier,
-    DotU8I8Op: _dot_u8i8,
 }
