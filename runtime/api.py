@@ -423,25 +423,6 @@ def _check_index_layout(dtype: np.dtype, ndim: int) -> None:
         raise BufferError("indices: expected an array of rank 1 or more, got a scalar")
 
 
-def _table(enc: QuantizationEncoding, packed: object) -> tuple[object, int]:
-    """(the packed table, its row bytes): a numpy array, or a GPU DeviceBuffer as it is."""
-    if not is_device_buffer(packed):
-        table, _ = _gguf_k(enc, packed)
-        return table, table.shape[1]
-    shape = tuple(packed.shape)  # type: ignore[attr-defined]
-    if np.dtype(packed.dtype).name not in ("uint8", "int8") or len(shape) != 2:  # type: ignore[attr-defined]
-        raise BufferError(
-            f"{enc.name} packed table: expected a uint8 buffer [N, row_bytes], got "
-            f"{np.dtype(packed.dtype).name} {list(shape)}"  # type: ignore[attr-defined]
-        )
-    if not enc.row_elements(shape[1]):
-        raise BufferError(
-            f"{enc.name} packed table: rows of {shape[1]} bytes are not a whole number of "
-            f"{enc.block_size}-byte blocks"
-        )
-    return packed, shape[1]
-
-
 @functools.lru_cache(maxsize=256)
 def _gather_graph(enc: QuantizationEncoding, row_bytes: int, index_dtype: str, ndim: int) -> str:
     """The one-op gather graph: the table's rows and the indices' shape stay dynamic."""
@@ -482,7 +463,8 @@ def gather(
     enc, packed = _own_encoding(encoding, weight, "gather")
     if not enc.is_gguf:
         raise ValueError("gather: GPTQ weights are not supported (gather reads GGUF table rows)")
-    table, row_bytes = _table(enc, packed)
+    table, _ = _gguf_k(enc, packed)  # a numpy array or a resident DeviceBuffer
+    row_bytes = table.shape[1]
     ids = _indices_array(indices)
     source = _gather_graph(enc, row_bytes, np.dtype(ids.dtype).name, ids.ndim)
     return _run(source, "gather", [table, ids], device, threads, out, pipeline)

@@ -169,3 +169,19 @@ def test_program_temporaries_come_from_a_workspace() -> None:
     e = dev.alloc((5,), "float32")  # another size: a new allocation
     assert lib.calls.count("cuMemAlloc_v2") == 1 and e.ptr not in ptrs
     assert gpu.trim_workspace() and lib.calls.count("cuMemFree_v2") == 2
+
+
+def test_resident_gather_operands_are_validated_by_their_metadata() -> None:
+    """gather takes a resident table and resident ids, checked by shape/dtype first."""
+    from quantir.runtime.api import gather
+    from quantir.runtime.buffers import BufferError
+
+    table = np.zeros((4, 144), np.uint8)
+    with pytest.raises(BufferError, match="not a whole number of 144-byte blocks"):
+        gather(_resident((4, 300), "uint8"), [0], encoding="q4_k", device="cuda:0")
+    with pytest.raises(BufferError, match="indices: expected dtype int32 or int64, got float32"):
+        gather(table, _resident((3,), "float32"), encoding="q4_k", device="cuda:0")
+    with pytest.raises(BufferError, match="indices: expected an array of rank 1 or more"):
+        gather(table, _resident((), "int64"), encoding="q4_k", device="cuda:0")
+    with pytest.raises(BufferError, match="a GPU buffer cannot be used by a CPU program"):
+        gather(table, _resident((3,), "int32"), encoding="q4_k", device="cpu")
