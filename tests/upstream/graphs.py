@@ -1,7 +1,8 @@
 """Test graphs for the upstream cross-checks: one per encoding (and GPTQ variant).
 
-Each graph is a `quant.qmatmul` and a `quant.dequantize` of one weight, so
-every encoding's dequantize and qmatmul kernels appear in its lowered IR.
+Each graph is a `quant.qmatmul` and a `quant.dequantize` of one weight (and,
+for GGUF, a `quant.gather` of its rows by `%ids`), so every encoding's
+dequantize, gather and qmatmul kernels appear in its lowered IR.
 """
 
 from __future__ import annotations
@@ -31,11 +32,14 @@ def gguf_graph(encoding: QuantizationEncoding) -> str:
     (part,) = packed_layout(encoding, None, N, K)
     w = _tensor(part.shape, part.dtype)
     enc = f"#quant.encoding<{encoding.name.lower()}>"
-    return f"""func.func @f(%x: tensor<?x{K}xf32>) -> (tensor<?x{N}xf32>, tensor<{N}x{K}xf32>) {{
+    e = f"tensor<?x{K}xf32>"
+    results = f"tensor<?x{N}xf32>, tensor<{N}x{K}xf32>, {e}"
+    return f"""func.func @f(%x: tensor<?x{K}xf32>, %ids: tensor<?xi32>) -> ({results}) {{
   %w = quant.weight "w" {enc} [{N}, {K}] : {w}
   %y = quant.qmatmul {enc} %x, %w : (tensor<?x{K}xf32>, {w}) -> tensor<?x{N}xf32>
   %d = quant.dequantize {enc} %w : ({w}) -> tensor<{N}x{K}xf32>
-  func.return %y, %d : tensor<?x{N}xf32>, tensor<{N}x{K}xf32>
+  %e = quant.gather {enc} %w, %ids : ({w}, tensor<?xi32>) -> {e}
+  func.return %y, %d, %e : {results}
 }}
 """
 

@@ -6,8 +6,8 @@
 (b) The CPU kernels (and host function) of every encoding, compiled through
     upstream instead of quantir's own translation (`mlir-opt` lowering to the
     LLVM dialect, `mlir-translate --mlir-to-llvmir`, loaded with llvmlite),
-    dequantize bit for bit as quantir's own code does, and their qmatmul
-    agrees with quantir's to float32 rounding.
+    dequantize and gather bit for bit as quantir's own code does, and their
+    qmatmul agrees with quantir's to float32 rounding.
 (c) quantir's own LLVM IR passes `opt -passes=verify` and `llc` (host CPU),
     and its NVPTX LLVM IR `llc -march=nvptx64 -mcpu=sm_90`.
 
@@ -212,17 +212,23 @@ def test_upstream_compiled_cpu_kernels_match(name: str, pipeline: str) -> None:
         parts = [weight]
     m = 5
     x = rng.standard_normal((m, K)).astype(np.float32)
+    # GGUF graphs also gather rows by index: repeated, unsorted, first and last.
+    ids = [] if name.startswith("gptq") else [np.array([N - 1, 0, 7, N - 1, 3], np.int32)]
 
     ours = load_program(compile_source(GRAPHS[name], "cpu", pipeline=pipeline))
-    y_ours, d_ours = ours([x], {"w": weight})
+    y_ours, d_ours, *e_ours = ours([x, *ids], {"w": weight})
 
     upstream = UpstreamFunction(lowered(name, pipeline), "f")
     y_up = np.zeros((m, N), np.float32)
     d_up = np.zeros((N, K), np.float32)
-    upstream(x, *parts, y_up, d_up)
+    e_up = [np.zeros((len(i), K), np.float32) for i in ids]
+    upstream(x, *ids, *parts, y_up, d_up, *e_up)
 
-    # dequantize: bit for bit
+    # dequantize and gather: bit for bit
     assert np.array_equal(d_up.view(np.uint32), d_ours.view(np.uint32)), name
+    for i, up, own in zip(ids, e_up, e_ours, strict=True):
+        assert np.array_equal(up.view(np.uint32), own.view(np.uint32)), name
+        assert np.array_equal(own.view(np.uint32), d_ours[i].view(np.uint32)), name
     # qmatmul: the same sums, in an order each compiler chooses
     bound = 1e-5 * (np.abs(x) @ np.abs(d_ours).T) + 1e-30
     assert np.all(np.abs(y_up - y_ours) <= bound), float(np.max(np.abs(y_up - y_ours) / bound))
