@@ -181,17 +181,11 @@ def _gptq_weight(rng: np.random.Generator, bits: int, group: int, act: bool, sym
 
 
 UPSTREAM_CASES = [
-    *(
-        pytest.param(e.name.lower(), p, id=f"{e.name.lower()}-{p}")
-        for e in GGUF
-        for p in ("quantir-cpu", "quantir-cpu-exact")
-    ),
-    *(
-        pytest.param(n, "quantir-cpu", id=f"{n}-quantir-cpu")
-        for n in GRAPHS
-        if n.startswith("gptq")
-    ),
+    pytest.param(name, p, id=f"{name}-{p}")
+    for name in GRAPHS
+    for p in ("quantir-cpu", "quantir-cpu-exact")
 ]
+"""Every encoding and GPTQ variant, on the integer (default) and the exact CPU path."""
 
 
 @pytest.mark.parametrize("name,pipeline", UPSTREAM_CASES)
