@@ -48,6 +48,7 @@ class Q4_KLayout(BlockLayout):
     encoding = QuantizationEncoding.Q4_K
     code_bits = 4
     lanes = 32
+    gpu_lane_width = 16  # one 16-lane run per GPU thread: wide loads, fewer scale decodes
     sub_blocks = 8
     fp16_fields = {"d": 0, "dmin": 2}
     has_offsets = True

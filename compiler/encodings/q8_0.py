@@ -15,6 +15,7 @@ class Q8_0Layout(BlockLayout):
     code_bits = 8
     code_bias = 128
     lanes = 32
+    gpu_lane_width = 16  # one 16-lane run per GPU thread: wide loads, fewer scale decodes
     sub_blocks = 1
     fp16_fields = {"d": 0}
     groups = (LaneGroup((QS,), (ElementSet(0, 0, lambda e, blk, s: s[0], signed=True),)),)

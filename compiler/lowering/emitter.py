@@ -30,7 +30,7 @@ from xdsl.ir import Attribute, Block, Operation, SSAValue
 from xdsl.rewriter import InsertPoint, Rewriter
 
 from quantir.dialects import arith_vector
-from quantir.dialects.qrt import DotU8I8Op
+from quantir.dialects.qrt import ALIGN_ATTR, DotU8I8Op
 
 Value = SSAValue
 Operand = SSAValue | int | float
@@ -289,22 +289,34 @@ class Emitter:
     def store(self, value: Value, mem: Value, indices: Sequence[Value]) -> None:
         self.op(memref.StoreOp.get(value, mem, list(indices)))
 
-    def vload(self, mem: Value, indices: Sequence[Value], lanes: int) -> Value:
-        """`lanes` contiguous elements along the last dimension (a scalar for 1)."""
+    def vload(self, mem: Value, indices: Sequence[Value], lanes: int, align: int = 0) -> Value:
+        """`lanes` contiguous elements along the last dimension (a scalar for 1).
+
+        `align`: the byte alignment the caller guarantees on the GPU (`qrt.align`).
+        """
         mt = mem.type
         assert isinstance(mt, MemRefType)
         if lanes == 1:
             return self.load(mem, indices)
-        return self.v(vector.LoadOp(mem, list(indices), VectorType(mt.element_type, [lanes])))
+        op = vector.LoadOp(mem, list(indices), VectorType(mt.element_type, [lanes]))
+        _set_align(op, align)
+        return self.v(op)
 
     def vstore(
-        self, value: Value, mem: Value, indices: Sequence[Value], nontemporal: bool = False
+        self,
+        value: Value,
+        mem: Value,
+        indices: Sequence[Value],
+        nontemporal: bool = False,
+        align: int = 0,
     ) -> None:
         if not isinstance(value.type, VectorType):
             self.store(value, mem, indices)
             return
         nt = BoolAttr.from_bool(True) if nontemporal else None
-        self.op(vector.StoreOp(value, mem, list(indices), nt))
+        op = vector.StoreOp(value, mem, list(indices), nt)
+        _set_align(op, align)
+        self.op(op)
 
     def dim(self, mem: Value, i: int) -> Value:
         mt = mem.type
@@ -368,3 +380,13 @@ class Emitter:
         yield inner
         inner.op(scf.YieldOp())
         self.op(scf.IfOp(cond, [], [block]))
+
+
+def _set_align(op: Operation, align: int) -> None:
+    """Mark a vector access `align`-byte aligned on the GPU (wider than its element)."""
+    mt = op.operands[0].type if isinstance(op, vector.LoadOp) else op.operands[1].type
+    assert isinstance(mt, MemRefType)
+    elem = mt.element_type
+    width = elem.bitwidth // 8 if hasattr(elem, "bitwidth") else 1
+    if align > width:
+        op.attributes[ALIGN_ATTR] = IntegerAttr(align, i64)

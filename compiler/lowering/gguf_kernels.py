@@ -54,15 +54,42 @@ def _for_lanes(
     body: Callable[[Emitter, BlockBytes, Sequence[Value]], Sequence[Value] | None],
     carried: Sequence[Value] = (),
 ) -> Sequence[Value]:
-    """Run `body` once over vector lanes, or in a scalar loop over the lanes."""
+    """Run `body` once over vector lanes, or in a scalar loop over the lanes.
+
+    The scalar loop runs over chunks of the layout's `gpu_lane_width` lanes
+    (vectors of that width: one GPU thread each, wide loads).
+    """
     if vectorize:
         return body(e, blk, carried) or ()
+    width = blk.width
 
-    def lane_body(ie: Emitter, lane: Value, c: Sequence[Value]):
-        lane_blk = BlockBytes(ie, blk.mem, blk.row, blk.base, blk.lanes, lane)
+    def lane_body(ie: Emitter, chunk: Value, c: Sequence[Value]):
+        lane = ie.mul(chunk, width) if width > 1 else chunk
+        lane_blk = BlockBytes(
+            ie, blk.mem, blk.row, blk.base, blk.lanes, lane, width, blk.base_align
+        )
         return body(ie, lane_blk, c)
 
-    return e.for_(0, blk.lanes, 1, lane_body, carried, role("lanes"))
+    return e.for_(0, blk.lanes // width, 1, lane_body, carried, role("lanes"))
+
+
+def _scalar_block(
+    e: Emitter, layout: BlockLayout, packed: Value, row: Value, base: Value
+) -> BlockBytes:
+    """The block's bytes for scalar (GPU) code: wide lanes, the block's alignment."""
+    width = layout.gpu_lane_width
+    bs = layout.block_size
+    return BlockBytes(e, packed, row, base, layout.lanes, None, width, min(16, bs & -bs))
+
+
+def _float_align(es_first: int, width: int) -> int:
+    """Byte alignment of `width` f32 at element es_first + lane of a block (lane % width == 0).
+
+    Rows of x and out are K floats (K a multiple of 32) and buffers start
+    aligned, so it is the alignment of the element index times 4, up to 16.
+    """
+    first = es_first if es_first else width
+    return min(16, 4 * min(width, first & -first))
 
 
 def lower_dequantize(
@@ -92,7 +119,10 @@ def lower_dequantize(
     def block_body(e: Emitter, ivs: Sequence[Value]) -> None:
         row, b = ivs
         src = row if indices is None else _table_row(e, indices, row, last_row)
-        blk = BlockBytes(e, packed, src, e.mul(b, bs), lanes, None)
+        if vectorize:
+            blk = BlockBytes(e, packed, src, e.mul(b, bs), lanes, None)
+        else:
+            blk = _scalar_block(e, layout, packed, src, e.mul(b, bs))
         hdr = layout.header(blk)
         scale = block_scales(layout, blk, hdr, vectorize and layout.provides_scale_vectors)
         col0 = e.mul(b, epb)
@@ -104,14 +134,15 @@ def lower_dequantize(
                 srcs = [lblk.lane_bytes(off) for off in group.sources]
                 for es in group.elements:
                     q = es.unpack(ie, lblk, srcs)
-                    qf = code_to_f32(ie, q, es.signed)
+                    qf = code_to_f32(ie, q, es.signed, no_convert=not vectorize)
                     v = dequant_value(ie, layout, qf, lane_scale(lblk, es, scale))
                     col = ie.add(col0, es.first)
                     if lblk.lane is not None:
                         col = ie.add(col, lblk.lane)
                     # Non-temporal stores: the output is written once and is
                     # usually far larger than the caches.
-                    ie.vstore(v, out, [row, col], nontemporal=vectorize)
+                    align = 0 if vectorize else _float_align(es.first, lblk.width)
+                    ie.vstore(v, out, [row, col], nontemporal=vectorize, align=align)
 
             _for_lanes(e, blk, vectorize, lanes_body)
 
@@ -174,7 +205,10 @@ def lower_qmatmul(
                 # this is the next row's start: harmless, a prefetch never
                 # faults).
                 e.op(PrefetchOp(packed, [row, e.add(base, PREFETCH_BYTES)]))
-            blk = BlockBytes(e, packed, row, base, lanes, None)
+            if vectorize:
+                blk = BlockBytes(e, packed, row, base, lanes, None)
+            else:
+                blk = _scalar_block(e, layout, packed, row, base)
             hdr = layout.header(blk)
             scale = block_scales(layout, blk, hdr, vector_scales)
             col0 = e.mul(b, epb)
@@ -188,14 +222,14 @@ def lower_qmatmul(
                     srcs = [lblk.lane_bytes(off) for off in group.sources]
                     for es in group.elements:
                         q = es.unpack(ie, lblk, srcs)
-                        qf = code_to_f32(ie, q, es.signed)
+                        qf = code_to_f32(ie, q, es.signed, no_convert=not vectorize)
                         col = ie.add(col0, es.first)
                         if lblk.lane is not None:
                             col = ie.add(col, lblk.lane)
-                        xvs = [
-                            ie.vload(x, [ie.add(m0, i), col], lanes if vectorize else 1)
-                            for i in range(t)
-                        ]
+                        if not vectorize:
+                            _scalar_set(ie, layout, lblk, es, scale, qf, x, m0, col, t, c)
+                            continue
+                        xvs = [ie.vload(x, [ie.add(m0, i), col], lanes) for i in range(t)]
                         if scale_once:
                             for i in range(t):
                                 prev = block_sums[i]
@@ -250,6 +284,50 @@ def lower_qmatmul(
     e.parallel([0], [n_rows], row_body, role("rows", "warp"))
     if xsum is not None:
         e.op(memref.DeallocOp.get(xsum))
+
+
+def _scalar_set(
+    e: Emitter,
+    layout: BlockLayout,
+    blk: BlockBytes,
+    es,
+    scale: Callable[[int], SubBlockScale],
+    qf: Value,
+    x: Value,
+    m0: Value,
+    col: Value,
+    t: int,
+    accs: list[Value],
+) -> None:
+    """Scalar code (one GPU thread's lanes): accs[i] += sum over the lanes of w * x[m0+i].
+
+    The lanes share one sub-block, so `scale * sum q*x (+/-) offset * sum x`:
+    one FMA per weight (and one add for formats with offsets).
+    """
+    s = lane_scale(blk, es, scale)
+    width = blk.width
+
+    def scalar(v: Value | None) -> Value | None:
+        if v is None or width == 1:
+            return v
+        return e.extract(v, 0)  # a splat: every lane holds the same parameter
+
+    sc, off = scalar(s.scale), scalar(s.offset)
+    qs = [qf] if width == 1 else [e.extract(qf, j) for j in range(width)]
+    for i in range(t):
+        xv = e.vload(x, [e.add(m0, i), col], width, align=_float_align(es.first, width))
+        xs = [xv] if width == 1 else [e.extract(xv, j) for j in range(width)]
+        dot = e.mulf(qs[0], xs[0], True)
+        for j in range(1, width):
+            dot = e.fma(qs[j], xs[j], dot)
+        accs[i] = e.fma(sc, dot, accs[i])
+        if off is not None:
+            total = xs[0]
+            for j in range(1, width):
+                total = e.addf(total, xs[j], True)
+            term = e.mulf(off, total, True)
+            sign = layout.offset_sign
+            accs[i] = e.addf(accs[i], term, True) if sign > 0 else e.subf(accs[i], term, True)
 
 
 def accumulate_offsets(

@@ -29,12 +29,11 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from xdsl.dialects import arith, memref, vector
-from xdsl.dialects.builtin import DYNAMIC_INDEX, IntegerAttr, MemRefType, f32, i64
+from xdsl.dialects.builtin import DYNAMIC_INDEX, MemRefType, f32
 
 from quantir.compiler.encodings.gptq import code_in_run
 from quantir.compiler.lowering.emitter import Emitter, Value, vector_of
 from quantir.compiler.lowering.loop_roles import role
-from quantir.dialects.qrt import ALIGN_ATTR
 
 if TYPE_CHECKING:
     from quantir.compiler.lowering.gptq_kernels import _Gptq
@@ -53,11 +52,6 @@ TARGET_THREADS = 1 << 18
 
 UNROLL_WORDS = 4
 """qweight words per column each qmatmul loop iteration loads (in flight together)."""
-
-
-def _aligned(op_value: Value, align: int) -> Value:
-    op_value.owner.attributes[ALIGN_ATTR] = IntegerAttr(align, i64)
-    return op_value
 
 
 def _as_magic(e: Emitter, code: Value) -> Value:
@@ -93,9 +87,7 @@ def lower_dequantize(e: Emitter, gp: _Gptq, out: Value) -> None:
             v = e.broadcast(values[j0], vt)
             for j in range(1, 4):
                 v = e.v(vector.InsertOp(values[j0 + j], v, [j]))
-            store = vector.StoreOp(v, out, [n, e.add(k0, j0)])
-            store.attributes[ALIGN_ATTR] = IntegerAttr(16, i64)
-            e.op(store)
+            e.vstore(v, out, [n, e.add(k0, j0)], align=16)
 
     e.parallel([0, 0], [runs, gp.n], body, role("rows"))
 
@@ -146,9 +138,8 @@ def lower_qmatmul(e: Emitter, gp: _Gptq, x: Value, y: Value) -> None:
                     xs: list[Value] = []
                     for j0 in range(0, run_codes, x_vec):
                         # k0 is a multiple of run_codes: 16-byte aligned x loads.
-                        xv = e.vload(x, [row, e.add(k0, j0)], x_vec)
+                        xv = e.vload(x, [row, e.add(k0, j0)], x_vec, align=4 * x_vec)
                         if x_vec > 1:
-                            _aligned(xv, 4 * x_vec)
                             xs.extend(e.extract(xv, j) for j in range(x_vec))
                         else:
                             xs.append(xv)

@@ -39,20 +39,24 @@ func.func @embed(%w: tensor<?x34xui8>, %ids: tensor<?xi32>) -> tensor<?x32xf32> 
 // CHECK:         mad.lo.s64 %rd{{[0-9]+}}, [[ROW]], 34,
 // CHECK:         cvt.f32.f16
 // CHECK:         mul.rn.f32
-// CHECK:         st.global.b32
+// CHECK:         st.global.v4.b32
 // CHECK:         ret;
 
 // -----
 
-// qmatmul: one warp per row, partial sums combined with butterfly shuffles.
+// qmatmul: one warp per row, each thread 16 lanes of a block (Q4_K's
+// gpu_lane_width): 16-byte loads of codes and of x; partial sums combined
+// with butterfly shuffles.
 func.func @mv(%x: tensor<?x512xf32>, %w: tensor<?x288xui8>) -> tensor<?x?xf32> {
   %y = quant.qmatmul #quant.encoding<q4_k> %x, %w : (tensor<?x512xf32>, tensor<?x288xui8>) -> tensor<?x?xf32>
   func.return %y : tensor<?x?xf32>
 }
 
 // CHECK:       .visible .entry mv_kernel0(
-// CHECK:         fma.rn.f32
-// CHECK:         shfl.sync.bfly.b32
+// CHECK-DAG:     ld.global.nc.v4.b32
+// CHECK-DAG:     fma.rn.f32
+// CHECK-DAG:     shfl.sync.bfly.b32
+// CHECK:       .visible .entry gptq_kernel1(
 
 // -----
 
@@ -65,7 +69,6 @@ func.func @gptq(%x: tensor<?x4096xf32>, %qw: tensor<512x?xi32>, %qz: tensor<32x?
   func.return %y : tensor<?x?xf32>
 }
 
-// CHECK:       .visible .entry gptq_kernel1(
 // CHECK:         add.f32
 // CHECK:         ret;
 // CHECK:       .visible .entry gptq_kernel0(
