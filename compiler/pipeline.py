@@ -21,16 +21,18 @@ from quantir.compiler.context import make_context
 from quantir.compiler.transforms.convert_qrt_to_upstream import convert_to_upstream
 from quantir.dialects.qrt import TARGET_ATTR
 
-# outline-kernels comes before canonicalize and cse: the loop nests of equal
-# ops are outlined into one kernel first, so the cleanup (most of the
-# lowering's time) runs once per distinct kernel, not once per op.
+# lower-quant-to-loops{outline=true} builds the loops of each distinct quant
+# op once, outlined into kernels that every equal op launches; outline-kernels
+# then outlines the rest (qnn's nests). Both come before canonicalize and cse,
+# so the cleanup (most of the lowering's time) runs once per distinct kernel,
+# not once per op.
 _SCALAR_LOWERING = (
-    "quantir-bufferize,lower-quant-to-loops{vectorize=false m_tile=1},"
+    "quantir-bufferize,lower-quant-to-loops{vectorize=false m_tile=1 outline=true},"
     "lower-qnn-to-loops{vectorize=false},outline-kernels,canonicalize,cse"
 )
 
 _CPU_LOWERING = (
-    "quantir-bufferize,lower-quant-to-loops{{int8={int8}}},lower-qnn-to-loops,"
+    "quantir-bufferize,lower-quant-to-loops{{int8={int8} outline=true}},lower-qnn-to-loops,"
     "outline-kernels,canonicalize,cse"
 )
 

@@ -10,6 +10,11 @@ is the dequantize nest over the rows its indices name. Run
 Ops that are equal (same kind, attributes and operand types: a model's
 layers repeat a few shapes) are lowered once; the others get a clone of that
 loop nest with their own operands, which costs a fraction of building it.
+With `outline=true` (the named pipelines) the nests of each distinct op are
+outlined into kernels as `outline-kernels` would outline them, and every op
+equal to it launches those kernels: a graph of a hundred ops of seven shapes
+builds seven sets of loops, and the host function gets a few launches per op
+(nothing for `canonicalize` and `cse` to chew on).
 
 Options:
 - `vectorize` (default true): unpack the lanes of a block as vector ops (the
@@ -25,6 +30,9 @@ Options:
   it unpacks weights to float and multiplies exact x (the exact path).
 - `gptq_chunk` (default 1024): how many adjacent GPTQ columns one vectorized
   qmatmul task streams through together (a multiple of 16).
+- `outline` (default false): outline the loop nests of each distinct op into
+  kernels (`outline-kernels`' kernels, named `<function>_kernel<N>`) shared
+  by every equal op, which launches them (`qrt.launch`) instead.
 
 ```mlir
 // before
@@ -46,6 +54,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from xdsl.context import Context
+from xdsl.dialects import func, scf
 from xdsl.dialects.builtin import ModuleOp, TensorType
 from xdsl.ir import Operation, SSAValue
 from xdsl.passes import ModulePass
@@ -56,6 +65,7 @@ from quantir.compiler.encodings import layout_for
 from quantir.compiler.lowering import gguf_int8, gguf_kernels, gptq_kernels
 from quantir.compiler.lowering.emitter import Emitter
 from quantir.compiler.lowering.row_views import as_rows, as_vector
+from quantir.compiler.transforms.outline_kernels import KernelOutliner
 from quantir.dialects import quant
 from quantir.dialects.encoding import QuantizationEncoding
 
@@ -85,6 +95,19 @@ def _clone_before(anchor: Operation, ops: list[Operation], mapping: dict) -> Non
         Rewriter.insert_op(o.clone(value_mapper=mapping), InsertPoint.before(anchor))
 
 
+def _outline_nests(
+    qop: Operation, ops: list[Operation], outliner: KernelOutliner
+) -> list[Operation]:
+    """Outline the top-level loop nests among `ops` (one op's fresh lowering) into
+    kernels; return the ops that now stand for the lowering (launches among them)."""
+    host = qop.parent_op()
+    if not isinstance(host, func.FuncOp) or host.parent is not outliner.module.body.block:
+        raise PassFailedException(
+            f"lower-quant-to-loops{{outline=true}}: '{qop.name}' must be in a top-level function"
+        )
+    return [outliner.outline(o, host) if isinstance(o, scf.ParallelOp) else o for o in ops]
+
+
 @dataclass(frozen=True)
 class LowerQuantToLoopsPass(ModulePass):
     """Expand quant ops on buffers into explicit block-unpacking loops."""
@@ -95,6 +118,7 @@ class LowerQuantToLoopsPass(ModulePass):
     m_tile: int = 4
     int8: bool = True
     gptq_chunk: int = 1024
+    outline: bool = False
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:
         if self.m_tile < 1:
@@ -108,6 +132,7 @@ class LowerQuantToLoopsPass(ModulePass):
         # operands remapped, for the ops equal to it (cloning costs a fraction
         # of building the loop nests again).
         lowered: dict[tuple, tuple[list[Operation], list[SSAValue]]] = {}
+        outliner = KernelOutliner(op)
         quant_ops = (quant.DequantizeOp, quant.GatherOp, quant.QMatmulOp)
         for qop in [o for o in op.walk() if isinstance(o, quant_ops)]:
             if qop.out is None or any(isinstance(v.type, TensorType) for v in qop.operands):
@@ -128,7 +153,10 @@ class LowerQuantToLoopsPass(ModulePass):
                     self.lower_gather(e, encoding, qop)
                 else:
                     self.lower_qmatmul(e, encoding, qop)
-                lowered[key] = (_ops_between(before, qop), list(qop.operands))
+                ops = _ops_between(before, qop)
+                if self.outline:
+                    ops = _outline_nests(qop, ops, outliner)
+                lowered[key] = (ops, list(qop.operands))
             qop.detach()
             qop.erase()
 

@@ -86,69 +86,90 @@ class OutlineKernelsPass(ModulePass):
     name = "outline-kernels"
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:
-        names = {f.sym_name.data for f in op.ops if isinstance(f, func.FuncOp)}
-        outlined = _KernelTable()
+        outliner = KernelOutliner(op)
         for host in [f for f in op.ops if isinstance(f, func.FuncOp)]:
             if host.is_declaration or KERNEL_ATTR in host.attributes:
                 continue
-            count = 0
             for loop in [o for o in host.body.block.ops if isinstance(o, scf.ParallelOp)]:
-                nest = self.nest(loop)
-                same = outlined.find(nest)
-                if same is not None:  # launch it: no copy is made
-                    Rewriter.replace_op(loop, LaunchOp(same.sym_name.data, nest.passed, nest.range))
-                    continue
-                name = f"{host.sym_name.data}_kernel{count}"
-                while name in names:
-                    count += 1
-                    name = f"{host.sym_name.data}_kernel{count}"
-                names.add(name)
-                count += 1
-                key = nest.key()  # before outline() erases the host loop
-                kernel = self.outline(nest, name)
-                outlined.add(key, kernel)
-                op.body.block.insert_op_after(kernel, host)
+                outliner.outline(loop, host)
 
-    def nest(self, loop: scf.ParallelOp) -> _Nest:
-        if loop.initVals:
-            raise PassFailedException(
-                f"{self.name}: parallel loops with reductions are not supported"
-            )
-        if not _is_const_int(loop.lowerBound[0], 0) or not _is_const_int(loop.step[0], 1):
-            raise PassFailedException(
-                f"{self.name}: the first dimension of a parallel loop must start at 0 with step 1"
-            )
-        # Dimension 0's bounds are replaced by (lo, hi): its upper bound is the
-        # launch range, not an argument.
-        captured = captured_values(loop, frozenset({len(loop.lowerBound)}))
-        constants = [v for v in captured if isinstance(v.owner, arith.ConstantOp)]
-        passed = [v for v in captured if v not in constants]
-        return _Nest(loop, constants, passed)
 
-    def outline(self, nest: _Nest, name: str) -> func.FuncOp:
-        """The kernel of `nest`, which it replaces by a launch of the kernel."""
-        loop, constants, passed = nest.loop, nest.constants, nest.passed
-        block = Block(arg_types=[IndexType(), IndexType(), *[v.type for v in passed]])
-        lo, hi = block.args[0], block.args[1]
-        lo.name_hint, hi.name_hint = "lo", "hi"
-        value_map: dict[SSAValue, SSAValue] = {}
-        for v, arg in zip(passed, block.args[2:]):
-            value_map[v] = arg
-            arg.name_hint = v.name_hint
-        for c in constants:
-            clone = c.owner.clone()
-            block.add_op(clone)
-            value_map[c] = clone.results[0]
-        body = loop.clone(value_mapper=value_map)
-        body.operands[0] = lo  # lower bound of dimension 0
-        body.operands[len(loop.lowerBound)] = hi  # its upper bound
-        block.add_op(body)
-        block.add_op(func.ReturnOp())
+class KernelOutliner:
+    """Outlines top-level loop nests of a module's host functions into kernels
+    named `<function>_kernel<N>` (fresh names), sharing a kernel between equal nests."""
 
-        kernel = func.FuncOp(name, ([a.type for a in block.args], []), Region(block))
-        kernel.attributes[KERNEL_ATTR] = UnitAttr()
-        Rewriter.replace_op(loop, LaunchOp(name, passed, nest.range))
-        return kernel
+    def __init__(self, module: ModuleOp) -> None:
+        self.module = module
+        self._used = {f.sym_name.data for f in module.ops if isinstance(f, func.FuncOp)}
+        self._counts: dict[str, int] = {}
+        self._table = _KernelTable()
+
+    def _fresh(self, host: str) -> str:
+        count = self._counts.get(host, 0)
+        while f"{host}_kernel{count}" in self._used:
+            count += 1
+        name = f"{host}_kernel{count}"
+        self._used.add(name)
+        self._counts[host] = count + 1
+        return name
+
+    def outline(self, loop: scf.ParallelOp, host: func.FuncOp) -> LaunchOp:
+        """Replace `loop` (directly in `host`'s body) by a launch of its kernel: one
+        outlined before when structurally equal, else a new one placed after `host`."""
+        nest = _nest(loop)
+        same = self._table.find(nest)
+        if same is not None:  # launch it: no copy is made
+            launch = LaunchOp(same.sym_name.data, nest.passed, nest.range)
+            Rewriter.replace_op(loop, launch)
+            return launch
+        key = nest.key()  # before _outline() erases the host loop
+        launch, kernel = _outline(nest, self._fresh(host.sym_name.data))
+        self._table.add(key, kernel)
+        self.module.body.block.insert_op_after(kernel, host)
+        return launch
+
+
+def _nest(loop: scf.ParallelOp) -> _Nest:
+    name = OutlineKernelsPass.name
+    if loop.initVals:
+        raise PassFailedException(f"{name}: parallel loops with reductions are not supported")
+    if not _is_const_int(loop.lowerBound[0], 0) or not _is_const_int(loop.step[0], 1):
+        raise PassFailedException(
+            f"{name}: the first dimension of a parallel loop must start at 0 with step 1"
+        )
+    # Dimension 0's bounds are replaced by (lo, hi): its upper bound is the
+    # launch range, not an argument.
+    captured = captured_values(loop, frozenset({len(loop.lowerBound)}))
+    constants = [v for v in captured if isinstance(v.owner, arith.ConstantOp)]
+    passed = [v for v in captured if v not in constants]
+    return _Nest(loop, constants, passed)
+
+
+def _outline(nest: _Nest, name: str) -> tuple[LaunchOp, func.FuncOp]:
+    """The kernel of `nest`, which it replaces by a launch of the kernel."""
+    loop, constants, passed = nest.loop, nest.constants, nest.passed
+    block = Block(arg_types=[IndexType(), IndexType(), *[v.type for v in passed]])
+    lo, hi = block.args[0], block.args[1]
+    lo.name_hint, hi.name_hint = "lo", "hi"
+    value_map: dict[SSAValue, SSAValue] = {}
+    for v, arg in zip(passed, block.args[2:]):
+        value_map[v] = arg
+        arg.name_hint = v.name_hint
+    for c in constants:
+        clone = c.owner.clone()
+        block.add_op(clone)
+        value_map[c] = clone.results[0]
+    body = loop.clone(value_mapper=value_map)
+    body.operands[0] = lo  # lower bound of dimension 0
+    body.operands[len(loop.lowerBound)] = hi  # its upper bound
+    block.add_op(body)
+    block.add_op(func.ReturnOp())
+
+    kernel = func.FuncOp(name, ([a.type for a in block.args], []), Region(block))
+    kernel.attributes[KERNEL_ATTR] = UnitAttr()
+    launch = LaunchOp(name, passed, nest.range)
+    Rewriter.replace_op(loop, launch)
+    return launch, kernel
 
 
 @dataclass
