@@ -1,7 +1,8 @@
 """On-disk cache of compiled modules.
 
 Entries live in QUANTIR_CACHE_DIR (default ~/.cache/quantir; QUANTIR_CACHE=0
-turns the disk cache off), one file per key. A key hashes everything the
+turns the disk cache off), one file per key: compiled graphs at the top,
+the object code of single kernels under `kernels/` (runtime/jit.py). A key hashes everything the
 generated code depends on: the input IR, the target (CPU name and features,
 or GPU architecture), and the versions of quantir, xDSL and llvmlite.
 
@@ -48,14 +49,20 @@ def make_key(*parts: str | bytes) -> str:
     return h.hexdigest()
 
 
-def _path(key: str) -> Path | None:
+KERNELS = "kernels"
+"""The subdirectory of per-kernel entries (object code of one kernel each)."""
+
+
+def _path(key: str, subdir: str = "") -> Path | None:
     d = cache_dir()
-    return None if d is None else d / f"{key}.qbin"
+    if d is None:
+        return None
+    return (d / subdir if subdir else d) / f"{key}.qbin"
 
 
-def load(key: str) -> bytes | None:
-    """The payload stored under `key`, or None (missing, unreadable or corrupt)."""
-    path = _path(key)
+def load(key: str, subdir: str = "") -> bytes | None:
+    """The payload stored under `key` (in `subdir`), or None (missing, unreadable or corrupt)."""
+    path = _path(key, subdir)
     if path is None:
         return None
     try:
@@ -68,7 +75,7 @@ def load(key: str) -> bytes | None:
         if magic == MAGIC and fmt == FORMAT and _digest(key, payload) == digest:
             return payload
     # Corrupt, foreign or from another format: drop it so the rebuilt entry replaces it.
-    discard(key)
+    discard(key, subdir)
     return None
 
 
@@ -76,9 +83,9 @@ def _digest(key: str, payload: bytes) -> bytes:
     return hashlib.sha256(struct.pack("<Q", len(key)) + key.encode() + payload).digest()
 
 
-def discard(key: str) -> None:
+def discard(key: str, subdir: str = "") -> None:
     """Delete the entry under `key` (one its reader found invalid), if any."""
-    path = _path(key)
+    path = _path(key, subdir)
     if path is None:
         return
     try:
@@ -90,10 +97,11 @@ def discard(key: str) -> None:
 _warned = False
 
 
-def store(key: str, payload: bytes) -> None:
-    """Store `payload` under `key` atomically; failures only warn (the cache is optional)."""
+def store(key: str, payload: bytes, subdir: str = "") -> None:
+    """Store `payload` under `key` (in `subdir`) atomically; failures only warn
+    (the cache is optional)."""
     global _warned
-    path = _path(key)
+    path = _path(key, subdir)
     if path is None:
         return
     blob = _HEADER.pack(MAGIC, FORMAT, _digest(key, payload)) + payload

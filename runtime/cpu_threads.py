@@ -95,10 +95,17 @@ def resolve_threads(threads: int | None) -> int:
 class CpuKernels:
     """The kernels of one compiled module, callable by name."""
 
-    def __init__(self, obj: LoadedObject, signatures: dict[str, KernelSignature]):
+    def __init__(
+        self,
+        obj: LoadedObject,
+        signatures: dict[str, KernelSignature],
+        symbols: dict[str, str] | None = None,
+    ):
+        """`symbols` maps a kernel's name to its symbol in the code (default: its name)."""
         self._obj = obj  # keeps the machine code mapped
         self.signatures = signatures
-        self._fns = {name: KernelFn(obj.address(name)) for name in signatures}
+        symbols = symbols or {}
+        self._fns = {name: KernelFn(obj.address(symbols.get(name, name))) for name in signatures}
 
     def launch(self, name: str, argv: np.ndarray, n: int, threads: int) -> None:
         fn = self._fns[name]

@@ -325,3 +325,193 @@ def _int(a: Attribute) -> int:
 def _str(a: Attribute) -> str:
     assert isinstance(a, StringAttr)
     return a.data
+
+
+# A plan as data (JSON-ready), so a compiled module's cache entry can keep its
+# host plans and a new process need not parse host IR again. The encoding is
+# generic over step arguments (ints, strings, tuples, buffer specs and the
+# named integer functions), so it does not depend on how plans are read from IR.
+
+_FUNCTIONS: dict[str, Callable] = {
+    "add": operator.add,
+    "sub": operator.sub,
+    "mul": operator.mul,
+    "floordiv": operator.floordiv,
+    "mod": operator.mod,
+    "min": min,
+    "max": max,
+    "eq": operator.eq,
+    "ne": operator.ne,
+    "lt": operator.lt,
+    "le": operator.le,
+    "gt": operator.gt,
+    "ge": operator.ge,
+}
+_FUNCTION_NAMES = {id(f): name for name, f in _FUNCTIONS.items()}
+
+# Each step kind's arguments: r a register read, * a tuple of registers read,
+# i an int, s a string, f a named function, b a buffer spec, g a tuple of ints
+# (nested). A plan read from data must match these.
+_STEP_ARGS: dict[str, str] = {
+    "int": "i",
+    "dim": "ri",
+    "binop": "frr",
+    "cmp": "frr",
+    "check": "rs",
+    "alloc": "b*",
+    "free": "r",
+    "copy": "rr",
+    "collapse": "rg",
+    "expand": "rg*",
+    "launch": "s*rii",
+}
+
+
+def _int_tree(v: object) -> bool:
+    if isinstance(v, tuple):
+        return all(_int_tree(x) for x in v)
+    return type(v) is int
+
+
+def _matches(role: str, v: object) -> bool:
+    if role in "ri":
+        return type(v) is int
+    if role == "*":
+        return isinstance(v, tuple) and all(type(x) is int for x in v)
+    if role == "s":
+        return isinstance(v, str)
+    if role == "f":
+        return callable(v)
+    if role == "b":
+        return isinstance(v, BufferSpec)
+    return isinstance(v, tuple) and _int_tree(v)  # "g"
+
+
+_ARG_KINDS = ("input", "weight", "output")
+_MAX_PLAN_ITEMS = 1 << 20
+
+
+def _encode(value: object) -> object:
+    if isinstance(value, bool) or value is None:
+        raise PlanError(f"cannot encode {value!r} in a plan")
+    if isinstance(value, int | str):
+        return value
+    if isinstance(value, tuple):
+        return {"t": [_encode(v) for v in value]}
+    if isinstance(value, BufferSpec):
+        return {"buffer": [list(value.dtypes), list(value.shape)]}
+    if callable(value) and id(value) in _FUNCTION_NAMES:
+        return {"fn": _FUNCTION_NAMES[id(value)]}
+    raise PlanError(f"cannot encode {value!r:.60} in a plan")
+
+
+def _decode(value: object, depth: int = 0) -> object:
+    if depth > 8:
+        raise ValueError("plan data nested too deeply")
+    if type(value) is int or type(value) is str:
+        return value
+    if isinstance(value, dict) and len(value) == 1:
+        ((tag, body),) = value.items()
+        if tag == "t" and isinstance(body, list):
+            return tuple(_decode(v, depth + 1) for v in body)
+        if tag == "fn" and isinstance(body, str) and body in _FUNCTIONS:
+            return _FUNCTIONS[body]
+        if tag == "buffer" and isinstance(body, list) and len(body) == 2:
+            dtypes, shape = body
+            if (
+                isinstance(dtypes, list)
+                and dtypes
+                and all(isinstance(d, str) and d in _DTYPES for d in dtypes)
+                and isinstance(shape, list)
+                and all(type(d) is int and d >= -1 for d in shape)
+            ):
+                return BufferSpec(tuple(dtypes), tuple(shape))
+    raise ValueError(f"bad plan value {value!r:.60}")
+
+
+_DTYPES = frozenset({"float32", "float16", "uint8", "int8", "int32", "uint32", "int64", "uint64"})
+
+
+def plan_to_data(plan: HostPlan) -> dict:
+    """`plan` as JSON-ready data (`plan_from_data` reads it back)."""
+    return {
+        "name": plan.name,
+        "registers": plan.registers,
+        "args": [
+            [
+                a.index,
+                a.kind,
+                _encode(a.spec),
+                a.position,
+                a.weight_name,
+                a.weight_part,
+                [list(d) for d in a.result_dims],
+                a.name,
+            ]
+            for a in plan.args
+        ],
+        "steps": [[s.kind, s.target, [_encode(v) for v in s.args]] for s in plan.steps],
+    }
+
+
+def plan_from_data(data: object) -> HostPlan:
+    """The plan `plan_to_data` wrote; ValueError for anything else.
+
+    Cached plans are untrusted input: every argument and step is checked for
+    the types and shapes `plan_to_data` writes, and every register a step
+    reads must be an argument or written by an earlier step."""
+    if not isinstance(data, dict) or set(data) != {"name", "registers", "args", "steps"}:
+        raise ValueError("plan: wrong fields")
+    name, registers, args, steps = data["name"], data["registers"], data["args"], data["steps"]
+    if not isinstance(name, str) or type(registers) is not int or not 0 <= registers:
+        raise ValueError("plan: bad name or register count")
+    if not isinstance(args, list) or not isinstance(steps, list):
+        raise ValueError("plan: bad arguments or steps")
+    if len(args) + len(steps) > _MAX_PLAN_ITEMS or registers > _MAX_PLAN_ITEMS:
+        raise ValueError("plan: too large")
+    plan = HostPlan(name, [], registers=registers)
+    for i, a in enumerate(args):
+        if not isinstance(a, list) or len(a) != 8:
+            raise ValueError("plan: bad argument")
+        index, kind, spec, position, weight, part, dims, arg_name = a
+        spec = _decode(spec)
+        if (
+            index != i
+            or kind not in _ARG_KINDS
+            or not isinstance(spec, BufferSpec)
+            or type(position) is not int
+            or position < 0
+            or not all(isinstance(s, str) for s in (weight, part, arg_name))
+            or not isinstance(dims, list)
+            or not all(
+                isinstance(d, list) and len(d) == 2 and all(type(v) is int for v in d) for d in dims
+            )
+        ):
+            raise ValueError(f"plan: bad argument {i}")
+        plan.args.append(
+            ArgSpec(index, kind, spec, position, weight, part, tuple(map(tuple, dims)), arg_name)
+        )
+    defined = [True] * len(args) + [False] * max(0, registers - len(args))
+    if len(defined) != registers:
+        raise ValueError("plan: fewer registers than arguments")
+    for s in steps:
+        if not isinstance(s, list) or len(s) != 3:
+            raise ValueError("plan: bad step")
+        kind, target, values = s
+        roles = _STEP_ARGS.get(kind) if isinstance(kind, str) else None
+        if roles is None or not isinstance(values, list) or len(values) != len(roles):
+            raise ValueError(f"plan: bad step {kind!r:.40}")
+        decoded = tuple(_decode(v) for v in values)
+        for role, v in zip(roles, decoded):
+            if not _matches(role, v):
+                raise ValueError(f"plan: step {kind}: bad argument {v!r:.40}")
+            reads = (v,) if role == "r" else v if role == "*" else ()
+            for r in reads:
+                if type(r) is not int or not 0 <= r < registers or not defined[r]:
+                    raise ValueError(f"plan: step {kind} reads an undefined register")
+        if type(target) is not int or not -1 <= target < registers:
+            raise ValueError(f"plan: step {kind} writes a bad register")
+        if target >= 0:
+            defined[target] = True
+        plan.steps.append(Step(kind, target, decoded))
+    return plan

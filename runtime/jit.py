@@ -9,6 +9,7 @@ result is cached in this process and on disk (see `runtime.cache`).
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import re
 import struct
@@ -23,7 +24,7 @@ from xdsl.printer import Printer
 from quantir.compiler.backend import cpu_codegen as cpu_backend
 from quantir.compiler.backend.calling_convention import KernelSignature
 from quantir.compiler.backend.llvm.context import TranslationError
-from quantir.compiler.backend.llvm_translation import translate_module
+from quantir.compiler.backend.llvm_translation import translate_kernel, translate_module
 from quantir.compiler.context import make_context
 from quantir.compiler.diagnostics import (
     UserError,
@@ -39,10 +40,10 @@ from quantir.compiler.pipeline import (
 )
 from quantir.dialects.qrt import KERNEL_ATTR
 from quantir.runtime import cache
-from quantir.runtime.host_plan import HostPlan
+from quantir.runtime.host_plan import HostPlan, PlanError, plan_from_data, plan_to_data
 from quantir.runtime.program import CpuProgramDevice, Program
 
-CACHE_FORMAT = "1"
+CACHE_FORMAT = "2"  # 2: host plans as data instead of host IR
 
 
 @functools.cache
@@ -78,92 +79,124 @@ def _compiler_fingerprint() -> str:
 @dataclass
 class CompiledModule:
     target: str
-    host_mlir: str
+    # Each host function's plan, or the PlanError message of one the runtime
+    # cannot run (raised when it is asked for). Plans are cached as data, so
+    # a module loaded from the cache parses no IR.
+    plans: dict[str, HostPlan | str]
     signatures: dict[str, KernelSignature]
-    object_code: bytes = b""  # CPU
+    # CPU: object files (one per distinct kernel) and each kernel's symbol in them.
+    objects: tuple[bytes, ...] = ()
+    symbols: dict[str, str] = field(default_factory=dict)
     ptx: str = ""  # GPU
-    _plans: dict[str, HostPlan] = field(default_factory=dict, repr=False, compare=False)
     _kernels: object = field(default=None, repr=False, compare=False)
-    # host_mlir parsed once: the check of a cache entry and the plans share it
-    # (xDSL's parser costs milliseconds per op of a large graph).
-    _hosts: dict[str, func.FuncOp] | None = field(default=None, repr=False, compare=False)
 
     def plan(self, function: str | None) -> HostPlan:
-        """The host plan of `function` (the only function when None), built once."""
-        key = function or ""
-        if key not in self._plans:
-            hosts = host_functions(self)
-            if function is None:
-                if len(hosts) != 1:
-                    raise UserError(
-                        f"the module has {len(hosts)} functions ({', '.join(sorted(hosts))}): "
-                        "say which one to run"
-                    )
-                function = next(iter(hosts))
-            if function not in hosts:
+        """The host plan of `function` (the only function when None)."""
+        if function is None:
+            if len(self.plans) != 1:
                 raise UserError(
-                    f"no function @{function} in the module "
-                    f"(it has: {', '.join(sorted(hosts)) or 'none'})"
+                    f"the module has {len(self.plans)} functions "
+                    f"({', '.join(sorted(self.plans))}): say which one to run"
                 )
-            self._plans[key] = HostPlan.build(hosts[function])
-        return self._plans[key]
+            function = next(iter(self.plans))
+        if function not in self.plans:
+            raise UserError(
+                f"no function @{function} in the module "
+                f"(it has: {', '.join(sorted(self.plans)) or 'none'})"
+            )
+        plan = self.plans[function]
+        if isinstance(plan, str):
+            raise PlanError(plan)
+        return plan
 
     def to_bytes(self) -> bytes:
+        plans = {
+            n: p if isinstance(p, str) else plan_to_data(p) for n, p in sorted(self.plans.items())
+        }
+        plans_text = json.dumps(plans, sort_keys=True)
         meta = {
             "target": self.target,
-            "host_mlir": self.host_mlir,
+            "plans": plans,
+            "plans_sha256": hashlib.sha256(plans_text.encode()).hexdigest(),
             "ptx": self.ptx,
             "signatures": {
                 n: [[k, list(d)] for k, d in s.params] for n, s in self.signatures.items()
             },
+            "symbols": self.symbols,
+            "objects": [len(o) for o in self.objects],
         }
         blob = json.dumps(meta).encode()
-        return struct.pack("<Q", len(blob)) + blob + self.object_code
+        return struct.pack("<Q", len(blob)) + blob + b"".join(self.objects)
 
     @staticmethod
     def from_bytes(data: bytes) -> CompiledModule:
         """The module `to_bytes` wrote; ValueError for anything else.
 
         A cache entry is untrusted input: every field is checked for the type
-        and values `to_bytes` writes before anything uses it.
+        and values `to_bytes` writes before anything uses it. The host plans
+        are code (they decide which buffer each kernel gets), so besides being
+        checked they must match the digest written beside them.
         """
         try:
             (n,) = struct.unpack_from("<Q", data)
             meta = json.loads(data[8 : 8 + n])
         except (struct.error, ValueError, RecursionError) as e:
             raise ValueError(f"not a compiled module ({e})") from None
-        if not isinstance(meta, dict) or set(meta) != {"target", "host_mlir", "ptx", "signatures"}:
+        fields = {"target", "plans", "plans_sha256", "ptx", "signatures", "symbols", "objects"}
+        if not isinstance(meta, dict) or set(meta) != fields:
             raise ValueError("compiled module metadata has the wrong fields")
-        target, host_mlir, ptx, signatures = (
+        target, plans, ptx, signatures = (
             meta["target"],
-            meta["host_mlir"],
+            meta["plans"],
             meta["ptx"],
             meta["signatures"],
         )
-        if target not in ("cpu", "gpu") or not isinstance(host_mlir, str):
-            raise ValueError("compiled module metadata: bad target or host IR")
+        if target not in ("cpu", "gpu") or not isinstance(plans, dict):
+            raise ValueError("compiled module metadata: bad target or host plans")
         if not isinstance(ptx, str) or not isinstance(signatures, dict):
             raise ValueError("compiled module metadata: bad PTX or signatures")
+        digest = hashlib.sha256(json.dumps(plans, sort_keys=True).encode()).hexdigest()
+        if meta["plans_sha256"] != digest:
+            raise ValueError("compiled module: the host plans do not match their digest")
+        host_plans = {
+            name: plan if isinstance(plan, str) else plan_from_data(plan)
+            for name, plan in plans.items()
+        }
         sigs = {name: KernelSignature(name, _params(params)) for name, params in signatures.items()}
-        object_code = data[8 + n :]
-        if (target == "cpu") != bool(object_code) or (target == "gpu") != bool(ptx):
+        symbols, sizes = meta["symbols"], meta["objects"]
+        if not isinstance(symbols, dict) or not all(
+            isinstance(v, str) and _SYMBOL.fullmatch(v) for v in symbols.values()
+        ):
+            raise ValueError("compiled module metadata: bad kernel symbols")
+        if not isinstance(sizes, list) or not all(type(k) is int and k > 0 for k in sizes):
+            raise ValueError("compiled module metadata: bad object sizes")
+        code = data[8 + n :]
+        if sum(sizes) != len(code):
+            raise ValueError("compiled module: its objects do not fill the entry")
+        objects, at = [], 0
+        for size in sizes:
+            objects.append(code[at : at + size])
+            at += size
+        if (target == "cpu") != bool(objects) or (target == "gpu") != bool(ptx):
             raise ValueError("compiled module: code does not match its target")
-        return CompiledModule(target, host_mlir, sigs, object_code, ptx)
+        return CompiledModule(target, host_plans, sigs, tuple(objects), symbols, ptx)
 
     def check_consistent(self, target: str, functions: frozenset[str] = frozenset()) -> None:
         """Raise ValueError unless this module is one `_build` could have made for
         `target` from a source defining `functions`: it has those host functions,
-        every host function plans, and launches only kernels it has, with as many
-        arguments as their signatures take."""
+        each plan is named after its function, and launches only kernels it has,
+        with as many arguments as their signatures take."""
         if self.target != target:
             raise ValueError(f"compiled for {self.target}, not {target}")
-        hosts = host_functions(self)
-        if not functions <= hosts.keys():
+        if not functions <= self.plans.keys():
             raise ValueError(
-                f"host functions {sorted(hosts)} lack {sorted(functions - hosts.keys())}"
+                f"host functions {sorted(self.plans)} lack {sorted(functions - self.plans.keys())}"
             )
-        for host in hosts.values():
-            plan = HostPlan.build(host)
+        for name, plan in self.plans.items():
+            if isinstance(plan, str):
+                continue
+            if plan.name != name:
+                raise ValueError(f"the plan of @{name} is named @{plan.name}")
             for out in plan.outputs:  # each dynamic result dimension names an argument's
                 dynamic = sum(1 for d in out.spec.shape if d < 0)
                 if dynamic != len(out.result_dims) or any(
@@ -174,13 +207,14 @@ class CompiledModule:
             for step in plan.steps:
                 if step.kind != "launch":
                     continue
-                name, args = step.args[0], step.args[1]
-                signature = self.signatures.get(name)
+                kernel, args = step.args[0], step.args[1]
+                signature = self.signatures.get(kernel)
                 if signature is None or len(signature.params) != len(args):
-                    raise ValueError(f"launch of @{name} does not match the kernel signatures")
+                    raise ValueError(f"launch of @{kernel} does not match the kernel signatures")
 
 
 _PARAM_KINDS = ("memref", "int", "f16", "f32", "f64")
+_SYMBOL = re.compile(r"[A-Za-z_][\w.$]{0,127}")
 
 
 def _params(params: object) -> tuple[tuple[str, tuple[int, ...]], ...]:
@@ -319,16 +353,10 @@ def _load_cached(key: str, target: str, functions: frozenset[str]) -> CompiledMo
 
 def _build(module: ModuleOp, target: str, gpu_arch: str, pipeline: str | None) -> CompiledModule:
     lowered = lower(module, "cpu" if target == "cpu" else "gpu", pipeline=pipeline)
-    host = ModuleOp([])
-    for op in list(lowered.ops):
-        if isinstance(op, func.FuncOp) and KERNEL_ATTR not in op.attributes:
-            host.body.block.add_op(op.clone())
-    host_text = _print(host)
+    plans = host_plans(lowered)
     try:
         if target == "cpu":
-            ir_module, sigs = translate_module(lowered, cpu_backend.target_info())
-            obj = cpu_backend.compile_object(ir_module)
-            return CompiledModule("cpu", host_text, sigs, object_code=obj)
+            return _build_cpu(lowered, plans)
         from quantir.compiler.backend import nvptx
 
         ir_module, sigs = translate_module(lowered, nvptx.target_info(gpu_arch))
@@ -339,14 +367,107 @@ def _build(module: ModuleOp, target: str, gpu_arch: str, pipeline: str | None) -
             f"pipeline {pipeline or default_pipeline(target)!r} produced IR the {target} "
             f"code generator cannot translate: {e}"
         ) from None
-    return CompiledModule("gpu", host_text, sigs, ptx=nvptx.emit_ptx(ir_module, gpu_arch))
+    return CompiledModule("gpu", plans, sigs, ptx=nvptx.emit_ptx(ir_module, gpu_arch))
 
 
-def host_functions(compiled: CompiledModule) -> dict[str, func.FuncOp]:
-    if compiled._hosts is None:
-        module = parse_located(make_context(), compiled.host_mlir, "<compiled>")
-        compiled._hosts = {f.sym_name.data: f for f in module.ops if isinstance(f, func.FuncOp)}
-    return compiled._hosts
+# The name a kernel is translated under before its symbol is known (the
+# symbol is derived from the translation's hash).
+_PLACEHOLDER = "quantir_kernel_placeholder"
+_kernel_objects: dict[str, bytes] = {}  # kernel cache key -> object code, in this process
+
+
+def _build_cpu(lowered: ModuleOp, plans: dict[str, HostPlan | str]) -> CompiledModule:
+    """Object code for the kernels of a lowered module, one object file per
+    distinct kernel, each found in the per-kernel cache or compiled (and stored).
+
+    A kernel's cache key hashes its LLVM IR (translated under a fixed name),
+    the host target and the compiler's versions; its symbol is derived from
+    that key, so equal kernels of different graphs are one object. A module
+    without kernels (a custom pipeline that outlines nothing) is compiled whole.
+    """
+    info = cpu_backend.target_info()
+    kernels = [
+        f
+        for f in lowered.ops
+        if isinstance(f, func.FuncOp) and KERNEL_ATTR in f.attributes and not f.is_declaration
+    ]
+    if not kernels:
+        ir_module, sigs = translate_module(lowered, info)
+        return CompiledModule("cpu", plans, sigs, (cpu_backend.compile_object(ir_module),))
+    signatures: dict[str, KernelSignature] = {}
+    symbols: dict[str, str] = {}
+    objects: dict[str, bytes] = {}
+    for kernel in kernels:
+        name = kernel.sym_name.data
+        ir_module, signature = translate_kernel(kernel, info, _PLACEHOLDER)
+        text = str(ir_module)
+        key = cache.make_key("kernel", CACHE_FORMAT, _versions(), "cpu", target_key("cpu"), text)
+        symbol = f"qk_{key[:32]}"
+        signatures[name] = KernelSignature(name, signature.params)
+        symbols[name] = symbol
+        if symbol not in objects:
+            objects[symbol] = _kernel_object(key, symbol, text.replace(_PLACEHOLDER, symbol))
+    return CompiledModule("cpu", plans, signatures, tuple(objects.values()), symbols)
+
+
+def _kernel_object(key: str, symbol: str, llvm_ir: str) -> bytes:
+    """The object code of one kernel's LLVM IR (defining `symbol`): from this
+    process, the disk cache, or LLVM (then stored under `key`)."""
+    with _lock:
+        obj = _kernel_objects.get(key)
+    if obj is None:
+        obj = _load_kernel_entry(key, symbol)
+        if obj is None:
+            obj = cpu_backend.compile_object(llvm_ir)
+            cache.store(key, _kernel_entry(symbol, obj), cache.KERNELS)
+        with _lock:
+            _kernel_objects[key] = obj
+    return obj
+
+
+def _kernel_entry(symbol: str, obj: bytes) -> bytes:
+    """A per-kernel cache entry: `<Q length | JSON {symbol, object digest} | object`."""
+    meta = json.dumps({"symbol": symbol, "object_sha256": hashlib.sha256(obj).hexdigest()})
+    return struct.pack("<Q", len(meta)) + meta.encode() + obj
+
+
+def _load_kernel_entry(key: str, symbol: str) -> bytes | None:
+    """The object of the kernel entry under `key`, or None (missing or not valid:
+    it must name `symbol` and its object must match its digest; else it is
+    deleted, and the caller compiles the kernel again)."""
+    payload = cache.load(key, cache.KERNELS)
+    if payload is None:
+        return None
+    try:
+        (n,) = struct.unpack_from("<Q", payload)
+        meta = json.loads(payload[8 : 8 + n])
+        obj = payload[8 + n :]
+        if (
+            not isinstance(meta, dict)
+            or meta.get("symbol") != symbol
+            or meta.get("object_sha256") != hashlib.sha256(obj).hexdigest()
+            or not obj
+        ):
+            raise ValueError("not this kernel's entry")
+    except (struct.error, ValueError, RecursionError):
+        cache.discard(key, cache.KERNELS)
+        return None
+    return obj
+
+
+def host_plans(lowered: ModuleOp) -> dict[str, HostPlan | str]:
+    """The plan of each host function (not a kernel, not a declaration) of a
+    lowered module, or the reason the runtime cannot run it."""
+    plans: dict[str, HostPlan | str] = {}
+    for op in lowered.ops:
+        if isinstance(op, func.FuncOp) and KERNEL_ATTR not in op.attributes:
+            if op.is_declaration:
+                continue
+            try:
+                plans[op.sym_name.data] = HostPlan.build(op)
+            except PlanError as e:
+                plans[op.sym_name.data] = str(e)
+    return plans
 
 
 def load_program(
@@ -372,6 +493,8 @@ def _cpu_kernels(compiled: CompiledModule):
         with _lock:
             if compiled._kernels is None:
                 compiled._kernels = CpuKernels(
-                    cpu_backend.LoadedObject(compiled.object_code), compiled.signatures
+                    cpu_backend.LoadedObject(compiled.objects),
+                    compiled.signatures,
+                    compiled.symbols,
                 )
     return compiled._kernels

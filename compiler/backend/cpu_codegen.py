@@ -9,6 +9,7 @@ bit-identical to ggml, while matmul kernels opt in per instruction.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
 
@@ -90,17 +91,19 @@ def compile_object(module: ir.Module | str) -> bytes:
 
 
 class LoadedObject:
-    """An object file mapped into executable memory; kernels looked up by name."""
+    """Object files mapped into executable memory; kernels looked up by name."""
 
-    def __init__(self, obj: bytes):
+    def __init__(self, obj: bytes | Sequence[bytes]):
         _init()
+        objects = [obj] if isinstance(obj, bytes) else list(obj)
         with LLVM_LOCK:
             # An engine takes ownership of its target machine and destroys it
             # with itself: each engine gets its own.
             self._engine = llvm.create_mcjit_compiler(
                 llvm.parse_assembly(""), _new_target_machine()
             )
-            self._engine.add_object_file(llvm.ObjectFileRef.from_data(obj))
+            for data in objects:
+                self._engine.add_object_file(llvm.ObjectFileRef.from_data(data))
             self._engine.finalize_object()
 
     def address(self, name: str) -> int:

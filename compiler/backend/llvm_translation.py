@@ -50,7 +50,13 @@ from quantir.compiler.backend.llvm.vector import VECTOR_HANDLERS
 from quantir.compiler.transforms.convert_qrt_to_upstream import convert_to_upstream
 from quantir.dialects.qrt import KERNEL_ATTR
 
-__all__ = ["OP_HANDLERS", "TargetInfo", "TranslationError", "translate_module"]
+__all__ = [
+    "OP_HANDLERS",
+    "TargetInfo",
+    "TranslationError",
+    "translate_kernel",
+    "translate_module",
+]
 
 
 def _combine(*tables: dict[type[Operation], OpHandler]) -> dict[type[Operation], OpHandler]:
@@ -110,8 +116,9 @@ class ModuleTranslator:
         fn = self._define(name, [p.type for p in params])
         self._translate_body(f, fn, params, skip=0)
 
-    def translate_kernel(self, f: func.FuncOp) -> None:
-        name = f.sym_name.data
+    def translate_kernel(self, f: func.FuncOp, name: str | None = None) -> None:
+        """Translate kernel `f`, as a function named `name` (default: its own name)."""
+        name = name or f.sym_name.data
         inputs = f.function_type.inputs.data
         if len(inputs) < 2 or not all(isinstance(t, IndexType) for t in inputs[:2]):
             raise TranslationError(f"kernel @{name} must start with (lo: index, hi: index)")
@@ -171,3 +178,14 @@ def translate_module(
     translator = ModuleTranslator(target)
     translator.translate(mod)
     return translator.module, translator.kernels
+
+
+def translate_kernel(
+    kernel: func.FuncOp, target: TargetInfo, name: str
+) -> tuple[ir.Module, KernelSignature]:
+    """An LLVM module of one kernel, defined as `name`, and its signature: the
+    unit of the runtime's per-kernel cache (the IR does not depend on the
+    kernel's name in its graph, only on `name`)."""
+    translator = ModuleTranslator(target)
+    translator.translate_kernel(kernel, name)
+    return translator.module, translator.kernels[name]

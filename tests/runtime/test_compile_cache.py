@@ -9,6 +9,7 @@ proves the entry was loaded, not rebuilt.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import struct
@@ -188,6 +189,17 @@ def _with_meta(change):
     return corrupt
 
 
+def _plans(change):
+    """Host plans edited by `change(plans)`, with a digest that matches them."""
+
+    def edit(meta):
+        plans = change(meta["plans"])
+        text = json.dumps(plans, sort_keys=True)
+        return meta | {"plans": plans, "plans_sha256": hashlib.sha256(text.encode()).hexdigest()}
+
+    return _with_meta(edit)
+
+
 def _set(field, value):
     return _with_meta(lambda meta: meta | {field: value})
 
@@ -223,9 +235,24 @@ CORRUPTIONS = {
     # Issue 10: well-formed entries (valid checksum) with bad metadata.
     "target-is-gpu": _set("target", "gpu"),
     "target-unknown": _set("target", 3),
-    "host-mlir-not-text": _set("host_mlir", ["func"]),
-    "host-mlir-unparsable": _set("host_mlir", 'func.func @f() { "x'),
-    "host-mlir-deeply-nested": _set("host_mlir", "[" * 5000),
+    "plans-not-object": _plans(lambda plans: ["func"]),
+    "plans-deeply-nested": _set("plans", "[" * 5000),
+    "plans-digest-mismatch": _set("plans_sha256", "0" * 64),
+    "plan-edited-without-digest": _with_meta(
+        lambda m: m | {"plans": {k: v | {"registers": 1} for k, v in m["plans"].items()}}
+    ),
+    "plan-reads-undefined-register": _plans(
+        lambda plans: {
+            k: v | {"steps": [[kind, t, [99] * len(a)] for kind, t, a in v["steps"]]}
+            for k, v in plans.items()
+        }
+    ),
+    "plan-unknown-step": _plans(
+        lambda plans: {k: v | {"steps": [["jump", -1, []]]} for k, v in plans.items()}
+    ),
+    "plan-bad-argument": _plans(
+        lambda plans: {k: v | {"args": [[0, "input"]]} for k, v in plans.items()}
+    ),
     "ptx-not-text": _set("ptx", 5),
     "signatures-not-object": _set("signatures", [1, 2]),
     "signature-not-list": _with_meta(lambda m: m | {"signatures": {"k": "memref"}}),
@@ -235,13 +262,12 @@ CORRUPTIONS = {
     "kernel-arity": _with_meta(_extra_parameter),
     "kernel-symbols-absent": _with_meta(_rename_kernels),
     "extra-field": _with_meta(lambda m: m | {"more": 1}),
-    # Found by fuzzing: valid host IR without the function the caller runs.
-    "host-mlir-empty-module": _set("host_mlir", "builtin.module {\n}\n"),
-    "host-mlir-other-function": _with_meta(
-        lambda m: (
-            m | {"host_mlir": m["host_mlir"].replace("func.func @dequantize(", "func.func @other(")}
-        )
+    # Found by fuzzing: valid host code without the function the caller runs.
+    "plans-empty": _plans(lambda plans: {}),
+    "plan-of-other-function": _plans(
+        lambda plans: {k.replace("dequantize", "other"): v for k, v in plans.items()}
     ),
+    "plan-misnamed": _plans(lambda plans: {k: v | {"name": "other"} for k, v in plans.items()}),
     # The checksum is bound to the key: a valid entry of another key never loads.
     "foreign-entry": lambda d, k: _valid_header(d[cache._HEADER.size :], "0" * 64),
 }
@@ -296,9 +322,11 @@ def test_concurrent_processes_share_one_cache(cache_dir, tmp_path):
             if p.poll() is None:
                 p.kill()
                 p.wait()
-    # One complete entry per kernel, no temporary files left behind...
+    # One complete entry per compiled graph and per kernel, no temporary files left behind...
     assert len(_entries(cache_dir)) == 2
-    assert sorted(p.name for p in cache_dir.iterdir() if not p.name.endswith(".qbin")) == []
+    assert len(_entries(cache_dir / cache.KERNELS)) == 2
+    leftovers = [p.name for p in cache_dir.rglob("*") if p.is_file() and p.suffix != ".qbin"]
+    assert leftovers == []
     # ...and they load in a process that cannot compile.
     _finish(_child("cached-only", env))
 
