@@ -65,7 +65,9 @@ BAD = {
         _example_data()
         | {"args": [[0, "input", {"buffer": [["object"], [-1, 256]]}, 0, "", "", [], "x"]]}
     ),
-    "int-step-given-a-tuple": lambda: _example_data() | {"steps": [["int", 0, [{"t": [{"t": [{"t": []}]}]}]]]},
+    "int-step-given-a-tuple": lambda: (
+        _example_data() | {"steps": [["int", 0, [{"t": [{"t": [{"t": []}]}]}]]]}
+    ),
 }
 
 
