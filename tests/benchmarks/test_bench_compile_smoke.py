@@ -28,13 +28,15 @@ def test_synthetic_file_graph_and_measurements(bench, tmp_path, monkeypatch):
     # token_embd plus 7 matrices per block; 6 distinct (encoding, shape) pairs.
     assert result["ops"] == 1 + 2 * 7 and result["distinct_ops"] == 6
     assert result["header_bytes"] > 2048 * 8  # the vocabulary is in the header
-    for key in ("open_s", "ggufpy_open_s", "cold_s", "cold_distinct_s", "warm_s", "run_s"):
+    timings = ("open_s", "ggufpy_open_s", "cold_s", "cold_distinct_s", "warm_s", "run_s")
+    for key in (*timings, "known_kernels_s"):
         assert result[key] > 0, key
     assert result["warm_s"] < result["cold_s"]
     # The same graph plus a gather on the Q4_K token embedding.
     assert (result["gather_table"], result["gather_encoding"]) == ("token_embd.weight", "q4_k")
     for key in ("gather_cold_s", "gather_warm_s", "gather_run_s"):
         assert result[key] > 0, key
+    assert "known kernels" in bench.format_row(result)
     row = bench.format_row(result)
     assert "15 ops (6 distinct)" in row and "gguf-py" in row
     assert "+ gather of 8 ids from token_embd.weight (q4_k): cold" in row
