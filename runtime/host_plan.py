@@ -447,6 +447,7 @@ def plan_to_data(plan: HostPlan) -> dict:
                 a.weight_part,
                 [list(d) for d in a.result_dims],
                 a.name,
+                list(a.row_indices_of),
             ]
             for a in plan.args
         ],
@@ -471,9 +472,9 @@ def plan_from_data(data: object) -> HostPlan:
         raise ValueError("plan: too large")
     plan = HostPlan(name, [], registers=registers)
     for i, a in enumerate(args):
-        if not isinstance(a, list) or len(a) != 8:
+        if not isinstance(a, list) or len(a) != 9:
             raise ValueError("plan: bad argument")
-        index, kind, spec, position, weight, part, dims, arg_name = a
+        index, kind, spec, position, weight, part, dims, arg_name, tables = a
         spec = _decode(spec)
         if (
             index != i
@@ -486,10 +487,13 @@ def plan_from_data(data: object) -> HostPlan:
             or not all(
                 isinstance(d, list) and len(d) == 2 and all(type(v) is int for v in d) for d in dims
             )
+            or not isinstance(tables, list)
+            or not all(type(t) is int and 0 <= t < len(args) for t in tables)
         ):
             raise ValueError(f"plan: bad argument {i}")
+        dims = tuple(map(tuple, dims))
         plan.args.append(
-            ArgSpec(index, kind, spec, position, weight, part, tuple(map(tuple, dims)), arg_name)
+            ArgSpec(index, kind, spec, position, weight, part, dims, arg_name, tuple(tables))
         )
     defined = [True] * len(args) + [False] * max(0, registers - len(args))
     if len(defined) != registers:

@@ -66,6 +66,7 @@ def _compiler_fingerprint() -> str:
 
     import quantir.compiler
     import quantir.dialects
+    from quantir.runtime import host_plan
 
     h = hashlib.sha256()
     for package in (quantir.compiler, quantir.dialects):
@@ -73,6 +74,10 @@ def _compiler_fingerprint() -> str:
         for path in sorted(root.rglob("*.py")):
             h.update(str(path.relative_to(root)).encode())
             h.update(path.read_bytes())
+    # Cache entries hold host plans as data: what builds and encodes them counts too.
+    for module in (host_plan.__file__, __file__):
+        h.update(Path(module).name.encode())
+        h.update(Path(module).read_bytes())
     return h.hexdigest()[:16]
 
 

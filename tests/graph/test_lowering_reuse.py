@@ -14,7 +14,7 @@ from quantir.compiler.graph import DType, Graph, TensorType, Weight, ops
 from quantir.compiler.lowering import gguf_int8, gguf_kernels
 from quantir.compiler.pipeline import run_pipeline
 from quantir.dialects.encoding import QuantizationEncoding
-from quantir.dialects.qrt import KERNEL_ATTR, LaunchOp
+from quantir.dialects.qrt import KERNEL_ATTR, LAUNCH_ATTR
 from quantir.runtime import compile_graph
 from quantir.runtime.quantize import quantize
 
@@ -70,10 +70,13 @@ def test_named_pipelines_launch_one_kernel_per_distinct_op(pipeline, monkeypatch
     run_pipeline(make_context(), module, pipeline)
     assert calls == [Q4_K, Q6_K]
     kernels = [f for f in module.ops if isinstance(f, func.FuncOp) and KERNEL_ATTR in f.attributes]
-    launches = [o for o in module.walk() if isinstance(o, LaunchOp)]
-    # No loops are left in the host function, and each kernel is distinct.
+    # The host function only launches kernels (each launch an scf.parallel
+    # marked qrt.launch around one call of the kernel), and each kernel is distinct.
     (host,) = [f for f in module.ops if isinstance(f, func.FuncOp) and f not in kernels]
-    assert not any(isinstance(o, scf.ParallelOp) for o in host.walk())
+    loops = [o for o in host.body.block.ops if isinstance(o, scf.ParallelOp)]
+    assert loops and all(LAUNCH_ATTR in loop.attributes for loop in loops)
+    launches = [o for o in host.walk() if isinstance(o, func.CallOp)]
+    assert len(launches) == len(loops)
     assert len({k.sym_name.data for k in kernels}) == len(kernels)
     # The three q4_k matmuls launch one matmul kernel (the one taking w0..w2).
     assert host.arg_attrs is not None
@@ -84,9 +87,9 @@ def test_named_pipelines_launch_one_kernel_per_distinct_op(pipeline, monkeypatch
     }
     by_kernel: dict[str, list[str]] = {}
     for launch in launches:
-        for arg in launch.args:
+        for arg in launch.arguments[2:]:
             if arg in weight_args:
-                by_kernel.setdefault(launch.kernel.root_reference.data, []).append(weight_args[arg])
+                by_kernel.setdefault(launch.callee.root_reference.data, []).append(weight_args[arg])
     assert sorted(sorted(ws) for ws in by_kernel.values()) == [["w0", "w1", "w2"], ["w6"]]
 
 

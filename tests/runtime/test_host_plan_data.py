@@ -22,10 +22,24 @@ def _plans(text: str, target: str = "cpu"):
     return jit.host_plans(lower(jit.parse_source(text), target))
 
 
+GATHER = """
+func.func @g(%w: tensor<?x288xui8>, %ids: tensor<?xi32>) -> tensor<?x512xf32> {
+  %e = quant.gather #quant.encoding<q4_k> %w, %ids
+      : (tensor<?x288xui8>, tensor<?xi32>) -> tensor<?x512xf32>
+  func.return %e : tensor<?x512xf32>
+}
+"""
+
+
 @pytest.mark.parametrize("target", ["cpu", "gpu"])
-def test_plans_round_trip_through_json(target):
-    with open(EXAMPLE) as f:
-        plans = _plans(f.read(), target)
+@pytest.mark.parametrize("source", ["example", "gather"])
+def test_plans_round_trip_through_json(target, source):
+    if source == "example":
+        with open(EXAMPLE) as f:
+            plans = _plans(f.read(), target)
+    else:
+        plans = _plans(GATHER, target)
+        assert any(a.row_indices_of for a in plans["g"].args)
     assert plans
     for plan in plans.values():
         assert not isinstance(plan, str)
@@ -63,7 +77,7 @@ BAD = {
     "wrong-arity": lambda: _edit_steps(lambda s: [s[0], s[1], s[2][:-1]]),
     "bad-dtype": lambda: (
         _example_data()
-        | {"args": [[0, "input", {"buffer": [["object"], [-1, 256]]}, 0, "", "", [], "x"]]}
+        | {"args": [[0, "input", {"buffer": [["object"], [-1, 256]]}, 0, "", "", [], "x", []]]}
     ),
     "int-step-given-a-tuple": lambda: (
         _example_data() | {"steps": [["int", 0, [{"t": [{"t": [{"t": []}]}]}]]]}
