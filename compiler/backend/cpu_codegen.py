@@ -90,6 +90,27 @@ def compile_object(module: ir.Module | str) -> bytes:
         return _target_machine().emit_object(ref)
 
 
+def _compile_isolated(module: ir.Module | str) -> bytes:
+    """`compile_object` in an LLVM context and target machine of its own (no lock)."""
+    _init()
+    tm = _new_target_machine()
+    ref = optimize_o3(
+        module, tm, host_target().triple, vectorize=True, context=llvm.create_context()
+    )
+    return tm.emit_object(ref)
+
+
+def compile_objects(modules: Sequence[ir.Module | str], threads: int = 1) -> list[bytes]:
+    """`compile_object` of each module, up to `threads` at a time (each in an
+    LLVM context of its own); the objects are the same as one at a time."""
+    if threads <= 1 or len(modules) <= 1:
+        return [compile_object(m) for m in modules]
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(min(threads, len(modules))) as pool:
+        return list(pool.map(_compile_isolated, modules))
+
+
 class LoadedObject:
     """Object files mapped into executable memory; kernels looked up by name."""
 

@@ -2,11 +2,15 @@
 
 llvmlite's parsing, pass managers and code emission use LLVM's global
 context, which is not thread-safe: every backend takes `LLVM_LOCK` around
-them, so a CPU compile and a GPU compile in two threads never overlap.
+them, so a CPU compile and a GPU compile in two threads never overlap. Work
+in an LLVM context and target machine of its own (the CPU backend's
+`compile_objects`) needs no lock: such compiles run in parallel (llvmlite's
+calls release the GIL).
 """
 
 from __future__ import annotations
 
+import contextlib
 import threading
 
 import llvmlite.binding as llvm
@@ -16,12 +20,21 @@ LLVM_LOCK = threading.RLock()
 
 
 def optimize_o3(
-    module: ir.Module | str, tm: llvm.TargetMachine, triple: str, *, vectorize: bool
+    module: ir.Module | str,
+    tm: llvm.TargetMachine,
+    triple: str,
+    *,
+    vectorize: bool,
+    context: llvm.ContextRef | None = None,
 ) -> llvm.ModuleRef:
-    """Parse and verify LLVM IR, then run LLVM's O3 pipeline for `tm`."""
+    """Parse and verify LLVM IR, then run LLVM's O3 pipeline for `tm`.
+
+    With a `context` of its own (and a target machine of its own) the caller
+    may run this in several threads at once; without one it uses LLVM's
+    global context, under `LLVM_LOCK`."""
     text = str(module)
-    with LLVM_LOCK:
-        ref = llvm.parse_assembly(text)
+    with contextlib.nullcontext() if context is not None else LLVM_LOCK:
+        ref = llvm.parse_assembly(text, context=context)
         ref.verify()
         ref.triple = triple
         ref.data_layout = str(tm.target_data)
