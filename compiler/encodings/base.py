@@ -202,10 +202,12 @@ class BlockLayout:
     is heavier, not for Q4_K and Q5_K)."""
 
     gpu_lane_width: int = 8
-    """How many consecutive lanes one thread of the scalar (GPU) code handles, as
-    vectors: its bytes of a source come in one wide load where the block's
+    """How many consecutive lanes one thread of the scalar (GPU) qmatmul handles,
+    as vectors: its bytes of a source come in one wide load where the block's
     alignment allows, and the sub-block scales it decodes serve that many
-    lanes. Divides lanes / 2 (a run spanning two sub-blocks splits in halves)."""
+    lanes. Divides lanes / 2 (a run spanning two sub-blocks splits in halves).
+    1 keeps one lane per thread. Dequantize always takes one lane per thread
+    (coalesced stores)."""
 
     code_bias: int = 0
     """What `unpack` subtracts from the stored code (Q4_0's 8, Q8_0's 128): adding

@@ -19,6 +19,9 @@ class Q4_0Layout(BlockLayout):
     code_bits = 4
     code_bias = 8
     lanes = 16
+    gpu_lane_width = (
+        1  # measured on an H200 (M = 1): 1094 GB/s with one lane per thread, 961 with 8
+    )
     sub_blocks = 1
     fp16_fields = {"d": 0}
     groups = (

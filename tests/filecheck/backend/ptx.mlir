@@ -39,7 +39,7 @@ func.func @embed(%w: tensor<?x34xui8>, %ids: tensor<?xi32>) -> tensor<?x32xf32> 
 // CHECK:         mad.lo.s64 %rd{{[0-9]+}}, [[ROW]], 34,
 // CHECK:         cvt.f32.f16
 // CHECK:         mul.rn.f32
-// CHECK:         st.global.v4.b32
+// CHECK:         st.global.b32
 // CHECK:         ret;
 
 // -----

@@ -24,19 +24,12 @@ func.func @dequantize_q4_0(%w: memref<?x18xi8>, %y: memref<?x32xf32>) {
 // CHECK:           vector.store
 // CHECK:         }) {qrt.loop = "rows", qrt.gpu_mapping = "lanes"}
 
-// Scalar (the GPU's): the lane loop runs over chunks of the layout's
-// gpu_lane_width lanes (8 for Q4_0), one thread each: its bytes in one load
-// as aligned as the 18-byte blocks allow, codes to float without a
-// conversion (2^23 + code, minus 2^23: exact), 16-byte aligned stores.
 // SCALAR-LABEL: func.func @dequantize_q4_0(
 // SCALAR:         "scf.parallel"
 // SCALAR:           scf.for
-// SCALAR:             vector.load %w[%{{.*}}, %{{.*}}] {qrt.align = 2 : i64} : memref<?x18xi8>, vector<8xi8>
-// SCALAR-NOT:         arith.sitofp
-// SCALAR:             arith.ori %{{.*}}, %{{.*}} : vector<8xi32>
-// SCALAR:             vector.bitcast %{{.*}} : vector<8xi32> to vector<8xf32>
-// SCALAR:             arith.subf
-// SCALAR:             vector.store %{{.*}}, %y[%{{.*}}, %{{.*}}] {qrt.align = 16 : i64} : memref<?x32xf32>, vector<8xf32>
+// SCALAR:             memref.load %w[%{{.*}}, %{{.*}}] : memref<?x18xi8>
+// SCALAR:             arith.sitofp %{{.*}} : i8 to f32
+// SCALAR:             memref.store %{{.*}}, %y[%{{.*}}, %{{.*}}] : memref<?x32xf32>
 // SCALAR:           } {qrt.loop = "lanes"}
 // SCALAR:         }) {qrt.loop = "rows", qrt.gpu_mapping = "lanes"}
 
@@ -86,11 +79,19 @@ func.func @qmatmul_q4_k(%x: memref<?x256xf32>, %w: memref<?x144xi8>, %y: memref<
 // INT8-NEXT:    memref.dealloc [[XD]]
 // INT8-NEXT:    memref.dealloc [[QS]]
 
+// Scalar (the GPU's): each lane-loop iteration is a chunk of Q4_K's
+// gpu_lane_width (16) lanes: its code bytes in one 16-byte aligned load, x
+// in aligned vectors, codes to float without a conversion (2^23 + code,
+// minus 2^23: exact), scale * sum(q*x) - min * sum(x) per chunk.
 // SCALAR-LABEL: func.func @qmatmul_q4_k(
 // SCALAR-NOT:     memref.alloc
 // SCALAR:         "scf.parallel"
 // SCALAR:           scf.for
 // SCALAR:             scf.for {{.*}} iter_args
+// SCALAR:               vector.load %w[%{{.*}}, %{{.*}}] {qrt.align = 16 : i64} : memref<?x144xi8>, vector<16xi8>
+// SCALAR-NOT:           arith.uitofp {{.*}} : vector<16xi8>
+// SCALAR:               vector.bitcast %{{.*}} : vector<16xi32> to vector<16xf32>
+// SCALAR:               vector.load %x[%{{.*}}, %{{.*}}] {qrt.align = 16 : i64} : memref<?x256xf32>, vector<16xf32>
 // SCALAR:               arith.subf
 // SCALAR:             } {qrt.loop = "lanes"}
 // SCALAR:           } {qrt.loop = "reduction"}
@@ -164,8 +165,8 @@ func.func @gather_q4_k(%t: memref<32000x144xi8>, %ids: memref<?x?xi64>, %y: memr
 // SCALAR:           [[ID:%.*]] = memref.load %{{.*}}[%{{.*}}] : memref<?xi64>
 // SCALAR:           arith.minui
 // SCALAR:           scf.for
-// SCALAR:             vector.load %t[%{{.*}}, %{{.*}}] {qrt.align = 16 : i64} : memref<32000x144xi8>, vector<16xi8>
-// SCALAR:             vector.store %{{.*}}, %{{.*}}[%{{.*}}, %{{.*}}] {qrt.align = 16 : i64} : memref<?x256xf32>, vector<16xf32>
+// SCALAR:             memref.load %t[%{{.*}}, %{{.*}}] : memref<32000x144xi8>
+// SCALAR:             memref.store %{{.*}}, %{{.*}}[%{{.*}}, %{{.*}}] : memref<?x256xf32>
 // SCALAR:           } {qrt.loop = "lanes"}
 // SCALAR:         }) {qrt.loop = "rows", qrt.gpu_mapping = "lanes"}
 
