@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import os
 import re
 import struct
 import threading
@@ -401,32 +402,63 @@ def _build_cpu(lowered: ModuleOp, plans: dict[str, HostPlan | str]) -> CompiledM
         return CompiledModule("cpu", plans, sigs, (cpu_backend.compile_object(ir_module),))
     signatures: dict[str, KernelSignature] = {}
     symbols: dict[str, str] = {}
-    objects: dict[str, bytes] = {}
+    objects: dict[str, bytes | None] = {}  # by symbol, in kernel order
+    missing: dict[str, tuple[str, str]] = {}  # symbol -> (key, LLVM IR)
     for kernel in kernels:
         name = kernel.sym_name.data
         ir_module, signature = translate_kernel(kernel, info, _PLACEHOLDER)
         text = str(ir_module)
-        key = cache.make_key("kernel", CACHE_FORMAT, _versions(), "cpu", target_key("cpu"), text)
+        key = kernel_key(text)
         symbol = f"qk_{key[:32]}"
         signatures[name] = KernelSignature(name, signature.params)
         symbols[name] = symbol
         if symbol not in objects:
-            objects[symbol] = _kernel_object(key, symbol, text.replace(_PLACEHOLDER, symbol))
-    return CompiledModule("cpu", plans, signatures, tuple(objects.values()), symbols)
+            objects[symbol] = _known_kernel_object(key, symbol)
+            if objects[symbol] is None:
+                missing[symbol] = (key, text.replace(_PLACEHOLDER, symbol))
+    if missing:
+        # Independent kernels compile in parallel, each in an LLVM context of its own.
+        built = cpu_backend.compile_objects(
+            [llvm_ir for _, llvm_ir in missing.values()], compile_threads()
+        )
+        for (symbol, (key, _)), obj in zip(missing.items(), built, strict=True):
+            cache.store(key, _kernel_entry(symbol, obj), cache.KERNELS)
+            with _lock:
+                _kernel_objects[key] = obj
+            objects[symbol] = obj
+    code = tuple(obj for obj in objects.values() if obj is not None)
+    return CompiledModule("cpu", plans, signatures, code, symbols)
 
 
-def _kernel_object(key: str, symbol: str, llvm_ir: str) -> bytes:
-    """The object code of one kernel's LLVM IR (defining `symbol`): from this
-    process, the disk cache, or LLVM (then stored under `key`)."""
+def kernel_key(llvm_ir: str) -> str:
+    """The per-kernel cache key of a kernel's LLVM IR (translated under the placeholder name)."""
+    return cache.make_key("kernel", CACHE_FORMAT, _versions(), "cpu", target_key("cpu"), llvm_ir)
+
+
+def compile_threads() -> int:
+    """How many kernels LLVM compiles at once: QUANTIR_COMPILE_THREADS, else
+    every core (at most 8)."""
+    value = os.environ.get("QUANTIR_COMPILE_THREADS", "").strip()
+    if value:
+        try:
+            return max(1, int(value))
+        except ValueError:
+            raise UserError(
+                f"QUANTIR_COMPILE_THREADS must be a positive integer, got {value!r}"
+            ) from None
+    return max(1, min(8, os.cpu_count() or 1))
+
+
+def _known_kernel_object(key: str, symbol: str) -> bytes | None:
+    """The object code of a kernel compiled before (in this process or in the
+    disk cache), or None."""
     with _lock:
         obj = _kernel_objects.get(key)
     if obj is None:
         obj = _load_kernel_entry(key, symbol)
-        if obj is None:
-            obj = cpu_backend.compile_object(llvm_ir)
-            cache.store(key, _kernel_entry(symbol, obj), cache.KERNELS)
-        with _lock:
-            _kernel_objects[key] = obj
+        if obj is not None:
+            with _lock:
+                _kernel_objects[key] = obj
     return obj
 
 

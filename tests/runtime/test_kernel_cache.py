@@ -14,6 +14,7 @@ from gguf import GGMLQuantizationType
 from gguf.quants import dequantize as gguf_dequantize
 
 from quantir.compiler.backend import cpu_codegen
+from quantir.compiler.diagnostics import UserError
 from quantir.compiler.graph import DType, Graph, TensorType, Weight, ops
 from quantir.dialects.encoding import QuantizationEncoding
 from quantir.runtime import api, cache, compile_graph, jit
@@ -40,28 +41,31 @@ def _forget(monkeypatch) -> None:
 
 @pytest.fixture
 def llvm_compiles(monkeypatch) -> list:
+    """Every module LLVM compiles (one per kernel compiled)."""
     calls: list = []
-    real = cpu_codegen.compile_object
+    for name in ("compile_object", "_compile_isolated"):  # serial and in threads
+        real = getattr(cpu_codegen, name)
 
-    def counting(module):
-        calls.append(module)
-        return real(module)
+        def counting(module, _real=real):
+            calls.append(module)
+            return _real(module)
 
-    monkeypatch.setattr(cpu_codegen, "compile_object", counting)
+        monkeypatch.setattr(cpu_codegen, name, counting)
     return calls
 
 
 @pytest.fixture
 def kernel_keys(monkeypatch) -> dict:
-    """Every kernel entry looked up: key -> the LLVM IR it stands for."""
+    """Every kernel key computed: key -> the LLVM IR it stands for."""
     seen: dict[str, str] = {}
-    real = jit._kernel_object
+    real = jit.kernel_key
 
-    def recording(key, symbol, llvm_ir):
+    def recording(llvm_ir):
+        key = real(llvm_ir)
         assert seen.setdefault(key, llvm_ir) == llvm_ir, "one key, two kernels"
-        return real(key, symbol, llvm_ir)
+        return key
 
-    monkeypatch.setattr(jit, "_kernel_object", recording)
+    monkeypatch.setattr(jit, "kernel_key", recording)
     return seen
 
 
@@ -194,3 +198,25 @@ def test_bad_kernel_entry_is_compiled_again(how, cache_dir, llvm_compiles, monke
     assert len(llvm_compiles) == 1
     assert np.array_equal(y.view(np.uint32), expected.view(np.uint32))
     assert entry.read_bytes() == good  # rebuilt in place
+
+
+def test_parallel_compiles_give_the_same_objects(cache_dir, monkeypatch):
+    """Kernels compiled in several threads (an LLVM context each) are the bytes
+    one thread makes, and QUANTIR_COMPILE_THREADS chooses how many."""
+    layout = [("a", Q4_K), ("b", Q6_K)]
+    objects = {}
+    for threads in ("1", "4"):
+        monkeypatch.setenv("QUANTIR_COMPILE_THREADS", threads)
+        assert jit.compile_threads() == int(threads)
+        _forget(monkeypatch)
+        monkeypatch.setenv("QUANTIR_CACHE_DIR", str(cache_dir / threads))
+        compiled = compile_graph(_graph("par", layout), threads=1, exact=True)
+        objects[threads] = jit._memory[next(iter(jit._memory))].objects
+        packed = _weights(layout)
+        x = np.ones((2, 256), np.float32)
+        (y,) = compiled(x, weights=packed)
+        np.testing.assert_allclose(y, _reference(x, packed, layout), rtol=1e-4, atol=1e-3)
+    assert len(objects["1"]) > 1 and objects["1"] == objects["4"]
+    monkeypatch.setenv("QUANTIR_COMPILE_THREADS", "many")
+    with pytest.raises(UserError, match="QUANTIR_COMPILE_THREADS"):
+        jit.compile_threads()
