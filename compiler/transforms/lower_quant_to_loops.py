@@ -54,7 +54,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from xdsl.context import Context
-from xdsl.dialects import func, scf
+from xdsl.dialects import arith, func, scf
 from xdsl.dialects.builtin import ModuleOp, TensorType
 from xdsl.ir import Operation, SSAValue
 from xdsl.passes import ModulePass
@@ -105,7 +105,17 @@ def _outline_nests(
         raise PassFailedException(
             f"lower-quant-to-loops{{outline=true}}: '{qop.name}' must be in a top-level function"
         )
-    return [outliner.outline(o, host) if isinstance(o, scf.ParallelOp) else o for o in ops]
+    ops = [outliner.outline(o, host) if isinstance(o, scf.ParallelOp) else o for o in ops]
+    # The constants only the nests used now live in the kernels: drop them
+    # here, or every equal op would get a copy for canonicalize to delete.
+    kept = []
+    for o in ops:
+        if isinstance(o, arith.ConstantOp) and not o.result.uses:
+            o.detach()
+            o.erase()
+        else:
+            kept.append(o)
+    return kept
 
 
 @dataclass(frozen=True)
