@@ -16,6 +16,7 @@ def load_quantir_dialects(ctx: Context) -> Context:
     """
     from xdsl.dialects import builtin, cf, func, math, scf, vector
 
+    from quantir.dialects.amx import Amx
     from quantir.dialects.arith_vector import VectorArith
     from quantir.dialects.qnn import Qnn
     from quantir.dialects.qrt import Qrt
@@ -35,6 +36,7 @@ def load_quantir_dialects(ctx: Context) -> Context:
         Quant,
         Qnn,
         Qrt,
+        Amx,
     ):
         if dialect.name not in ctx.registered_dialect_names:
             ctx.load_dialect(dialect)

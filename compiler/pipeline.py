@@ -31,19 +31,25 @@ _SCALAR_LOWERING = (
     "lower-qnn-to-loops{vectorize=false},outline-kernels,canonicalize,cse"
 )
 
-_CPU_LOWERING = (
-    "quantir-bufferize,lower-quant-to-loops{{int8={int8} outline=true}},lower-qnn-to-loops,"
-    "outline-kernels,canonicalize,cse"
-)
-
 UPSTREAM = "convert-qrt-to-upstream"
 """The last pass of every named pipeline: what it leaves is upstream MLIR."""
 
+
+def cpu_lowering(int8: bool = True, amx: str = "auto") -> str:
+    """The CPU pipeline's passes, with the qmatmul options spelled out (`amx`: on, off, auto)."""
+    return (
+        f"quantir-bufferize,lower-quant-to-loops{{int8={str(int8).lower()} amx={amx} "
+        "outline=true},"
+        "lower-qnn-to-loops,outline-kernels,canonicalize,cse," + UPSTREAM
+    )
+
+
 PIPELINES: dict[str, str] = {
     # Integer dot products with x quantized to int8 blocks (the fast default).
-    "quantir-cpu": _CPU_LOWERING.format(int8="true") + "," + UPSTREAM,
+    # AMX tiles for prefill where this process may use them.
+    "quantir-cpu": cpu_lowering(int8=True, amx="auto"),
     # Weights unpacked to float against exact x (the exact path).
-    "quantir-cpu-exact": _CPU_LOWERING.format(int8="false") + "," + UPSTREAM,
+    "quantir-cpu-exact": cpu_lowering(int8=False, amx="off"),
     # The GPU's scalar lane loops, run on the CPU: the lowering the GPU
     # shares, testable without a GPU.
     "quantir-cpu-scalar": _SCALAR_LOWERING + "," + UPSTREAM,

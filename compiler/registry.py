@@ -31,8 +31,15 @@ def _qrt() -> Dialect:
     return Qrt
 
 
+def _amx() -> Dialect:
+    from quantir.dialects.amx import Amx
+
+    return Amx
+
+
 def quantir_dialects() -> dict[str, Callable[[], Dialect]]:
-    return {"quant": _quant, "qnn": _qnn, "qrt": _qrt}
+    # amx: upstream MLIR's dialect (xDSL has none), for the CPU's AMX kernels.
+    return {"quant": _quant, "qnn": _qnn, "qrt": _qrt, "amx": _amx}
 
 
 def _pass(module: str, cls: str) -> Callable[[], type[ModulePass]]:

@@ -3,7 +3,7 @@
 - every QuantizationEncoding member has a section in docs/block-formats.md,
   whose summary table agrees with the block sizes and fp16 field offsets in
   the code;
-- every op and attribute of the quant, qnn, qrt and (vector-capable) arith
+- every op and attribute of the quant, qnn, qrt, amx and (vector-capable) arith
   dialects is named in docs/ir.md;
 - every `mlir` example in docs/ parses and verifies with quantir's context
   (a block may hold several modules separated by `// -----`; an excerpt cut
@@ -23,6 +23,7 @@ from xdsl.ir import Dialect
 from xdsl.parser import Parser
 
 from quantir.compiler.context import make_context
+from quantir.dialects.amx import Amx
 from quantir.dialects.arith_vector import VectorArith
 from quantir.dialects.encoding import QuantizationEncoding
 from quantir.dialects.qnn import Qnn
@@ -90,7 +91,7 @@ def test_block_format_summary_matches_the_code(encoding: QuantizationEncoding) -
 
 
 @pytest.mark.parametrize(
-    "dialect", [Quant, Qnn, Qrt, VectorArith, UPSTREAM_OPS], ids=lambda d: d.name
+    "dialect", [Quant, Qnn, Qrt, Amx, VectorArith, UPSTREAM_OPS], ids=lambda d: d.name
 )
 def test_every_op_and_attribute_is_in_the_ir_reference(dialect: Dialect) -> None:
     text = page("ir.md")

@@ -40,9 +40,12 @@ class HostTarget:
 
     @property
     def key(self) -> str:
-        """Identifies the generated code: what a cache of object files is keyed by."""
+        """Identifies the generated code: what a cache of object files is keyed by
+        (with whether this process may use AMX tiles: code built with them is
+        never loaded where they would fault)."""
         llvm_version = ".".join(map(str, llvm.llvm_version_info))
-        return f"{self.triple}|{self.cpu}|{self.features}|llvm{llvm_version}"
+        amx = "amx" if amx_usable() else "no-amx"
+        return f"{self.triple}|{self.cpu}|{self.features}|{amx}|llvm{llvm_version}"
 
 
 @cache
@@ -51,6 +54,41 @@ def host_target() -> HostTarget:
     return HostTarget(
         llvm.get_process_triple(), llvm.get_host_cpu_name(), llvm.get_host_cpu_features().flatten()
     )
+
+
+AMX_FEATURES = frozenset({"amx-tile", "amx-int8"})
+
+_XFEATURE_XTILEDATA = 18
+_ARCH_REQ_XCOMP_PERM = 0x1023
+_SYS_ARCH_PRCTL_X86_64 = 158
+
+
+@cache
+def amx_usable() -> bool:
+    """Whether this process may run AMX tile code: the host CPU has AMX-TILE and
+    AMX-INT8, and (on Linux) the kernel granted the process the tile state.
+
+    Linux hands out the 8 KB tile state only on request (arch_prctl
+    ARCH_REQ_XCOMP_PERM); the first tile instruction of a process that did not
+    ask is killed. The request is made once, here, before any AMX kernel is
+    built or loaded (the kernel cache key includes this answer); it covers
+    every thread of the process. Set QUANTIR_NO_AMX=1 to keep AMX off.
+    """
+    import os
+    import platform
+    import sys
+
+    if os.environ.get("QUANTIR_NO_AMX") or not AMX_FEATURES <= parse_features(
+        host_target().features
+    ):
+        return False
+    if not sys.platform.startswith("linux") or platform.machine() not in ("x86_64", "AMD64"):
+        return False
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    rc = libc.syscall(_SYS_ARCH_PRCTL_X86_64, _ARCH_REQ_XCOMP_PERM, _XFEATURE_XTILEDATA)
+    return rc == 0
 
 
 def _new_target_machine() -> llvm.TargetMachine:
@@ -74,7 +112,10 @@ def data_layout() -> str:
 def target_info() -> TargetInfo:
     """What the LLVM translation needs to know about the host."""
     host = host_target()
-    return TargetInfo("cpu", host.triple, data_layout(), parse_features(host.features))
+    features = parse_features(host.features)
+    if not amx_usable():
+        features -= AMX_FEATURES  # never emit tile code this process may not run
+    return TargetInfo("cpu", host.triple, data_layout(), features)
 
 
 def optimize(module: ir.Module | str) -> llvm.ModuleRef:

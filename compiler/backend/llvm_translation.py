@@ -33,6 +33,7 @@ from quantir.compiler.backend.calling_convention import (
     define_cpu_entry,
     lowered_params,
 )
+from quantir.compiler.backend.llvm.amx import AMX_HANDLERS
 from quantir.compiler.backend.llvm.arith import ARITH_HANDLERS
 from quantir.compiler.backend.llvm.context import (
     FunctionContext,
@@ -69,7 +70,12 @@ def _combine(*tables: dict[type[Operation], OpHandler]) -> dict[type[Operation],
 
 
 OP_HANDLERS = _combine(
-    CONTROL_FLOW_HANDLERS, ARITH_HANDLERS, MEMREF_HANDLERS, VECTOR_HANDLERS, INTRINSIC_HANDLERS
+    CONTROL_FLOW_HANDLERS,
+    ARITH_HANDLERS,
+    MEMREF_HANDLERS,
+    VECTOR_HANDLERS,
+    INTRINSIC_HANDLERS,
+    AMX_HANDLERS,
 )
 """Every op the translation supports, and its handler."""
 

@@ -34,45 +34,22 @@ from quantir.compiler.encodings.base import (
     BlockBytes,
     BlockLayout,
     ElementSet,
-    LaneGroup,
     SubBlockScale,
     block_scales,
 )
+from quantir.compiler.lowering import gguf_amx
 from quantir.compiler.lowering.activation_quant import ACTIVATION_BLOCK, lower_quantize_rows
 from quantir.compiler.lowering.emitter import Emitter, Value
 from quantir.compiler.lowering.gguf_kernels import PARTIAL_SUMS, PREFETCH_BYTES
+from quantir.compiler.lowering.int8_codes import RUN, concat, offset_term, runs_of, stored_codes
 from quantir.compiler.lowering.loop_roles import role
 from quantir.dialects.qrt import PrefetchOp
 
-RUN = ACTIVATION_BLOCK
-"""Weights per dot product: one activation block, 32 bytes of codes."""
 DOT_LANES = RUN // 4
 ROW_BLOCK = 16
 """Weight rows per parallel task (they share each chunk of x from L2)."""
 X_CHUNK_BYTES = 1024 * 1024
 """Bytes of int8 x codes a task keeps hot in L2 while it walks its weight rows."""
-
-
-def runs_of(group: LaneGroup, lanes: int) -> list[tuple[ElementSet, ...]]:
-    """The element sets of a lane group, joined into runs of 32 consecutive weights.
-
-    Formats with 16 lanes (Q4_0's low and high nibbles) join two sets; every
-    run starts at a multiple of 32, so it lies inside one activation block.
-    """
-    sets = sorted(group.elements, key=lambda es: es.first)
-    runs: list[tuple[ElementSet, ...]] = []
-    pending: list[ElementSet] = []
-    for es in sets:
-        pending.append(es)
-        if len(pending) * lanes == RUN:
-            runs.append(tuple(pending))
-            pending = []
-    if pending:
-        raise NotImplementedError("element sets do not form runs of 32 weights")
-    for run in runs:
-        assert run[0].first % RUN == 0, run
-        assert all(a.first + lanes == b.first for a, b in zip(run, run[1:])), run
-    return runs
 
 
 def dot_units(
@@ -109,9 +86,19 @@ def int8_supported(layout: BlockLayout) -> bool:
 
 
 def lower_qmatmul_int8(
-    e: Emitter, layout: BlockLayout, x: Value, packed: Value, y: Value, m_tile: int
+    e: Emitter,
+    layout: BlockLayout,
+    x: Value,
+    packed: Value,
+    y: Value,
+    m_tile: int,
+    amx: bool = False,
 ) -> None:
-    """y[m, n] ~= sum_k x[m, k] * dequantize(packed)[n, k], with int8 activations."""
+    """y[m, n] ~= sum_k x[m, k] * dequantize(packed)[n, k], with int8 activations.
+
+    With `amx` (the host has AMX-INT8 tiles) and a layout the tile path covers,
+    calls with at least `gguf_amx.MIN_M` rows of x take the tile path
+    (`gguf_amx`), the others these vector dots; one kernel holds both."""
     xt = x.type
     assert isinstance(xt, MemRefType)
     k = xt.get_shape()[1]
@@ -161,7 +148,7 @@ def lower_qmatmul_int8(
             for group in layout.groups:
                 srcs = [blk.lane_bytes(off) for off in group.sources]
                 for unit in units[id(group)]:
-                    codes = _concat(e, [_stored_codes(e, blk, run, srcs, bias) for run in unit])
+                    codes = concat(e, [stored_codes(e, blk, run, srcs, bias) for run in unit])
                     first = unit[0][0].first
                     for i in range(t):
                         xv = e.vload(xq, [rows[i], e.add(col0, first)], width)
@@ -244,23 +231,23 @@ def lower_qmatmul_int8(
         e.for_(0, m, m_chunk, chunk)
 
     row_blocks = e.divui(e.add(n_rows, ROW_BLOCK - 1), ROW_BLOCK)
-    e.parallel([0], [row_blocks], block_rows, role("rows", "warp"))
-    for buf in (xq, xd, *([qsum] if qsum is not None else [])):
+    tile_bufs: tuple[Value, ...] = ()
+    if amx and gguf_amx.amx_supported(layout, k):
+        assert ROW_BLOCK == gguf_amx.TILE
+        xv, xd_t, qsum_t = gguf_amx.prepare_x_tiles(e, xq, xd, qsum, m, sbs)
+        tile_bufs = (xv, xd_t, *([qsum_t] if qsum_t is not None else []))
+
+        def either_path(e: Emitter, ivs: Sequence[Value]) -> None:
+            with e.if_(e.cmpi("uge", m, gguf_amx.MIN_M)) as te:
+                gguf_amx.lower_amx_rows(te, layout, packed, y, m, ivs[0], xv, xd_t, qsum_t)
+            with e.if_(e.cmpi("ult", m, gguf_amx.MIN_M)) as ve:
+                block_rows(ve, ivs)
+
+        e.parallel([0], [row_blocks], either_path, role("rows", "warp"))
+    else:
+        e.parallel([0], [row_blocks], block_rows, role("rows", "warp"))
+    for buf in (xq, xd, *([qsum] if qsum is not None else []), *tile_bufs):
         e.op(memref.DeallocOp.get(buf))
-
-
-def _concat(e: Emitter, parts: list[Value]) -> Value:
-    if len(parts) == 1:
-        return parts[0]
-    n = parts[0].type.get_shape()[0]
-    return e.shuffle(parts[0], parts[1], list(range(2 * n)))
-
-
-def _stored_codes(
-    e: Emitter, blk: BlockBytes, run: tuple[ElementSet, ...], srcs: list[Value], bias: int
-) -> Value:
-    """The unsigned stored codes of a run of 32 weights, as vector<32xi8>."""
-    return _concat(e, [e.add(es.unpack(e, blk, srcs), bias) for es in run])
 
 
 def _lane_scale_source(
@@ -317,17 +304,6 @@ def _lane_scale_source(
     return from_scalars
 
 
-def _offset_terms(e: Emitter, layout: BlockLayout, s: SubBlockScale) -> Value:
-    """bias * scale_j -/+ offset_j: what sub-block j subtracts per unit of x."""
-    term = e.mulf(s.scale, float(layout.code_bias)) if layout.code_bias else None
-    if s.offset is None:
-        assert term is not None
-        return term
-    if layout.offset_sign < 0:
-        return s.offset if term is None else e.addf(term, s.offset)
-    return e.mulf(s.offset, -1.0) if term is None else e.subf(term, s.offset)
-
-
 def _accumulate_offsets(
     e: Emitter,
     layout: BlockLayout,
@@ -349,11 +325,11 @@ def _accumulate_offsets(
     base = e.mul(b, nsub)
     out = list(offs)
     if vecs is not None:
-        terms = _offset_terms(e, layout, SubBlockScale(vecs.scales, vecs.offsets))
+        terms = offset_term(e, layout, SubBlockScale(vecs.scales, vecs.offsets))
         for i, r in enumerate(rows):
             out[i] = e.fma(terms, e.vload(qsum, [r, base], nsub), out[i])
         return out
-    terms = [_offset_terms(e, layout, scale(j)) for j in range(nsub)]
+    terms = [offset_term(e, layout, scale(j)) for j in range(nsub)]
     for i, r in enumerate(rows):
         for j in range(nsub):
             out[i] = e.fma(terms[j], e.load(qsum, [r, e.add(base, j)]), out[i])

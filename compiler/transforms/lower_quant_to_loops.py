@@ -28,6 +28,11 @@ Options:
   with integer dot products (`qrt.dot_u8i8`; normwise relative error about
   1e-3 to 1e-2 against float64, see `lowering/gguf_int8.py`). With false,
   it unpacks weights to float and multiplies exact x (the exact path).
+- `amx` (default "off"): "on" lets GGUF qmatmul on the int8 path take AMX
+  tiles (`amx.tile_muli`, `lowering/gguf_amx.py`) for calls with at least 16
+  rows of x, for layouts with sub-blocks of 32; "auto" does so when this
+  process may run AMX code (`cpu_codegen.amx_usable`: the `quantir-cpu`
+  pipeline's choice); "off" keeps vector dot products only.
 - `gptq_chunk` (default 1024): how many adjacent GPTQ columns one vectorized
   qmatmul task streams through together (a multiple of 16).
 - `outline` (default false): outline the loop nests of each distinct op into
@@ -127,12 +132,15 @@ class LowerQuantToLoopsPass(ModulePass):
     vectorize: bool = True
     m_tile: int = 4
     int8: bool = True
+    amx: str = "off"
     gptq_chunk: int = 1024
     outline: bool = False
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:
         if self.m_tile < 1:
             raise PassFailedException(f"{self.name}: m_tile must be >= 1, got {self.m_tile}")
+        if self.amx not in ("on", "off", "auto"):
+            raise PassFailedException(f"{self.name}: amx must be on, off or auto, got {self.amx!r}")
         if self.gptq_chunk < 16 or self.gptq_chunk % 16:
             raise PassFailedException(
                 f"{self.name}: gptq_chunk must be a positive multiple of 16, got {self.gptq_chunk}"
@@ -169,6 +177,13 @@ class LowerQuantToLoopsPass(ModulePass):
                 lowered[key] = (ops, list(qop.operands))
             qop.detach()
             qop.erase()
+
+    def _use_amx(self) -> bool:
+        if self.amx == "auto":
+            from quantir.compiler.backend.cpu_codegen import amx_usable
+
+            return amx_usable()
+        return self.amx == "on"
 
     def lower_dequantize(
         self, e: Emitter, encoding: QuantizationEncoding, op: quant.DequantizeOp
@@ -210,6 +225,8 @@ class LowerQuantToLoopsPass(ModulePass):
             return
         layout = layout_for(encoding)
         if self.vectorize and self.int8 and gguf_int8.int8_supported(layout):
-            gguf_int8.lower_qmatmul_int8(e, layout, x, op.packed[0], y, self.m_tile)
+            gguf_int8.lower_qmatmul_int8(
+                e, layout, x, op.packed[0], y, self.m_tile, self._use_amx()
+            )
         else:
             gguf_kernels.lower_qmatmul(e, layout, x, op.packed[0], y, self.vectorize, self.m_tile)

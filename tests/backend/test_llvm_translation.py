@@ -11,6 +11,7 @@ from xdsl.dialects import math
 from xdsl.parser import Parser
 
 from quantir.compiler.backend import cpu_codegen
+from quantir.compiler.backend.llvm.amx import AMX_HANDLERS
 from quantir.compiler.backend.llvm.arith import ARITH_HANDLERS
 from quantir.compiler.backend.llvm.context import FunctionContext
 from quantir.compiler.backend.llvm.control_flow import CONTROL_FLOW_HANDLERS
@@ -26,6 +27,7 @@ from quantir.compiler.backend.llvm_translation import (
 from quantir.compiler.context import make_context
 
 TABLES = {
+    "amx": AMX_HANDLERS,
     "arith": ARITH_HANDLERS,
     "control flow": CONTROL_FLOW_HANDLERS,
     "intrinsics": INTRINSIC_HANDLERS,

@@ -37,6 +37,8 @@ from test_kernels_gguf import (
     reference,
 )
 
+from quantir.compiler.backend.cpu_codegen import amx_usable
+from quantir.compiler.pipeline import cpu_lowering
 from quantir.runtime import api
 from quantir.runtime.quantize import quantize
 
@@ -44,6 +46,16 @@ EPS32 = float(np.finfo(np.float32).eps)
 RUN = 32
 NORMWISE_BOUND = 1e-2
 """The documented normwise relative error of the int8 path (README, lowering docs)."""
+
+# Both int8 kernels: the default pipeline (AMX tiles from 16 rows of x where the
+# host has them) and vector dot products only. On hosts without AMX both are
+# the vector path.
+INT8_PIPELINES = [
+    pytest.param(None, id="default"),
+    pytest.param(cpu_lowering(int8=True, amx="off"), id="no-tiles"),
+]
+ROWS = (1, 3, 16, 37, 64)
+"""A lone row, a tail, one tile of 16 rows, tiles with a partial last one, full tiles."""
 
 
 def activation_scales(x: np.ndarray) -> np.ndarray:
@@ -70,20 +82,22 @@ def check_int8_bound(y: np.ndarray, x: np.ndarray, w: np.ndarray, r: np.ndarray)
         )
 
 
+@pytest.mark.parametrize("pipeline", INT8_PIPELINES)
 @pytest.mark.parametrize("name", ENCODINGS)
 @pytest.mark.parametrize("which_k", [0, 1])
-def test_int8_error_bound(name, which_k):
+def test_int8_error_bound(name, which_k, pipeline):
     lay = LAYOUTS[name]
     k = k_values(lay)[which_k]
     packed = _blocks_for(name, k, 1)
     w, r = reference(lay, packed), range_magnitude(lay, packed)
     x = random_x(np.random.default_rng(7), (64, k))
-    for m in (1, 3, 64):  # a lone row, a tail, full m-tiles
-        check_int8_bound(api.qmatmul(name, x[:m], packed), x[:m], w, r)
+    for m in ROWS:
+        check_int8_bound(api.qmatmul(name, x[:m], packed, pipeline=pipeline), x[:m], w, r)
 
 
+@pytest.mark.parametrize("pipeline", INT8_PIPELINES)
 @pytest.mark.parametrize("name", ENCODINGS)
-def test_int8_exact_arithmetic(name):
+def test_int8_exact_arithmetic(name, pipeline):
     lay = LAYOUTS[name]
     k = k_values(lay)[0]
     packed, x = _exact_case(lay, k, N_ROWS, 64, 5)
@@ -99,8 +113,8 @@ def test_int8_exact_arithmetic(name):
     worst = (np.abs(x).astype(np.float64) @ (3 * range_magnitude(lay, packed)).T).max()
     assert worst < 2.0**22, f"test data too large for exact float32 sums ({worst})"
     ref = x.astype(np.float64) @ w.T
-    for m in (1, 3, 64):
-        y = api.qmatmul(name, x[:m], packed)
+    for m in ROWS:
+        y = api.qmatmul(name, x[:m], packed, pipeline=pipeline)
         assert_bits_equal(y, ref[:m].astype(np.float32), f"{name} int8 exact qmatmul M={m}")
 
 
@@ -119,17 +133,35 @@ def test_int8_normwise_error_on_quantized_normal_weights(name):
     assert np.linalg.norm(exact - ref) / np.linalg.norm(ref) < 1e-5
 
 
+@pytest.mark.parametrize("m", [3, 20])
 @pytest.mark.parametrize("name", ["q4_0", "q4_k", "q6_k", "q8_0"])
-def test_int8_non_finite_x_gives_non_finite_rows(name):
+def test_int8_non_finite_x_gives_non_finite_rows(name, m):
     lay = LAYOUTS[name]
     k = k_values(lay)[0]
     rng = np.random.default_rng(9)
     packed = quantize(name, rng.standard_normal((8, k)).astype(np.float32))
-    x = rng.standard_normal((3, k)).astype(np.float32)
+    x = rng.standard_normal((m, k)).astype(np.float32)
     x[0, 5], x[2, k - 1] = np.nan, np.inf
     y = api.qmatmul(name, x, packed)
     assert not np.isfinite(y[0]).any() and not np.isfinite(y[2]).any()
-    assert np.isfinite(y[1]).all()
+    assert np.isfinite(np.delete(y, [0, 2], axis=0)).all()
+
+
+@pytest.mark.skipif(not amx_usable(), reason="the host has no AMX tiles (or may not use them)")
+def test_default_pipeline_takes_tiles_from_16_rows():
+    """On an AMX host the default CPU kernel holds tile products (taken for M >= 16)."""
+    from quantir.compiler.backend.cpu_codegen import target_info
+    from quantir.compiler.backend.llvm_translation import translate_module
+    from quantir.compiler.pipeline import lower
+    from quantir.runtime.jit import parse_source
+
+    source = """func.func @mv(%x: tensor<?x256xf32>, %w: tensor<?x144xui8>) -> tensor<?x?xf32> {
+  %y = quant.qmatmul #quant.encoding<q4_k> %x, %w
+      : (tensor<?x256xf32>, tensor<?x144xui8>) -> tensor<?x?xf32>
+  func.return %y : tensor<?x?xf32>
+}"""
+    module = lower(parse_source(source), "cpu")
+    assert "llvm.x86.tdpbusd.internal" in str(translate_module(module, target_info())[0])
 
 
 @pytest.mark.parametrize("name", ["q4_0", "q4_k"])

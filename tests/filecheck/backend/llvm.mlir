@@ -1,4 +1,4 @@
-// RUN: quantir-opt %s --split-input-file -p quantir-cpu -t llvm | filecheck %s
+// RUN: env QUANTIR_NO_AMX=1 quantir-opt %s --split-input-file -p quantir-cpu -t llvm | filecheck %s
 // RUN: quantir-opt %s --split-input-file -p quantir-cpu-exact -t llvm | filecheck %s --check-prefix=EXACT
 
 // CPU kernels: an always-inlined body with noalias pointers behind an

@@ -1,5 +1,6 @@
 // RUN: quantir-opt %s --split-input-file -p "lower-quant-to-loops{int8=false}" | filecheck %s
 // RUN: quantir-opt %s --split-input-file -p lower-quant-to-loops | filecheck %s --check-prefix=INT8
+// RUN: quantir-opt %s --split-input-file -p "lower-quant-to-loops{amx=on}" | filecheck %s --check-prefix=AMX
 // RUN: quantir-opt %s --split-input-file -p "lower-quant-to-loops{vectorize=false m_tile=1}" | filecheck %s --check-prefix=SCALAR
 
 // Q4_0 dequantize, vectorized: each 16-byte lane group becomes vector ops
@@ -78,6 +79,40 @@ func.func @qmatmul_q4_k(%x: memref<?x256xf32>, %w: memref<?x144xi8>, %y: memref<
 // INT8:         memref.dealloc [[XQ]]
 // INT8-NEXT:    memref.dealloc [[XD]]
 // INT8-NEXT:    memref.dealloc [[QS]]
+
+// With amx=on (the quantir-cpu pipeline's choice on hosts with AMX-INT8 tiles),
+// x's codes are also laid out as VNNI tiles and its scales and sums transposed
+// per 16 rows (a kernel that runs only for >= 16 rows of x); each task of 16
+// weight rows unpacks its codes step-major into stack scratch once, then per
+// 16 rows of x and per sub-block of 32 multiplies a 16x32 code tile by an
+// 8x64 x tile into 16x16 int32 sums (amx.tile_muli, codes unsigned), scaled
+// into 16 float accumulators. Calls with fewer than 16 rows keep the vector
+// dots of the same kernel.
+// AMX-LABEL: func.func @qmatmul_q4_k(
+// AMX:         [[XQ:%.*]] = memref.alloc(%{{.*}}) : memref<?x256xi8>
+// AMX:         [[XV:%.*]] = memref.alloc(%{{.*}}) : memref<?x64xi8>
+// AMX:         [[XDT:%.*]] = memref.alloc(%{{.*}}) : memref<?x8x16xf32>
+// AMX:         [[QST:%.*]] = memref.alloc(%{{.*}}) : memref<?x8x16xf32>
+// AMX:         "scf.parallel"
+// AMX:         }) {qrt.loop = "rows"}
+// AMX:         "scf.parallel"
+// AMX:           scf.if
+// AMX:             [[CODES:%.*]] = memref.alloca() : memref<8x16x32xi8>
+// AMX:             [[DOTS:%.*]] = memref.alloca() : memref<16x16xi32>
+// AMX:             [[ZERO:%.*]] = amx.tile_zero : !amx.tile<16x16xi32>
+// AMX-NEXT:        {{.*}}
+// AMX-NEXT:        {{.*}}
+// AMX-NEXT:        [[A:%.*]] = amx.tile_load [[CODES]][%{{.*}}, %{{.*}}, %{{.*}}] : memref<8x16x32xi8> into !amx.tile<16x32xi8>
+// AMX:             [[B:%.*]] = amx.tile_load [[XV]][%{{.*}}, %{{.*}}] : memref<?x64xi8> into !amx.tile<8x64xi8>
+// AMX:             [[C:%.*]] = amx.tile_muli [[A]] zext, [[B]], [[ZERO]] : !amx.tile<16x32xi8>, !amx.tile<8x64xi8>, !amx.tile<16x16xi32>
+// AMX-NEXT:        amx.tile_store [[DOTS]][%{{.*}}, %{{.*}}], [[C]] : memref<16x16xi32>, !amx.tile<16x16xi32>
+// AMX:             arith.sitofp %{{.*}} : vector<16xi32> to vector<16xf32>
+// AMX:             vector.fma %{{.*}}, %{{.*}}, %{{.*}} : vector<16xf32>
+// AMX:           {qrt.loop = "reduction"}
+// AMX:           scf.if
+// AMX:             qrt.dot_u8i8
+// AMX:         }) {qrt.loop = "rows", qrt.gpu_mapping = "warp"}
+// AMX:         memref.dealloc [[XV]]
 
 // Scalar (the GPU's): each lane-loop iteration is a chunk of Q4_K's
 // gpu_lane_width (16) lanes: its code bytes in one 16-byte aligned load, x
