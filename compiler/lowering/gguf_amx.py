@@ -45,10 +45,22 @@ from quantir.dialects.amx import TileLoadOp, TileMulIOp, TileStoreOp, TileType, 
 
 TILE = 16
 """Rows of x per m-tile and weight rows per task (the tile's 16 rows and 16 columns)."""
-MIN_M = 16
-"""Rows of x from which a call takes the tile path (below it, the vector-dot path)."""
+
+
+def min_rows(step: int) -> int:
+    """Rows of x from which a call takes the tile path (below it, the vector dots).
+
+    Measured per sub-block length: with 32-weight steps tiles win from one
+    full tile of x (16 rows); with 16-weight steps (Q2_K, Q3_K, Q6_K) each
+    product carries half the work for the same scaling, and tiles win from
+    two (at 16 rows they run at 0.7-0.85x the vector dots).
+    """
+    return TILE if step == 32 else 2 * TILE
+
 
 ACC_TILE = TileType(TILE, TILE, i32)
+DEPTH = 4
+"""Tile products in flight ahead of the scaling (buffers of int32 sums)."""
 
 
 MAX_K = 32768
@@ -62,13 +74,13 @@ def amx_supported(layout: BlockLayout, k: int) -> bool:
     return layout.sub_block_size in (16, 32) and layout.lanes in (16, 32) and k <= MAX_K
 
 
-def when_tiled(e: Emitter, m: Value, count: Value) -> Value:
+def when_tiled(e: Emitter, m: Value, count: Value, min_m: int) -> Value:
     """`count` when a call with `m` rows of x takes the tile path, else 0.
 
-    In host code's integer arithmetic (no select there): m // MIN_M is 0
+    In host code's integer arithmetic (no select there): m // min_m is 0
     exactly below the threshold, and scaled far past any count otherwise.
     """
-    return e.minui(count, e.mul(e.divui(m, MIN_M), 1 << 40))
+    return e.minui(count, e.mul(e.divui(m, min_m), 1 << 40))
 
 
 def prepare_x_tiles(
@@ -76,11 +88,11 @@ def prepare_x_tiles(
 ) -> tuple[Value, Value, Value | None]:
     """x's codes in VNNI tile layout and its scales and sums transposed per m-tile.
 
-    Below MIN_M rows nothing is allocated or copied (empty buffers).
+    Below `min_rows(step)` rows nothing is allocated or copied (empty buffers).
     """
     k = xq.type.get_shape()[1]
     runs = k // RUN
-    tiles = when_tiled(e, m, e.divui(e.add(m, TILE - 1), TILE))
+    tiles = when_tiled(e, m, e.divui(e.add(m, TILE - 1), TILE), min_rows(step))
     xv = e.v(memref.AllocOp([e.mul(tiles, k // 4)], [], MemRefType(i8, [DYNAMIC_INDEX, 64])))
     xd_t = e.v(memref.AllocOp([tiles], [], MemRefType(f32, [DYNAMIC_INDEX, runs, TILE])))
     qsum_t = None
@@ -147,7 +159,7 @@ def lower_amx_rows(
     codes = _stack(e, i8, [steps, TILE, step])
     scales = _stack(e, f32, [steps, TILE])
     offsets = _stack(e, f32, [steps, TILE]) if needs_offsets else None
-    dots = _stack(e, i32, [TILE, TILE])
+    dots = _stack(e, i32, [DEPTH, TILE, TILE])
     out = _stack(e, f32, [TILE, TILE])
 
     # Unpack the task's weight rows once: codes, and per run its scale and offset.
@@ -183,32 +195,43 @@ def lower_amx_rows(
     vf = VectorType(f32, [TILE])
 
     def m_tile(e: Emitter, t: Value, _c) -> None:
-        def step_body(e: Emitter, r: Value, accs: Sequence[Value]) -> list[Value]:
+        # Software-pipelined: the tile product of step r + DEPTH is issued while
+        # step r's sums are scaled. The scaling reads the sums back from memory
+        # (`tilestored` then vector loads), and a load cannot take its data
+        # from a pending tile store: it waits until the store completes.
+        def product(e: Emitter, r: Value) -> None:
             zero = e.v(TileZeroOp(ACC_TILE))
             a = e.v(TileLoadOp(codes, [r, e.index(0), e.index(0)], codes_tile))
             xrow = e.add(e.mul(t, k // 4), e.mul(r, step // 4))
             b = e.v(TileLoadOp(xv, [xrow, e.index(0)], x_tile))
-            e.op(
-                TileStoreOp(
-                    dots, [e.index(0), e.index(0)], e.v(TileMulIOp(a, b, zero, True, False))
-                )
-            )
+            c = e.v(TileMulIOp(a, b, zero, True, False))
+            e.op(TileStoreOp(dots, [e.remui(r, DEPTH), e.index(0), e.index(0)], c))
+
+        def scale(e: Emitter, r: Value, accs: Sequence[Value]) -> list[Value]:
             run = r if step == RUN else e.divui(r, RUN // step)
             xs = e.vload(xd_t, [t, run, e.index(0)], TILE)
             qs = e.vload(qsum_t, [t, r, e.index(0)], TILE) if qsum_t is not None else None
-            out_accs = []
+            slot = e.remui(r, DEPTH)
+            out = list(accs)
             for n in range(TILE):
-                dot = e.sitofp(e.vload(dots, [e.index(n), e.index(0)], TILE))
+                dot = e.vload(dots, [slot, e.index(n), e.index(0)], TILE)
                 w = e.broadcast(e.load(scales, [r, e.index(n)]), vf)
-                acc = e.fma(dot, e.mulf(w, xs, True), accs[n])
+                out[n] = e.fma(e.mulf(e.sitofp(dot), xs, True), w, out[n])
                 if offsets is not None:
                     off = e.broadcast(e.load(offsets, [r, e.index(n)]), vf)
-                    acc = e.fma(off, qs, acc)
-                out_accs.append(acc)
-            return out_accs
+                    out[n] = e.fma(off, qs, out[n])
+            return out
 
+        def steady(e: Emitter, r: Value, accs: Sequence[Value]) -> list[Value]:
+            out = scale(e, r, accs)
+            product(e, e.add(r, DEPTH))
+            return out
+
+        ahead = min(DEPTH, steps)
+        e.for_(0, ahead, 1, lambda ie, r, _c: product(ie, r))
         zeros = [e.const(0.0, vf) for _ in range(TILE)]
-        accs = e.for_(0, steps, 1, step_body, zeros, role("reduction"))
+        accs = e.for_(0, steps - ahead, 1, steady, zeros, role("reduction"))
+        accs = e.for_(steps - ahead, steps, 1, scale, accs, role("reduction"))
         for n in range(TILE):
             e.vstore(accs[n], out, [e.index(n), e.index(0)])
         m0 = e.mul(t, TILE)

@@ -97,7 +97,7 @@ def lower_qmatmul_int8(
     """y[m, n] ~= sum_k x[m, k] * dequantize(packed)[n, k], with int8 activations.
 
     With `amx` (the host has AMX-INT8 tiles) and a layout the tile path covers,
-    calls with at least `gguf_amx.MIN_M` rows of x take the tile path
+    calls with at least `gguf_amx.min_rows` rows of x take the tile path
     (`gguf_amx`), the others these vector dots; one kernel holds both."""
     xt = x.type
     assert isinstance(xt, MemRefType)
@@ -234,13 +234,14 @@ def lower_qmatmul_int8(
     tile_bufs: tuple[Value, ...] = ()
     if amx and gguf_amx.amx_supported(layout, k):
         assert ROW_BLOCK == gguf_amx.TILE
+        min_m = gguf_amx.min_rows(sbs)
         xv, xd_t, qsum_t = gguf_amx.prepare_x_tiles(e, xq, xd, qsum, m, sbs)
         tile_bufs = (xv, xd_t, *([qsum_t] if qsum_t is not None else []))
 
         def either_path(e: Emitter, ivs: Sequence[Value]) -> None:
-            with e.if_(e.cmpi("uge", m, gguf_amx.MIN_M)) as te:
+            with e.if_(e.cmpi("uge", m, min_m)) as te:
                 gguf_amx.lower_amx_rows(te, layout, packed, y, m, ivs[0], xv, xd_t, qsum_t)
-            with e.if_(e.cmpi("ult", m, gguf_amx.MIN_M)) as ve:
+            with e.if_(e.cmpi("ult", m, min_m)) as ve:
                 block_rows(ve, ivs)
 
         e.parallel([0], [row_blocks], either_path, role("rows", "warp"))
