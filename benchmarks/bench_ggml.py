@@ -45,6 +45,10 @@ time slices on a loaded machine. ggml's thread pool lives for one block
 (created, warmed, freed) so that its idle workers do not take a core from
 quantir. Both sides write into outputs allocated once. Caches are not
 flushed: the cache shape is meant to be resident, the large one cannot be.
+With --clock cpu, one-thread rows count the calling thread's CPU time (both
+ggml and quantir run a one-thread call in the calling thread), which leaves
+out the time slices other processes took: the way to read kernels on a
+loaded machine. Rows with more threads always use wall time.
 
     pip install -e '.[bench]'
     python benchmarks/bench_ggml.py --quick
@@ -111,9 +115,15 @@ class Settings:
     repeat: int = 10
     budget: float = 1.0
     rounds: int = 2
+    clock: str = "wall"
+
+    def clock_for(self, threads: int) -> Callable[[], float]:
+        """The clock of a row: with --clock cpu, one-thread rows (both sides run
+        in the calling thread) count that thread's CPU time; others wall time."""
+        return time.thread_time if self.clock == "cpu" and threads == 1 else time.perf_counter
 
 
-def timed(call: Callable[[], object], settings: Settings) -> float:
+def timed(call: Callable[[], object], settings: Settings, threads: int = 1) -> float:
     """Best seconds of one call, after a warm-up call."""
     return best_seconds(
         call,
@@ -121,6 +131,7 @@ def timed(call: Callable[[], object], settings: Settings) -> float:
         min_calls=min(2, settings.repeat),
         max_calls=settings.repeat,
         budget_s=settings.budget,
+        clock=settings.clock_for(threads),
     )
 
 
@@ -254,12 +265,12 @@ def time_pair(
 ) -> MatmulRow:
     def ggml_block() -> float:
         with matmul.compute(threads) as run:
-            return timed(run, settings)
+            return timed(run, settings, threads)
 
     quantir_call = functools.partial(
         qmatmul, encoding, matmul.x, weight.packed, out=y, threads=threads
     )
-    quantir_block = functools.partial(timed, quantir_call, settings)
+    quantir_block = functools.partial(timed, quantir_call, settings, threads)
     ggml_s, quantir_s = alternate([ggml_block, quantir_block], settings)
     rows = ref_y.shape[1]
     return MatmulRow(
@@ -377,7 +388,9 @@ def run_gptq(
             q4_0_call = functools.partial(
                 qmatmul, "q4_0", x, q4_0.packed, out=y_q4_0, threads=threads
             )
-            blocks = [functools.partial(timed, call, settings) for call in (gptq_call, q4_0_call)]
+            blocks = [
+                functools.partial(timed, call, settings, threads) for call in (gptq_call, q4_0_call)
+            ]
             gptq_s, q4_0_s = alternate(blocks, settings)
             rows.append(
                 GPTQRow(
@@ -470,6 +483,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--budget", type=float, default=1.0, help="seconds per block before stopping (default 1)"
     )
     parser.add_argument("--rounds", type=int, default=2, help="ggml/quantir rounds (default 2)")
+    parser.add_argument(
+        "--clock",
+        choices=["wall", "cpu"],
+        default="wall",
+        help="cpu: time one-thread rows by the calling thread's CPU time, which leaves "
+        "out time slices other processes took (for loaded machines; default wall)",
+    )
     parser.add_argument("--json", type=Path, help="also write the rows and machine to this file")
     args = parser.parse_args(argv)
 
@@ -498,7 +518,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    settings = Settings(repeat=args.repeat, budget=args.budget, rounds=args.rounds)
+    settings = Settings(
+        repeat=args.repeat, budget=args.budget, rounds=args.rounds, clock=args.clock
+    )
     shapes = ["cache", "large"] if args.shapes == "all" else [args.shapes]
     gguf = [e for e in args.encodings if e != GPTQ_LABEL]
 
@@ -551,6 +573,7 @@ def main(argv: list[str] | None = None) -> int:
             "machine": machine,
             "command": [Path(sys.argv[0]).name, *(sys.argv[1:] if argv is None else argv)],
             "throughput_unit": "G multiply-adds/s = N*K*M / seconds / 1e9",
+            "clock": args.clock,
             "rows": [r.record() for r in rows],
             "ggml_stalled": stalled_rows(rows),
             "gptq_rows": [r.record() for r in gptq_rows],
