@@ -190,11 +190,8 @@ def test_list_passes_shows_quantir_passes_and_pipelines() -> None:
     assert "canonicalize" not in summary  # xDSL's passes stay in --help
     # Each pipeline's passes follow its summary.
     cpu = lines.index(next(ln for ln in lines if ln.startswith("  quantir-cpu ")))
-    assert (
-        lines[cpu + 1]
-        .strip()
-        .startswith("quantir-bufferize,lower-quant-to-loops{int8=true outline=true}")
-    )
+    expected = "quantir-bufferize,lower-quant-to-loops{int8=true amx=auto outline=true}"
+    assert lines[cpu + 1].strip().startswith(expected)
 
 
 @pytest.mark.parametrize(

@@ -85,8 +85,8 @@ func.func @qmatmul_q4_k(%x: memref<?x256xf32>, %w: memref<?x144xi8>, %y: memref<
 // per 16 rows (a kernel that runs only for >= 16 rows of x); each task of 16
 // weight rows unpacks its codes step-major into stack scratch once, then per
 // 16 rows of x and per sub-block of 32 multiplies a 16x32 code tile by an
-// 8x64 x tile into 16x16 int32 sums (amx.tile_muli, codes unsigned), scaled
-// into 16 float accumulators. Calls with fewer than 16 rows keep the vector
+// 8x64 x tile into 16x16 int32 sums (amx.tile_muli, codes unsigned), stored
+// four sub-blocks ahead of the scaling into 16 float accumulators. Calls with fewer than 16 rows keep the vector
 // dots of the same kernel.
 // AMX-LABEL: func.func @qmatmul_q4_k(
 // AMX:         [[XQ:%.*]] = memref.alloc(%{{.*}}) : memref<?x256xi8>
@@ -98,14 +98,14 @@ func.func @qmatmul_q4_k(%x: memref<?x256xf32>, %w: memref<?x144xi8>, %y: memref<
 // AMX:         "scf.parallel"
 // AMX:           scf.if
 // AMX:             [[CODES:%.*]] = memref.alloca() : memref<8x16x32xi8>
-// AMX:             [[DOTS:%.*]] = memref.alloca() : memref<16x16xi32>
+// AMX:             [[DOTS:%.*]] = memref.alloca() : memref<4x16x16xi32>
 // AMX:             [[ZERO:%.*]] = amx.tile_zero : !amx.tile<16x16xi32>
 // AMX-NEXT:        {{.*}}
 // AMX-NEXT:        {{.*}}
 // AMX-NEXT:        [[A:%.*]] = amx.tile_load [[CODES]][%{{.*}}, %{{.*}}, %{{.*}}] : memref<8x16x32xi8> into !amx.tile<16x32xi8>
 // AMX:             [[B:%.*]] = amx.tile_load [[XV]][%{{.*}}, %{{.*}}] : memref<?x64xi8> into !amx.tile<8x64xi8>
 // AMX:             [[C:%.*]] = amx.tile_muli [[A]] zext, [[B]], [[ZERO]] : !amx.tile<16x32xi8>, !amx.tile<8x64xi8>, !amx.tile<16x16xi32>
-// AMX-NEXT:        amx.tile_store [[DOTS]][%{{.*}}, %{{.*}}], [[C]] : memref<16x16xi32>, !amx.tile<16x16xi32>
+// AMX:             amx.tile_store [[DOTS]][%{{.*}}, %{{.*}}, %{{.*}}], [[C]] : memref<4x16x16xi32>, !amx.tile<16x16xi32>
 // AMX:             arith.sitofp %{{.*}} : vector<16xi32> to vector<16xf32>
 // AMX:             vector.fma %{{.*}}, %{{.*}}, %{{.*}} : vector<16xf32>
 // AMX:           {qrt.loop = "reduction"}
