@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import math
 import sys
+import threading
+from collections import OrderedDict
 from collections.abc import Sequence
 
 import numpy as np
@@ -131,3 +133,43 @@ def aligned_empty(shape: tuple[int, ...], dtype: str, alignment: int = 64) -> np
     raw = np.empty(count * dt.itemsize + alignment, dtype=np.uint8)
     offset = (-raw.ctypes.data) % alignment
     return raw[offset : offset + count * dt.itemsize].view(dt).reshape(shape)
+
+
+class BufferPool:
+    """Temporaries kept between calls, by (shape, dtype), up to `limit` bytes.
+
+    A program's temporaries (a qmatmul's quantized x, ...) have the same
+    shapes from one call to the next at a given M: a buffer given back by one
+    call is taken by the next, so small calls (decode, M = 1) allocate
+    nothing. The least recently given shapes go first when over the limit.
+    """
+
+    def __init__(self, limit: int = 64 << 20):
+        self.limit = limit
+        self._kept: OrderedDict[tuple, list[np.ndarray]] = OrderedDict()
+        self._bytes = 0
+        self._lock = threading.Lock()
+
+    def take(self, shape: tuple[int, ...], dtype: str) -> np.ndarray:
+        key = (tuple(shape), np.dtype(dtype))
+        with self._lock:
+            kept = self._kept.get(key)
+            if kept:
+                buffer = kept.pop()
+                self._bytes -= buffer.nbytes
+                return buffer
+        return aligned_empty(key[0], key[1])
+
+    def give(self, buffer: np.ndarray) -> None:
+        if buffer.nbytes > self.limit:
+            return
+        key = (buffer.shape, buffer.dtype)
+        with self._lock:
+            self._kept.setdefault(key, []).append(buffer)
+            self._kept.move_to_end(key)
+            self._bytes += buffer.nbytes
+            while self._bytes > self.limit:
+                oldest, kept = next(iter(self._kept.items()))
+                self._bytes -= kept.pop(0).nbytes
+                if not kept:
+                    del self._kept[oldest]

@@ -41,6 +41,7 @@ from quantir.compiler.pipeline import (
 )
 from quantir.dialects.qrt import KERNEL_ATTR
 from quantir.runtime import cache
+from quantir.runtime.buffers import BufferPool
 from quantir.runtime.host_plan import HostPlan, PlanError, plan_from_data, plan_to_data
 from quantir.runtime.program import CpuProgramDevice, Program
 
@@ -95,6 +96,8 @@ class CompiledModule:
     symbols: dict[str, str] = field(default_factory=dict)
     ptx: str = ""  # GPU
     _kernels: object = field(default=None, repr=False, compare=False)
+    # CPU temporaries reused across calls of this module's programs.
+    _pool: BufferPool = field(default_factory=BufferPool, repr=False, compare=False)
 
     def plan(self, function: str | None) -> HostPlan:
         """The host plan of `function` (the only function when None)."""
@@ -514,7 +517,8 @@ def load_program(
     plan = compiled.plan(function)
     if compiled.target == "cpu":
         kernels = _cpu_kernels(compiled)
-        return Program(plan, compiled.signatures, CpuProgramDevice(kernels, threads))
+        device = CpuProgramDevice(kernels, threads, compiled._pool)
+        return Program(plan, compiled.signatures, device)
     if device is None:
         from quantir.runtime.cuda import GpuDevice
 

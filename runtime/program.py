@@ -16,6 +16,7 @@ import numpy as np
 from quantir.compiler.backend.calling_convention import KernelSignature, kernel_argv
 from quantir.runtime.buffers import (
     BufferError,
+    BufferPool,
     aligned_empty,
     check_buffer,
     check_no_overlap,
@@ -42,11 +43,16 @@ class ProgramDevice(Protocol):
 
 
 class CpuProgramDevice:
-    """The `ProgramDevice` of CPU programs: numpy buffers, kernels on a thread pool."""
+    """The `ProgramDevice` of CPU programs: numpy buffers, kernels on a thread pool.
 
-    def __init__(self, kernels, threads: int):
+    Temporaries come from `pool` (one per compiled module, shared by its
+    programs): what one call frees, the next call of the same shapes reuses.
+    """
+
+    def __init__(self, kernels, threads: int, pool: BufferPool | None = None):
         self.kernels = kernels
         self.threads = threads
+        self.pool = pool if pool is not None else BufferPool()
 
     def to_device(self, array: np.ndarray) -> np.ndarray:
         return array
@@ -56,10 +62,10 @@ class CpuProgramDevice:
             np.copyto(out, buffer)
 
     def alloc(self, shape: tuple[int, ...], dtype: str) -> np.ndarray:
-        return aligned_empty(shape, dtype)
+        return self.pool.take(shape, dtype)
 
     def free(self, buffer: np.ndarray) -> None:
-        pass  # dropped with the register that holds it
+        self.pool.give(buffer)
 
     def copy(self, src: np.ndarray, dst: np.ndarray) -> None:
         np.copyto(dst, src)
@@ -71,7 +77,8 @@ class CpuProgramDevice:
         return buffer.shape
 
     def launch(self, sig: KernelSignature, args: list, n: int, tpb: int, ipb: int) -> None:
-        self.kernels.launch(sig.name, kernel_argv(sig, args), n, self.threads)
+        if n > 0:  # e.g. the AMX tile layout of x, skipped below 16 rows
+            self.kernels.launch(sig.name, kernel_argv(sig, args), n, self.threads)
 
 
 def gather_weight_parts(name: str, value: object, parts: Sequence[str]) -> dict[str, object]:
