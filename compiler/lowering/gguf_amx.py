@@ -224,14 +224,15 @@ def lower_amx_rows(
 
         def steady(e: Emitter, r: Value, accs: Sequence[Value]) -> list[Value]:
             out = scale(e, r, accs)
-            product(e, e.add(r, DEPTH))
+            # One loop, so the (large, unrolled) scaling is emitted once.
+            with e.if_(e.cmpi("ult", r, steps - DEPTH)) as pe:
+                product(pe, pe.add(r, DEPTH))
             return out
 
         ahead = min(DEPTH, steps)
         e.for_(0, ahead, 1, lambda ie, r, _c: product(ie, r))
         zeros = [e.const(0.0, vf) for _ in range(TILE)]
-        accs = e.for_(0, steps - ahead, 1, steady, zeros, role("reduction"))
-        accs = e.for_(steps - ahead, steps, 1, scale, accs, role("reduction"))
+        accs = e.for_(0, steps, 1, steady, zeros, role("reduction"))
         for n in range(TILE):
             e.vstore(accs[n], out, [e.index(n), e.index(0)])
         m0 = e.mul(t, TILE)
