@@ -193,8 +193,7 @@ def lower_amx_rows(
     e.for_(0, rows, 1, unpack_row)
 
     vf = VectorType(f32, [TILE])
-    # Row indices made once for the unrolled scaling (fewer ops to canonicalize).
-    row = [e.index(n) for n in range(TILE)]
+    row = [e.index(0)]
 
     def m_tile(e: Emitter, t: Value, _c) -> None:
         # Software-pipelined: the tile product of step r + DEPTH is issued while
@@ -209,34 +208,36 @@ def lower_amx_rows(
             c = e.v(TileMulIOp(a, b, zero, True, False))
             e.op(TileStoreOp(dots, [e.remui(r, DEPTH), row[0], row[0]], c))
 
-        def scale(e: Emitter, r: Value, accs: Sequence[Value]) -> list[Value]:
+        def scale(e: Emitter, r: Value) -> None:
             run = r if step == RUN else e.divui(r, RUN // step)
             xs = e.vload(xd_t, [t, run, row[0]], TILE)
             qs = e.vload(qsum_t, [t, r, row[0]], TILE) if qsum_t is not None else None
             slot = e.remui(r, DEPTH)
-            out = list(accs)
-            for n in range(TILE):
-                dot = e.vload(dots, [slot, row[n], row[0]], TILE)
-                w = e.broadcast(e.load(scales, [r, row[n]]), vf)
-                out[n] = e.fma(e.mulf(e.sitofp(dot), xs, True), w, out[n])
-                if offsets is not None:
-                    off = e.broadcast(e.load(offsets, [r, row[n]]), vf)
-                    out[n] = e.fma(off, qs, out[n])
-            return out
 
-        def steady(e: Emitter, r: Value, accs: Sequence[Value]) -> list[Value]:
-            out = scale(e, r, accs)
-            # One loop, so the (large, unrolled) scaling is emitted once.
+            # A loop over the 16 weight rows, accumulators in `out`: LLVM unrolls
+            # it and keeps the accumulators in registers (the IR stays small,
+            # which keeps cold compiles short).
+            def one_row(e: Emitter, n: Value, _c) -> None:
+                dot = e.vload(dots, [slot, n, row[0]], TILE)
+                w = e.broadcast(e.load(scales, [r, n]), vf)
+                acc = e.fma(e.mulf(e.sitofp(dot), xs, True), w, e.vload(out, [n, row[0]], TILE))
+                if offsets is not None:
+                    off = e.broadcast(e.load(offsets, [r, n]), vf)
+                    acc = e.fma(off, qs, acc)
+                e.vstore(acc, out, [n, row[0]])
+
+            e.for_(0, TILE, 1, one_row)
+
+        def steady(e: Emitter, r: Value, _c) -> None:
+            scale(e, r)
             with e.if_(e.cmpi("ult", r, steps - DEPTH)) as pe:
                 product(pe, pe.add(r, DEPTH))
-            return out
 
         ahead = min(DEPTH, steps)
         e.for_(0, ahead, 1, lambda ie, r, _c: product(ie, r))
-        zeros = [e.const(0.0, vf) for _ in range(TILE)]
-        accs = e.for_(0, steps, 1, steady, zeros, role("reduction"))
-        for n in range(TILE):
-            e.vstore(accs[n], out, [row[n], row[0]])
+        zero = e.const(0.0, vf)
+        e.for_(0, TILE, 1, lambda ie, n, _c: ie.vstore(zero, out, [n, row[0]]))
+        e.for_(0, steps, 1, steady, attrs=role("reduction"))
         m0 = e.mul(t, TILE)
         valid_m = e.sub(e.minui(e.add(m0, TILE), m), m0)
 

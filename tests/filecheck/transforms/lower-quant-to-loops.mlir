@@ -100,14 +100,13 @@ func.func @qmatmul_q4_k(%x: memref<?x256xf32>, %w: memref<?x144xi8>, %y: memref<
 // AMX:             [[CODES:%.*]] = memref.alloca() : memref<8x16x32xi8>
 // AMX:             [[DOTS:%.*]] = memref.alloca() : memref<4x16x16xi32>
 // AMX:             [[ZERO:%.*]] = amx.tile_zero : !amx.tile<16x16xi32>
-// AMX-NEXT:        {{.*}}
-// AMX-NEXT:        {{.*}}
 // AMX-NEXT:        [[A:%.*]] = amx.tile_load [[CODES]][%{{.*}}, %{{.*}}, %{{.*}}] : memref<8x16x32xi8> into !amx.tile<16x32xi8>
 // AMX:             [[B:%.*]] = amx.tile_load [[XV]][%{{.*}}, %{{.*}}] : memref<?x64xi8> into !amx.tile<8x64xi8>
 // AMX:             [[C:%.*]] = amx.tile_muli [[A]] zext, [[B]], [[ZERO]] : !amx.tile<16x32xi8>, !amx.tile<8x64xi8>, !amx.tile<16x16xi32>
 // AMX:             amx.tile_store [[DOTS]][%{{.*}}, %{{.*}}, %{{.*}}], [[C]] : memref<4x16x16xi32>, !amx.tile<16x16xi32>
-// AMX:             arith.sitofp %{{.*}} : vector<16xi32> to vector<16xf32>
-// AMX:             vector.fma %{{.*}}, %{{.*}}, %{{.*}} : vector<16xf32>
+// AMX:             scf.for
+// AMX:               arith.sitofp %{{.*}} : vector<16xi32> to vector<16xf32>
+// AMX:               vector.fma %{{.*}}, %{{.*}}, %{{.*}} : vector<16xf32>
 // AMX:           {qrt.loop = "reduction"}
 // AMX:           scf.if
 // AMX:             qrt.dot_u8i8
