@@ -68,10 +68,21 @@ MAX_K = 32768
 kernel's stack, which worker threads have a few MB of."""
 
 
-def amx_supported(layout: BlockLayout, k: int) -> bool:
-    """Whether the tile path covers this layout and row length: runs of 32
-    weights with one scale each, rows short enough for the stack scratch."""
-    return layout.sub_block_size in (16, 32) and layout.lanes in (16, 32) and k <= MAX_K
+AUTO_MIN_WEIGHTS = 1 << 20
+"""Smallest weight (N * K, when N is static) `amx=auto` gives a tile path. The
+tile body roughly doubles a qmatmul kernel's compile time (about 0.2 s here);
+below a million weights a prefill call takes well under a millisecond either
+way, so small matrices (a test model's) keep the vector dots alone."""
+
+
+def amx_supported(layout: BlockLayout, k: int, n: int | None = None, min_weights: int = 0) -> bool:
+    """Whether the tile path covers this layout and shape: runs of 32 weights
+    with one scale each, rows short enough for the stack scratch, and (when N
+    is known) at least `min_weights` weights."""
+    big_enough = n is None or n * k >= min_weights
+    return (
+        layout.sub_block_size in (16, 32) and layout.lanes in (16, 32) and k <= MAX_K and big_enough
+    )
 
 
 def when_tiled(e: Emitter, m: Value, count: Value, min_m: int) -> Value:

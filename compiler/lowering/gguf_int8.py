@@ -93,11 +93,13 @@ def lower_qmatmul_int8(
     y: Value,
     m_tile: int,
     amx: bool = False,
+    amx_min_weights: int = 0,
 ) -> None:
     """y[m, n] ~= sum_k x[m, k] * dequantize(packed)[n, k], with int8 activations.
 
     With `amx` (the host has AMX-INT8 tiles) and a layout the tile path covers,
-    calls with at least `gguf_amx.min_rows` rows of x take the tile path
+    calls with at least `gguf_amx.min_rows` rows of x take the tile path (for
+    weights of at least `amx_min_weights` when N is static)
     (`gguf_amx`), the others these vector dots; one kernel holds both."""
     xt = x.type
     assert isinstance(xt, MemRefType)
@@ -232,7 +234,9 @@ def lower_qmatmul_int8(
 
     row_blocks = e.divui(e.add(n_rows, ROW_BLOCK - 1), ROW_BLOCK)
     tile_bufs: tuple[Value, ...] = ()
-    if amx and gguf_amx.amx_supported(layout, k):
+    static_n = packed.type.get_shape()[0]
+    known_n = static_n if static_n >= 0 else None
+    if amx and gguf_amx.amx_supported(layout, k, known_n, amx_min_weights):
         assert ROW_BLOCK == gguf_amx.TILE
         min_m = gguf_amx.min_rows(sbs)
         xv, xd_t, qsum_t = gguf_amx.prepare_x_tiles(e, xq, xd, qsum, m, sbs)

@@ -30,9 +30,10 @@ Options:
   it unpacks weights to float and multiplies exact x (the exact path).
 - `amx` (default "off"): "on" lets GGUF qmatmul on the int8 path take AMX
   tiles (`amx.tile_muli`, `lowering/gguf_amx.py`) for calls with at least 16
-  rows of x, for layouts with sub-blocks of 32; "auto" does so when this
-  process may run AMX code (`cpu_codegen.amx_usable`: the `quantir-cpu`
-  pipeline's choice); "off" keeps vector dot products only.
+  (or 32) rows of x; "auto" does so when this process may run AMX code
+  (`cpu_codegen.amx_usable`) and the weight has at least a million weights
+  or a dynamic N (the `quantir-cpu` pipeline's choice); "off" keeps vector
+  dot products only.
 - `gptq_chunk` (default 1024): how many adjacent GPTQ columns one vectorized
   qmatmul task streams through together (a multiple of 16).
 - `outline` (default false): outline the loop nests of each distinct op into
@@ -67,7 +68,7 @@ from xdsl.rewriter import InsertPoint, Rewriter
 from xdsl.utils.exceptions import PassFailedException
 
 from quantir.compiler.encodings import layout_for
-from quantir.compiler.lowering import gguf_int8, gguf_kernels, gptq_kernels
+from quantir.compiler.lowering import gguf_amx, gguf_int8, gguf_kernels, gptq_kernels
 from quantir.compiler.lowering.emitter import Emitter
 from quantir.compiler.lowering.row_views import as_rows, as_vector
 from quantir.compiler.transforms.outline_kernels import KernelOutliner
@@ -226,7 +227,14 @@ class LowerQuantToLoopsPass(ModulePass):
         layout = layout_for(encoding)
         if self.vectorize and self.int8 and gguf_int8.int8_supported(layout):
             gguf_int8.lower_qmatmul_int8(
-                e, layout, x, op.packed[0], y, self.m_tile, self._use_amx()
+                e,
+                layout,
+                x,
+                op.packed[0],
+                y,
+                self.m_tile,
+                self._use_amx(),
+                gguf_amx.AUTO_MIN_WEIGHTS if self.amx == "auto" else 0,
             )
         else:
             gguf_kernels.lower_qmatmul(e, layout, x, op.packed[0], y, self.vectorize, self.m_tile)

@@ -47,10 +47,15 @@ RUN = 32
 NORMWISE_BOUND = 1e-2
 """The documented normwise relative error of the int8 path (README, lowering docs)."""
 
-# Both int8 kernels: the default pipeline (AMX tiles from 16 rows of x where the
-# host has them) and vector dot products only. On hosts without AMX both are
-# the vector path.
+# Both int8 kernels: AMX tiles from 16 (or 32) rows of x, forced on (these test
+# weights are below the size `amx=auto` gives tiles; skipped on hosts without
+# AMX), the default pipeline, and vector dot products only.
 INT8_PIPELINES = [
+    pytest.param(
+        cpu_lowering(int8=True, amx="on"),
+        id="tiles",
+        marks=pytest.mark.skipif(not amx_usable(), reason="the host has no AMX tiles"),
+    ),
     pytest.param(None, id="default"),
     pytest.param(cpu_lowering(int8=True, amx="off"), id="no-tiles"),
 ]
@@ -185,3 +190,20 @@ def test_int8_x_of_other_ranks(rank):
     y = api.qmatmul(name, x, packed)
     assert y.shape == shape[:-1] + (N_ROWS,)
     check_int8_bound(y.reshape(-1, N_ROWS), x.reshape(-1, k), w, r)
+
+
+@pytest.mark.skipif(not amx_usable(), reason="the host has no AMX tiles (or may not use them)")
+@pytest.mark.parametrize("n,tiles", [(8, False), (4096, True), ("?", True)])
+def test_auto_gives_tiles_to_large_or_dynamic_weights(n, tiles):
+    """amx=auto leaves the tile body out of small static weights (compile time)."""
+    from quantir.compiler.pipeline import lower
+    from quantir.runtime.jit import parse_source
+
+    w = f"tensor<{n}x144xui8>"
+    source = f"""func.func @mv(%x: tensor<?x256xf32>, %w: {w}) -> tensor<?x{n}xf32> {{
+  %y = quant.qmatmul #quant.encoding<q4_k> %x, %w
+      : (tensor<?x256xf32>, tensor<{n}x144xui8>) -> tensor<?x{n}xf32>
+  func.return %y : tensor<?x{n}xf32>
+}}"""
+    text = str(lower(parse_source(source), "cpu"))
+    assert ("amx.tile_muli" in text) == tiles

@@ -31,8 +31,9 @@ from xdsl.dialects.builtin import MemRefType, ModuleOp
 from xdsl.printer import Printer
 
 from quantir.compiler.backend import cpu_codegen, nvptx
+from quantir.compiler.backend.cpu_codegen import amx_usable
 from quantir.compiler.backend.llvm_translation import translate_module
-from quantir.compiler.pipeline import lower
+from quantir.compiler.pipeline import cpu_lowering, lower
 from quantir.dialects.qrt import KERNEL_ATTR
 from quantir.runtime.jit import compile_source, load_program, parse_source
 
@@ -51,7 +52,11 @@ PIPELINES = {  # named pipeline -> the target lower() takes
     "quantir-cpu-exact": "cpu",
     "quantir-cpu-scalar": "cpu",
     "quantir-gpu": "gpu",
+    "cpu-tiles": "cpu",
 }
+SPECS = {name: name for name in PIPELINES} | {"cpu-tiles": cpu_lowering(int8=True, amx="on")}
+"""The pass list of each: `cpu-tiles` is quantir-cpu with AMX tile bodies forced in
+(`amx=auto` leaves them out of these small weights)."""
 
 # Upstream's lowering of the final CPU IR to the LLVM dialect.
 UPSTREAM_TO_LLVM = [
@@ -76,7 +81,7 @@ def _print(module: ModuleOp) -> str:
 @cache
 def lowered(name: str, pipeline: str) -> ModuleOp:
     """The final IR of graph `name` after `pipeline` (shared by the tests; do not mutate)."""
-    return lower(parse_source(SOURCES[name], name), PIPELINES[pipeline], pipeline=pipeline)
+    return lower(parse_source(SOURCES[name], name), PIPELINES[pipeline], pipeline=SPECS[pipeline])
 
 
 @cache
@@ -180,12 +185,15 @@ def _gptq_weight(rng: np.random.Generator, bits: int, group: int, act: bool, sym
     return {"qweight": qweight, "qzeros": qzeros, "scales": scales, "g_idx": g_idx}
 
 
+NO_TILES = pytest.mark.skipif(not amx_usable(), reason="the host cannot run AMX tiles")
 UPSTREAM_CASES = [
-    pytest.param(name, p, id=f"{name}-{p}")
+    pytest.param(name, p, id=f"{name}-{p}", marks=[NO_TILES] if p == "cpu-tiles" else [])
     for name in GRAPHS
-    for p in ("quantir-cpu", "quantir-cpu-exact")
+    for p in ("quantir-cpu", "quantir-cpu-exact", "cpu-tiles")
+    if not (p == "cpu-tiles" and name.startswith("gptq"))  # tiles are GGUF's
 ]
-"""Every encoding and GPTQ variant, on the integer (default) and the exact CPU path."""
+"""Every encoding and GPTQ variant, on the integer (default) and the exact CPU path,
+and with AMX tiles where the host runs them."""
 
 
 @pytest.mark.parametrize("name,pipeline", UPSTREAM_CASES)
@@ -204,11 +212,11 @@ def test_upstream_compiled_cpu_kernels_match(name: str, pipeline: str) -> None:
     else:
         weight = _gguf_weight(rng, next(e for e in GGUF if e.name.lower() == name))
         parts = [weight]
-    ours = load_program(compile_source(GRAPHS[name], "cpu", pipeline=pipeline))
+    ours = load_program(compile_source(GRAPHS[name], "cpu", pipeline=SPECS[pipeline]))
     upstream = UpstreamFunction(lowered(name, pipeline), "f")
     # 5 rows take the vector dots; 37 the AMX tiles where the host has them (the
     # default CPU kernel holds both, chosen at run time by the rows of x).
-    for m in (5, 37) if pipeline == "quantir-cpu" else (5,):
+    for m in (5, 37) if pipeline in ("quantir-cpu", "cpu-tiles") else (5,):
         x = rng.standard_normal((m, K)).astype(np.float32)
         # GGUF graphs also gather rows by index: repeated, unsorted, first and last.
         ids = [] if name.startswith("gptq") else [np.array([N - 1, 0, 7, N - 1, 3], np.int32)]
