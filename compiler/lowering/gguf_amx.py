@@ -8,23 +8,22 @@ x. What changes is the machine it is shaped for: one `amx.tile_muli` (the
 tile of x codes into 16 x 16 exact int32 dot products, 8192 multiply-adds,
 where a 64-byte vector dot does 64.
 
-A run of 32 weights has one scale, so each tile product covers exactly one
-run (K = 32 bytes); after it, its 16 x 16 integer sums are scaled into 16
-float accumulator vectors, one per weight row, 16 rows of x in the lanes:
+A sub-block has one scale, so each tile product covers exactly one sub-block
+(K = 32 bytes; 16 for Q2_K, Q3_K and Q6_K, whose sub-blocks are 16 weights
+long); after it, its 16 x 16 integer sums are scaled into 16 float
+accumulator vectors, one per weight row, 16 rows of x in the lanes:
 
-    acc[n][m] += (scale[n, r] * xd[m, r]) * dot[n][m] + (-offset[n, r]) * qsum[m, r]
-
-Layouts: only those whose sub-blocks are 32 weights long (Q4_0, Q4_1, Q5_0,
-Q5_1, Q8_0, Q4_K, Q5_K), so that one run never straddles two scales.
+    acc[n][m] += (scale[n, j] * xd[m, j]) * dot[n][m] + (-offset[n, j]) * qsum[m, j]
 
 Data prepared per call / per task:
 - x codes in VNNI tile layout, `xv[t * K/4 + k/4, 4 * (m % 16) + k % 4]` for
   m-tile t = m / 16 (a memref<?x64xi8>; the rows of one run of one m-tile
   are 8 consecutive rows of 64 bytes: one tile load), and the scales and
   sums transposed to `[t, r, m % 16]`, so 16 rows of x load as one vector;
-- per task of 16 weight rows: their codes unpacked once into a [16, K] byte
-  buffer (the left-hand tiles, reused by every m-tile), with the scale and
-  negated offset of every (row, run).
+- per task of 16 weight rows: their codes unpacked once, sub-block-major
+  (`[K / step, 16, step]` bytes on the kernel's stack: each left-hand tile is
+  contiguous, reused by every m-tile), with the scale and negated offset of
+  every (sub-block, row).
 
 Rows of x past M (the last m-tile) and weight rows past N (the last task)
 compute garbage lanes that are never stored.
@@ -70,7 +69,7 @@ kernel's stack, which worker threads have a few MB of."""
 
 AUTO_MIN_WEIGHTS = 1 << 20
 """Smallest weight (N * K, when N is static) `amx=auto` gives a tile path. The
-tile body roughly doubles a qmatmul kernel's compile time (about 0.2 s here);
+tile body roughly doubles a qmatmul kernel's compile time (about 0.3 s here);
 below a million weights a prefill call takes well under a millisecond either
 way, so small matrices (a test model's) keep the vector dots alone."""
 
@@ -173,7 +172,7 @@ def lower_amx_rows(
     dots = _stack(e, i32, [DEPTH, TILE, TILE])
     out = _stack(e, f32, [TILE, TILE])
 
-    # Unpack the task's weight rows once: codes, and per run its scale and offset.
+    # Unpack the task's weight rows once: codes, and per sub-block its scale and offset.
     def unpack_row(e: Emitter, n: Value, _c) -> None:
         row = e.add(r0, n)
 
@@ -181,17 +180,20 @@ def lower_amx_rows(
             blk = BlockBytes(e, packed, row, e.mul(b, bs), lanes, None)
             hdr = layout.header(blk)
             scale = block_scales(layout, blk, hdr, False)
-            col0 = e.mul(b, epb)
-            step0 = e.mul(b, layout.sub_blocks)
+            step0 = e.mul(b, layout.sub_blocks)  # the block's first step (one per sub-block)
             for group in layout.groups:
                 srcs = [blk.lane_bytes(off) for off in group.sources]
                 for run in runs_of(group, lanes):
                     first = run[0].first
                     u = stored_codes(e, blk, run, srcs, layout.code_bias)
-                    for h in range(RUN // step):
-                        part = e.shuffle(u, u, list(range(h * step, (h + 1) * step)))
-                        at = e.add(e.divui(col0, step), (first // step) + h)
-                        e.vstore(part if step < RUN else u, codes, [at, n, e.index(0)])
+                    for h in range(RUN // step):  # a run of 32 is one or two steps
+                        part = (
+                            u
+                            if step == RUN
+                            else e.shuffle(u, u, list(range(h * step, (h + 1) * step)))
+                        )
+                        at = e.add(step0, (first // step) + h)
+                        e.vstore(part, codes, [at, n, e.index(0)])
             for j in range(layout.sub_blocks):
                 s = scale(j)
                 e.store(s.scale, scales, [e.add(step0, j), n])
