@@ -125,11 +125,20 @@ def _forget_compiled() -> None:
 
 @contextmanager
 def _empty_cache():
-    """A fresh, empty on-disk kernel cache (and no in-process memo) for the block."""
-    with tempfile.TemporaryDirectory(prefix="quantir-bench-cache-") as cache_dir:
-        os.environ["QUANTIR_CACHE_DIR"] = cache_dir
+    """A fresh, empty on-disk kernel cache (and no in-process memo) for the block;
+    the caller's QUANTIR_CACHE_DIR and a clean memo afterwards."""
+    saved = os.environ.get("QUANTIR_CACHE_DIR")
+    try:
+        with tempfile.TemporaryDirectory(prefix="quantir-bench-cache-") as cache_dir:
+            os.environ["QUANTIR_CACHE_DIR"] = cache_dir
+            _forget_compiled()
+            yield
+    finally:
+        if saved is None:
+            os.environ.pop("QUANTIR_CACHE_DIR", None)
+        else:
+            os.environ["QUANTIR_CACHE_DIR"] = saved
         _forget_compiled()
-        yield
 
 
 def _timed_compile(graph):
@@ -160,33 +169,25 @@ def measure(path: Path, repeats: int = 5, compile_repeats: int = 1) -> dict:
     graph, ks = build_graph("model", matrices)
     unique_graph, _ = build_graph("distinct", unique)
 
-    saved = os.environ.get("QUANTIR_CACHE_DIR")
-    try:
-        # Distinct ops and the full graph alternate, so that both see the same
-        # load on a shared machine; each measure is the best of the rounds and
-        # the ratio the median of the rounds' ratios.
-        rounds: list[tuple[float, float, float, float]] = []
-        for _ in range(max(1, compile_repeats)):
-            with _empty_cache():
-                distinct_s = _timed_compile(unique_graph)[1]
-                _forget_compiled()  # a new process with the distinct ops' kernels on disk
-                known_s = _timed_compile(graph)[1]
-            with _empty_cache():
-                cold_s = _timed_compile(graph)[1]
-                _forget_compiled()  # warm: a new process finding every kernel on disk
-                compiled, warm_s = _timed_compile(graph)
-            rounds.append((distinct_s, cold_s, warm_s, known_s))
-        result["cold_distinct_s"] = min(r[0] for r in rounds)
-        result["cold_s"] = min(r[1] for r in rounds)
-        result["warm_s"] = min(r[2] for r in rounds)
-        result["known_kernels_s"] = min(r[3] for r in rounds)
-        result["ratio_cold_rounds"] = [r[1] / r[0] for r in rounds]
-    finally:
-        if saved is None:
-            os.environ.pop("QUANTIR_CACHE_DIR", None)
-        else:
-            os.environ["QUANTIR_CACHE_DIR"] = saved
-        _forget_compiled()
+    # Distinct ops and the full graph alternate, so that both see the same
+    # load on a shared machine; each measure is the best of the rounds and
+    # the ratio the median of the rounds' ratios.
+    rounds: list[tuple[float, float, float, float]] = []
+    for _ in range(max(1, compile_repeats)):
+        with _empty_cache():
+            distinct_s = _timed_compile(unique_graph)[1]
+            _forget_compiled()  # a new process with the distinct ops' kernels on disk
+            known_s = _timed_compile(graph)[1]
+        with _empty_cache():
+            cold_s = _timed_compile(graph)[1]
+            _forget_compiled()  # warm: a new process finding every kernel on disk
+            compiled, warm_s = _timed_compile(graph)
+        rounds.append((distinct_s, cold_s, warm_s, known_s))
+    result["cold_distinct_s"] = min(r[0] for r in rounds)
+    result["cold_s"] = min(r[1] for r in rounds)
+    result["warm_s"] = min(r[2] for r in rounds)
+    result["known_kernels_s"] = min(r[3] for r in rounds)
+    result["ratio_cold_rounds"] = [r[1] / r[0] for r in rounds]
 
     rng = np.random.default_rng(0)
     inputs = [rng.standard_normal((1, k)).astype(np.float32) for k in ks]
@@ -209,18 +210,10 @@ def _measure_gather(model, matrices: list, embedding, inputs: list, repeats: int
     """Cold and warm compile and run of the full graph plus a gather on the embedding."""
     graph, _ = build_graph("model_gather", matrices, embedding)
     out: dict = {"gather_table": embedding.name, "gather_encoding": embedding.encoding.name}
-    saved = os.environ.get("QUANTIR_CACHE_DIR")
-    try:
-        with _empty_cache():
-            out["gather_cold_s"] = _timed_compile(graph)[1]
-            _forget_compiled()
-            compiled, out["gather_warm_s"] = _timed_compile(graph)
-    finally:
-        if saved is None:
-            os.environ.pop("QUANTIR_CACHE_DIR", None)
-        else:
-            os.environ["QUANTIR_CACHE_DIR"] = saved
+    with _empty_cache():
+        out["gather_cold_s"] = _timed_compile(graph)[1]
         _forget_compiled()
+        compiled, out["gather_warm_s"] = _timed_compile(graph)
     compiled(*inputs, weights=model)
     out["gather_run_s"] = _best(lambda: compiled(*inputs, weights=model), repeats)
     return out

@@ -40,13 +40,7 @@ def as_rows(e: Emitter, mem: Value) -> Value:
         return e.v(op)
     lead = shape[:-1]
     m = DYNAMIC_INDEX if DYNAMIC_INDEX in lead else _prod(lead)
-    out_t = MemRefType(t.element_type, [m, shape[-1]])
-    op = memref.CollapseShapeOp.create(
-        operands=[mem],
-        result_types=[out_t],
-        properties={"reassociation": _reassociation([list(range(len(lead))), [len(lead)]])},
-    )
-    return e.v(op)
+    return _collapse(e, mem, [m, shape[-1]], [list(range(len(lead))), [len(lead)]])
 
 
 def as_vector(e: Emitter, mem: Value) -> Value:
@@ -57,10 +51,17 @@ def as_vector(e: Emitter, mem: Value) -> Value:
     if len(shape) == 1:
         return mem
     n = DYNAMIC_INDEX if DYNAMIC_INDEX in shape else _prod(shape)
+    return _collapse(e, mem, [n], [list(range(len(shape)))])
+
+
+def _collapse(e: Emitter, mem: Value, shape: list[int], groups: list[list[int]]) -> Value:
+    """memref.collapse_shape of `mem` to `shape`, merging the dimensions of each group."""
+    t = mem.type
+    assert isinstance(t, MemRefType)
     op = memref.CollapseShapeOp.create(
         operands=[mem],
-        result_types=[MemRefType(t.element_type, [n])],
-        properties={"reassociation": _reassociation([list(range(len(shape)))])},
+        result_types=[MemRefType(t.element_type, shape)],
+        properties={"reassociation": _reassociation(groups)},
     )
     return e.v(op)
 
