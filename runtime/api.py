@@ -272,6 +272,27 @@ def eager_source(
     return text, arrays, k
 
 
+_SOURCES: dict[tuple, str] = {}
+"""The one-op graph of an eager call on a GGUF weight given as a numpy array,
+by everything its compile and its argument checks depend on (see
+`_source_memo`): a decode step's fixed cost, so it is not worked out again."""
+
+
+def _source_memo(op: str, encoding: object, packed: object, x: object, **others) -> tuple | None:
+    """`_SOURCES`' key for this call, or None when the call is not that simple
+    (GPTQ tensors' values are checked on every call; weight objects, GPU
+    buffers and extra options take the full path)."""
+    if type(packed) is not np.ndarray or any(v is not None for v in others.values()):
+        return None
+    if not isinstance(encoding, str | QuantizationEncoding):
+        return None
+    if x is None:
+        return (op, encoding, packed.dtype, packed.shape[1:])
+    if type(x) is not np.ndarray:
+        return None
+    return (op, encoding, packed.dtype, packed.shape[1:], x.dtype, x.ndim, x.shape[-1])
+
+
 @functools.lru_cache(maxsize=256)
 def _one_op_graph(
     op: str,
@@ -325,11 +346,19 @@ def dequantize(
     (e.g. "quantir-cpu-scalar", the GPU's scalar lowering run on the CPU); the
     default suits the device.
     """
+    memo = _source_memo(
+        "dequantize", encoding, packed, None, config=config, checkpoint_format=checkpoint_format
+    )
+    if memo is not None and (known := _SOURCES.get(memo)) is not None:
+        return _run(known, "dequantize", [packed], device, threads, out, pipeline)
     encoding, packed = _own_encoding(encoding, packed, "dequantize")
     source, arrays, _ = eager_source(
         "dequantize", encoding, packed, config=config, checkpoint_format=checkpoint_format
     )
-    return _run(source, "dequantize", arrays, device, threads, out, pipeline)
+    result = _run(source, "dequantize", arrays, device, threads, out, pipeline)
+    if memo is not None and len(_SOURCES) < 4096:
+        _SOURCES[memo] = source  # the weight passed every check above
+    return result
 
 
 def qmatmul(
@@ -357,6 +386,11 @@ def qmatmul(
     `exact=True` multiplies exactly dequantized weights by the float x instead
     (slower; error at float32 rounding level). The GPU path is always exact.
     """
+    memo = _source_memo(
+        "qmatmul", encoding, packed, x, config=config, checkpoint_format=checkpoint_format
+    )
+    if memo is not None and (known := _SOURCES.get(memo)) is not None:
+        return _run(known, "qmatmul", [x, packed], device, threads, out, pipeline, exact)
     encoding, packed = _own_encoding(encoding, packed, "qmatmul")
     x_ndim = x.ndim if isinstance(x, np.ndarray) else 2
     source, arrays, k = eager_source(
@@ -378,7 +412,10 @@ def qmatmul(
             f"x: expected shape [..., {k}] (K of the {QuantizationEncoding.parse(encoding).name} "
             f"weight), got {list(x.shape)}"
         )
-    return _run(source, "qmatmul", [x, *arrays], device, threads, out, pipeline, exact)
+    result = _run(source, "qmatmul", [x, *arrays], device, threads, out, pipeline, exact)
+    if memo is not None and len(_SOURCES) < 4096:
+        _SOURCES[memo] = source  # the weight and x passed every check above
+    return result
 
 
 INDEX_DTYPES = ("int32", "int64")

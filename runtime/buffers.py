@@ -68,6 +68,8 @@ def dtype_problem(dtype: np.dtype, accepted: Sequence[str]) -> str | None:
     numbers, not an error.
     """
     dtype = np.dtype(dtype)
+    if (dtype, accepted) in _ACCEPTED:  # a call's fixed cost: dtype.name is slow
+        return None
     if dtype.name not in accepted:
         return f"expected dtype {' or '.join(accepted)}, got {dtype.name}"
     if not dtype.isnative:
@@ -77,7 +79,13 @@ def dtype_problem(dtype: np.dtype, accepted: Sequence[str]) -> str | None:
             f"got {order}-endian {dtype.str}; convert it with "
             f".astype(np.dtype('{dtype.name}'))"
         )
+    if isinstance(accepted, tuple) and len(_ACCEPTED) < 1024:
+        _ACCEPTED.add((dtype, accepted))
     return None
+
+
+_ACCEPTED: set[tuple[np.dtype, tuple[str, ...]]] = set()
+"""(dtype, accepted) pairs already found fine."""
 
 
 def _check_dtype_shape(what: str, dtype: np.dtype, shape: tuple, spec: BufferSpec) -> None:

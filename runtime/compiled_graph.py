@@ -9,7 +9,8 @@ takes IR (text or a module) and returns the loaded `Program` of one function.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import functools
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -22,7 +23,7 @@ from quantir.dialects.errors import QuantirError
 from quantir.runtime.buffers import BufferError
 from quantir.runtime.cpu_threads import resolve_threads
 from quantir.runtime.device_names import parse_device
-from quantir.runtime.jit import compile_source, load_program
+from quantir.runtime.jit import CompiledModule, compile_source, in_memory, load_program
 from quantir.runtime.program import Program
 from quantir.runtime.weight_binding import (
     WeightDeclaration,
@@ -65,6 +66,12 @@ def compile_on_device(
     when the GPU runtime or a GPU is missing, and the compiler's UserError
     for IR it rejects.
     """
+    threads = resolve_threads(threads)
+    memo = (source, function, device, threads, pipeline, exact)
+    if isinstance(source, str) and (hit := _LOADED.get(memo)) is not None:
+        program, compiled, loaded = hit
+        if loaded() is compiled:  # still the module in memory (a cleared cache recompiles)
+            return program  # an eager call's fixed cost: nothing to work out again
     kind, index = parse_device(device)
     if exact:
         if pipeline is not None:
@@ -72,7 +79,11 @@ def compile_on_device(
         pipeline = default_pipeline(kind, exact=True)
     if kind == "cpu":
         compiled = compile_source(source, "cpu", name=name, pipeline=pipeline)
-        return load_program(compiled, function, threads=resolve_threads(threads))
+        program = load_program(compiled, function, threads=threads)
+        if isinstance(source, str) and len(_LOADED) < 1024:
+            loaded = functools.partial(in_memory, source, "cpu", pipeline=pipeline)
+            _LOADED[memo] = (program, compiled, loaded)
+        return program
     try:
         from quantir.runtime.cuda import GpuDevice
     except ImportError as e:
@@ -88,6 +99,12 @@ def compile_on_device(
     except ImportError as e:
         raise _gpu_unavailable(device, f"quantir's GPU code generator is missing ({e})") from None
     return load_program(compiled, function, device=gpu.bind(compiled.ptx))
+
+
+_LOADED: dict[tuple, tuple[Program, CompiledModule, Callable[[], CompiledModule | None]]] = {}
+"""CPU programs compile_on_device loaded, by its arguments (source text
+included), with the module they came from and how to find the module in
+memory now: the memo holds only while that is the same module."""
 
 
 def _function(module: ModuleOp, name: str) -> func.FuncOp:

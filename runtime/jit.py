@@ -44,6 +44,7 @@ from quantir.runtime import cache
 from quantir.runtime.buffers import BufferPool
 from quantir.runtime.host_plan import HostPlan, PlanError, plan_from_data, plan_to_data
 from quantir.runtime.program import CpuProgramDevice, Program
+from quantir.runtime.replay import ReplayCache
 
 CACHE_FORMAT = "2"  # 2: host plans as data instead of host IR
 
@@ -98,6 +99,10 @@ class CompiledModule:
     _kernels: object = field(default=None, repr=False, compare=False)
     # CPU temporaries reused across calls of this module's programs.
     _pool: BufferPool = field(default_factory=BufferPool, repr=False, compare=False)
+    # CPU calls planned once per argument shapes (runtime/replay.py).
+    _replays: ReplayCache = field(default_factory=ReplayCache, repr=False, compare=False)
+    # CPU programs by (function, threads): they hold no per-call state.
+    _programs: dict = field(default_factory=dict, repr=False, compare=False)
 
     def plan(self, function: str | None) -> HostPlan:
         """The host plan of `function` (the only function when None)."""
@@ -313,6 +318,15 @@ def compile_source(
     return compiled
 
 
+def in_memory(
+    source: str, target: str = "cpu", *, gpu_arch: str = "sm_90", pipeline: str | None = None
+) -> CompiledModule | None:
+    """The module `compile_source` would return for these arguments, if it is
+    in memory now (nothing is compiled or read from disk)."""
+    key = _keys.get((source, target, gpu_arch, pipeline))
+    return None if key is None else _memory.get(key)
+
+
 def check_pipeline_target(pipeline: str | None, target: str) -> None:
     """A named pipeline must feed `target`'s code generator (UserError otherwise)."""
     feeds = named_pipeline_target(pipeline or "")
@@ -514,11 +528,16 @@ def load_program(
     compiled: CompiledModule, function: str | None = None, *, threads: int = 1, device=None
 ) -> Program:
     """Bind `function` (the only one when None) of a compiled module to a device."""
-    plan = compiled.plan(function)
     if compiled.target == "cpu":
-        kernels = _cpu_kernels(compiled)
-        device = CpuProgramDevice(kernels, threads, compiled._pool)
-        return Program(plan, compiled.signatures, device)
+        program = compiled._programs.get((function, threads))
+        if program is None:  # made once: an eager call's fixed cost
+            plan = compiled.plan(function)
+            kernels = _cpu_kernels(compiled)
+            device = CpuProgramDevice(kernels, threads, compiled._pool, compiled._replays)
+            program = Program(plan, compiled.signatures, device)
+            compiled._programs[(function, threads)] = program
+        return program
+    plan = compiled.plan(function)
     if device is None:
         from quantir.runtime.cuda import GpuDevice
 

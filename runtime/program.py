@@ -3,7 +3,8 @@
 `Program` binds a `HostPlan` to the kernels compiled for it and to a device.
 A call checks every input, weight and output buffer (dtype, shape, layout,
 no overlap between outputs and anything else) before any compiled code runs,
-then executes the plan.
+then executes the plan: on the GPU step by step; on the CPU as a replay of
+its launches, planned once per argument shapes (runtime/replay.py).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from quantir.runtime.buffers import (
     row_index_problem,
 )
 from quantir.runtime.host_plan import ArgSpec, HostPlan, Step
+from quantir.runtime.replay import PlanningDevice, Replay, ReplayCache, build_replay
 
 
 class ProgramDevice(Protocol):
@@ -49,10 +51,17 @@ class CpuProgramDevice:
     programs): what one call frees, the next call of the same shapes reuses.
     """
 
-    def __init__(self, kernels, threads: int, pool: BufferPool | None = None):
+    def __init__(
+        self,
+        kernels,
+        threads: int,
+        pool: BufferPool | None = None,
+        replays: ReplayCache | None = None,
+    ):
         self.kernels = kernels
         self.threads = threads
         self.pool = pool if pool is not None else BufferPool()
+        self.replays = replays if replays is not None else ReplayCache()
 
     def to_device(self, array: np.ndarray) -> np.ndarray:
         return array
@@ -114,6 +123,13 @@ class Program:
         self.plan = plan
         self.signatures = signatures
         self.device = device
+        # Replays of earlier checked calls, by their buffers' shapes and dtypes
+        # (CPU programs with no row indices: those need their values checked).
+        self._known: dict[tuple, Replay] | None = None
+        if isinstance(device, CpuProgramDevice) and not plan.row_indices:
+            self._known = {}
+        self._input_slots = [(s.index, s.position) for s in plan.inputs]
+        self._output_slots = [(s.index, s.position) for s in plan.outputs]
 
     @property
     def name(self) -> str:
@@ -229,12 +245,57 @@ class Program:
         weights: Mapping[str, object] | None = None,
         outputs: Sequence[np.ndarray] | None = None,
     ) -> list[np.ndarray]:
+        known = self._known is not None and not weights and outputs is not None
+        if known and self._call_known(inputs, outputs):  # type: ignore[arg-type]
+            return list(outputs)  # type: ignore[arg-type]
         args = self.bind(inputs, weights, outputs)
-        self.execute(args)
+        replay = self.execute(args)
+        if known and replay is not None and len(self._known) < 64:  # type: ignore[arg-type]
+            self._known[tuple((a.shape, a.dtype) for a in args)] = replay  # type: ignore[index]
         return [args[s.index] for s in self.plan.outputs]
 
-    def execute(self, args: list) -> None:
+    def _call_known(self, inputs: Sequence[object], outputs: Sequence[object]) -> bool:
+        """Run a call whose buffers have the shapes and dtypes of an earlier call
+        that `bind` checked: only what can differ between such calls is checked
+        here (type, layout, writability, overlap). False: nothing ran, and the
+        call is left to `bind`, which says what is wrong, and `execute`."""
+        if len(inputs) != len(self._input_slots) or len(outputs) != len(self._output_slots):
+            return False
+        args: list = [None] * len(self.plan.args)
+        for index, position in self._input_slots:
+            args[index] = inputs[position]
+        for index, position in self._output_slots:
+            args[index] = outputs[position]
+        for a in args:
+            if type(a) is not np.ndarray or not a.flags.c_contiguous:
+                return False
+        replay = self._known.get(tuple((a.shape, a.dtype) for a in args))  # type: ignore[union-attr]
+        if replay is None:
+            return False
+        addresses = [a.ctypes.data for a in args]
+        for index, _ in self._output_slots:
+            out = args[index]
+            if not out.flags.writeable:
+                return False
+            lo, hi = addresses[index], addresses[index] + out.nbytes
+            for j, other in enumerate(args):
+                if (
+                    j != index
+                    and other.nbytes
+                    and lo < addresses[j] + other.nbytes
+                    and addresses[j] < hi
+                ):
+                    return False
+        return replay.run(args, addresses)
+
+    def execute(self, args: list) -> Replay | None:
+        """Run the plan on bound arguments; returns the CPU replay it used, if any."""
         dev = self.device
+        if isinstance(dev, CpuProgramDevice):
+            key = (self.plan.name, dev.threads, *((a.shape, a.dtype.char) for a in args))
+            replay = dev.replays.get(key, lambda: self._plan_replay(args, dev))
+            if replay is not None and replay.run(args):
+                return replay
         regs: list[Any] = [None] * self.plan.registers
         on_host = isinstance(dev, CpuProgramDevice)
         outputs = {s.index for s in self.plan.outputs}
@@ -250,7 +311,7 @@ class Program:
                 staged.append(regs[i])
         try:
             for step in self.plan.steps:
-                self._run_step(step, regs)
+                self._run_step(step, regs, dev)
             if not on_host:
                 for spec in self.plan.outputs:
                     if not is_device_buffer(args[spec.index]):
@@ -258,9 +319,18 @@ class Program:
         finally:
             for buffer in staged:  # the GPU's workspace: reused by the next call
                 dev.free(buffer)
+        return None
 
-    def _run_step(self, step: Step, regs: list) -> None:
-        dev = self.device
+    def _plan_replay(self, args: list, dev: CpuProgramDevice) -> Replay:
+        """Interpret the plan once for these argument shapes, recording its launches."""
+        planner = PlanningDevice(args)
+        regs: list[Any] = [None] * self.plan.registers
+        regs[: len(args)] = planner.args
+        for step in self.plan.steps:
+            self._run_step(step, regs, planner)
+        return build_replay(planner, dev.kernels.addresses, dev.threads)
+
+    def _run_step(self, step: Step, regs: list, dev: Any) -> None:
         k, a = step.kind, step.args
         if k == "int":
             regs[step.target] = a[0]
