@@ -33,12 +33,11 @@ from quantir.dialects.encoding import (
 from quantir.dialects.weight import DType
 from quantir.runtime.buffers import BufferError, dtype_problem, is_device_buffer
 from quantir.runtime.compiled_graph import compile_on_device
-from quantir.runtime.gptq.layer import g_idx_problem
+from quantir.runtime.gptq.layer import GPTQLinear, g_idx_problem
 from quantir.runtime.program import gather_weight_parts
 
 if TYPE_CHECKING:
     from quantir.runtime.gguf import GGUFTensor
-    from quantir.runtime.gptq import GPTQLinear
 
 __all__ = ["dequantize", "eager_source", "gather", "qmatmul"]
 
@@ -279,18 +278,43 @@ by everything its compile and its argument checks depend on (see
 
 
 def _source_memo(op: str, encoding: object, packed: object, x: object, **others) -> tuple | None:
-    """`_SOURCES`' key for this call, or None when the call is not that simple
-    (GPTQ tensors' values are checked on every call; weight objects, GPU
-    buffers and extra options take the full path)."""
-    if type(packed) is not np.ndarray or any(v is not None for v in others.values()):
+    """`_SOURCES`' key for this call, or None when the call is not that simple.
+
+    Simple: a GGUF weight as a numpy array with its encoding, or a GPTQLinear
+    of numpy tensors on its own (`op(layer, x)`), and no other options. GGUF
+    tensors, GPU buffers and the other forms take the full path."""
+    if any(v is not None for v in others.values()):
         return None
-    if not isinstance(encoding, str | QuantizationEncoding):
+    if type(packed) is np.ndarray and isinstance(encoding, str | QuantizationEncoding):
+        weight: tuple = (encoding, packed.dtype, packed.shape[1:])
+    elif packed is None and type(encoding) is GPTQLinear:
+        tensors = _layer_tensors(encoding)
+        if any(type(t) is not np.ndarray for t in tensors):
+            return None
+        weight = (encoding.config, encoding.checkpoint_format)
+        weight += tuple((t.shape, t.dtype) for t in tensors)
+    else:
         return None
     if x is None:
-        return (op, encoding, packed.dtype, packed.shape[1:])
+        return (op, *weight)
     if type(x) is not np.ndarray:
         return None
-    return (op, encoding, packed.dtype, packed.shape[1:], x.dtype, x.ndim, x.shape[-1])
+    return (op, *weight, x.dtype, x.ndim, x.shape[-1])
+
+
+def _layer_tensors(layer: GPTQLinear) -> tuple[np.ndarray, ...]:
+    """A GPTQ layer's tensors in argument order (GPTQ_TENSOR_NAMES)."""
+    return layer.qweight, layer.qzeros, layer.scales, layer.g_idx
+
+
+def _known_operands(encoding: object, packed: object) -> list[np.ndarray]:
+    """The packed operands of a call `_SOURCES` knew: a GPTQ layer's g_idx
+    values are still checked, since kernels index with them."""
+    if packed is not None:
+        return [packed]  # type: ignore[list-item]
+    layer: GPTQLinear = encoding  # type: ignore[assignment]
+    _check_g_idx(layer.g_idx, layer.config, layer.g_idx.shape[0])
+    return list(_layer_tensors(layer))
 
 
 @functools.lru_cache(maxsize=256)
@@ -350,7 +374,8 @@ def dequantize(
         "dequantize", encoding, packed, None, config=config, checkpoint_format=checkpoint_format
     )
     if memo is not None and (known := _SOURCES.get(memo)) is not None:
-        return _run(known, "dequantize", [packed], device, threads, out, pipeline)
+        weight = _known_operands(encoding, packed)
+        return _run(known, "dequantize", weight, device, threads, out, pipeline)
     encoding, packed = _own_encoding(encoding, packed, "dequantize")
     source, arrays, _ = eager_source(
         "dequantize", encoding, packed, config=config, checkpoint_format=checkpoint_format
@@ -390,7 +415,8 @@ def qmatmul(
         "qmatmul", encoding, packed, x, config=config, checkpoint_format=checkpoint_format
     )
     if memo is not None and (known := _SOURCES.get(memo)) is not None:
-        return _run(known, "qmatmul", [x, packed], device, threads, out, pipeline, exact)
+        weight = _known_operands(encoding, packed)
+        return _run(known, "qmatmul", [x, *weight], device, threads, out, pipeline, exact)
     encoding, packed = _own_encoding(encoding, packed, "qmatmul")
     x_ndim = x.ndim if isinstance(x, np.ndarray) else 2
     source, arrays, k = eager_source(

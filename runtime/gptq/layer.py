@@ -9,6 +9,7 @@ group_size is -1), a layer stores ``qweight`` int32 [K*bits/32, N],
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -225,6 +226,10 @@ class GPTQLinear:
 def g_idx_problem(g_idx: np.ndarray, config: QuantizationConfig, k: int) -> str | None:
     """What is wrong with a g_idx of length K (a group per k; k // group_size
     without desc_act), or None."""
+    if not config.desc_act and np.array_equal(
+        g_idx, _sequential_g_idx(k, config.effective_group_size(k))
+    ):
+        return None  # the common case, in one pass
     groups = config.num_groups(k)
     bad = np.flatnonzero((g_idx < 0) | (g_idx >= groups))
     if bad.size:
@@ -236,7 +241,7 @@ def g_idx_problem(g_idx: np.ndarray, config: QuantizationConfig, k: int) -> str 
     if config.desc_act:
         return None
     group_size = config.effective_group_size(k)
-    expected = np.arange(k, dtype=np.int64) // group_size
+    expected = _sequential_g_idx(k, group_size)
     wrong = np.flatnonzero(g_idx != expected)
     if not wrong.size:
         return None
@@ -246,6 +251,15 @@ def g_idx_problem(g_idx: np.ndarray, config: QuantizationConfig, k: int) -> str 
         f"g_idx[{i}] = {int(g_idx[i])}, expected {int(expected[i])} ({wrong.size} of {k} "
         "differ; is this an act-order checkpoint with desc_act missing from its config?)"
     )
+
+
+@functools.lru_cache(maxsize=64)
+def _sequential_g_idx(k: int, group_size: int) -> np.ndarray:
+    """k // group_size for k in range(K): the g_idx of a layer without act-order
+    (read-only; kept, since every call checks a layer's g_idx against it)."""
+    expected = np.arange(k, dtype=np.int64) // group_size
+    expected.flags.writeable = False
+    return expected
 
 
 def dequantize_gptq_reference(layer: GPTQLinear) -> np.ndarray:

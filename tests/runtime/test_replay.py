@@ -195,3 +195,19 @@ def test_a_cleared_compile_cache_is_not_bypassed(monkeypatch, weight) -> None:
     monkeypatch.setattr(jit, "_memory", {})
     monkeypatch.setenv("QUANTIR_CACHE", "0")
     assert compile_on_device(source, "qmatmul", threads=1) is not first
+
+
+def test_a_remembered_gptq_call_checks_g_idx_values_every_time() -> None:
+    """Kernels index with g_idx: a GPTQ layer's remembered call re-reads it."""
+    from quantir.runtime.gptq import quantize_gptq_rtn
+
+    rng = np.random.default_rng(8)
+    layer = quantize_gptq_rtn(rng.standard_normal((N, K)) * 0.02, 4, 128, sym=False)
+    x = rng.standard_normal((1, K)).astype(np.float32)
+    want = qmatmul(layer, x)
+    assert np.array_equal(_bits(qmatmul(layer, x)), _bits(want))
+    layer.g_idx[5] = 1000
+    out = np.zeros((1, N), np.float32)
+    with pytest.raises(BufferError, match=r"g_idx\[5\] = 1000"):
+        qmatmul(layer, x, out=out)
+    assert not out.any()
