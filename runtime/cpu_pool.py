@@ -30,14 +30,16 @@ import os
 import sys
 import threading
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
 from quantir.compiler.backend import cpu_codegen
 
-CHUNKS_PER_THREAD = 8
-"""Chunks a launch is cut into per thread (claimed dynamically: a late or
-preempted thread takes fewer, and the last chunk is short)."""
+GUIDED_SHARE = 2
+"""A chunk is 1/(GUIDED_SHARE * threads) of the items not yet handed out
+(`chunk_edges`): claimed dynamically, so a late or preempted thread takes
+fewer."""
 
 MAX_HELPERS = 255
 """Workers a pool starts at most (threads beyond that run as fewer chunks)."""
@@ -51,7 +53,7 @@ BOX_BYTES = 64  # per worker: i32 gen @0, i32 sleeping @4, ptr job @8
 JOB_BYTES = (
     192  # i64 next @0 | i32 done @64, i32 main_sleeping @68 | fn @128, argv, n, chunks, helpers
 )
-JOB_FIELDS = 128 // 8  # i64 index of `fn`: fn, argv, n, chunks, helpers follow
+JOB_FIELDS = 128 // 8  # i64 index of `fn`: fn, argv, edges, chunks, helpers follow
 CFG_SLOTS = 4  # i64: spin looks, then the addresses of syscall, usleep, sched_yield (0: none)
 
 _SYS_FUTEX = {"x86_64": 202, "AMD64": 202, "aarch64": 98, "arm64": 98}
@@ -153,15 +155,16 @@ done:
   ret i32 %result
 }
 
-; Claim chunks of the job until none is left, calling its kernel on each.
+; Claim chunks of the job until none is left, calling its kernel on each
+; (chunk i is [edges[i], edges[i + 1])).
 define internal void @run_chunks(ptr %job) {
 entry:
   %fn.slot = getelementptr i8, ptr %job, i64 128
   %fn = load ptr, ptr %fn.slot
   %argv.slot = getelementptr i8, ptr %job, i64 136
   %argv = load ptr, ptr %argv.slot
-  %n.slot = getelementptr i8, ptr %job, i64 144
-  %n = load i64, ptr %n.slot
+  %edges.slot = getelementptr i8, ptr %job, i64 144
+  %edges = load ptr, ptr %edges.slot
   %chunks.slot = getelementptr i8, ptr %job, i64 152
   %chunks = load i64, ptr %chunks.slot
   br label %claim
@@ -170,11 +173,10 @@ claim:
   %left = icmp ult i64 %i, %chunks
   br i1 %left, label %run, label %done
 run:
-  %a = mul i64 %n, %i
-  %lo = udiv i64 %a, %chunks
-  %i1 = add i64 %i, 1
-  %b = mul i64 %n, %i1
-  %hi = udiv i64 %b, %chunks
+  %lo.slot = getelementptr i64, ptr %edges, i64 %i
+  %lo = load i64, ptr %lo.slot
+  %hi.slot = getelementptr i64, ptr %lo.slot, i64 1
+  %hi = load i64, ptr %hi.slot
   call void %fn(i64 %lo, i64 %hi, ptr %argv)
   br label %claim
 done:
@@ -430,37 +432,61 @@ class NativePool:
     def run(self, launches: Sequence[tuple[int, int, int]], threads: int) -> None:
         """Run (kernel address, argv address, n) launches in order, each over
         `[0, n)` with up to `threads` threads; returns when all are done."""
-        table = self.table(launches, threads)
-        self.run_table(table)
+        self.run_table(LaunchTable.of(launches, threads))
+
+    def run_table(self, table: LaunchTable) -> None:
+        """Run the launches of `table`; their argv must stay valid until this returns."""
+        rows = table.rows
+        if not len(rows):
+            return
+        with self._lock:
+            if table.helpers > self.workers:
+                self._start_workers(table.helpers)
+            jobs = self.jobs
+            for start in range(0, len(rows), MAX_JOBS):
+                part = rows[start : start + MAX_JOBS]
+                jobs[: len(part), JOB_FIELDS : JOB_FIELDS + 5] = part
+                self._run(self.cfg.ctypes.data, self.boxes.ctypes.data, jobs.ctypes.data, len(part))
+
+
+def chunk_edges(n: int, parts: int) -> np.ndarray:
+    """Where the chunks of a launch over `[0, n)` on `parts` threads begin and end.
+
+    Guided: each chunk is about 1/(2 * parts) of what is left (at least 1), so
+    the first chunks are large (few claims) and the last are single items:
+    threads that claim until none is left finish within about one item of
+    each other. One chunk for one thread."""
+    if parts <= 1:
+        return np.array([0, n], np.int64)
+    edges = [0]
+    while edges[-1] < n:
+        left = n - edges[-1]
+        edges.append(edges[-1] + max(1, -(-left // (GUIDED_SHARE * parts))))
+    return np.array(edges, np.int64)
+
+
+@dataclass(frozen=True)
+class LaunchTable:
+    """Launches described for the pool: one row per launch (kernel address,
+    argv address, address of its chunk edges, chunk count, helpers), built once
+    for a call repeated many times (a replay keeps its table)."""
+
+    rows: np.ndarray
+    edges: tuple[np.ndarray, ...]  # the rows point into these
+    helpers: int  # the most helpers any launch takes
 
     @staticmethod
-    def table(launches: Sequence[tuple[int, int, int]], threads: int) -> np.ndarray:
-        """The job descriptors of `launches` (fn, argv, n, chunks, helpers per row):
-        what `run_table` takes, computed once for a call repeated many times."""
-        rows = []
+    def of(launches: Sequence[tuple[int, int, int]], threads: int) -> LaunchTable:
+        rows, edges = [], []
         for fn, argv, n in launches:
             if n <= 0:
                 continue  # e.g. the AMX tile layout of x, below 16 rows
             parts = min(threads, n, MAX_HELPERS + 1)
-            chunks = min(n, parts * CHUNKS_PER_THREAD) if parts > 1 else 1
-            rows.append((fn, argv, n, chunks, parts - 1))
-        return np.array(rows, np.int64).reshape(len(rows), 5)
-
-    def run_table(self, table: np.ndarray, helpers: int | None = None) -> None:
-        """Run launches described by `table` (see `table`; `helpers`: its most
-        helpers, if known); argv addresses must stay valid until this returns."""
-        if not len(table):
-            return
-        with self._lock:
-            if helpers is None:
-                helpers = int(table[:, 4].max())
-            if helpers > self.workers:
-                self._start_workers(helpers)
-            jobs = self.jobs
-            for start in range(0, len(table), MAX_JOBS):
-                part = table[start : start + MAX_JOBS]
-                jobs[: len(part), JOB_FIELDS : JOB_FIELDS + 5] = part
-                self._run(self.cfg.ctypes.data, self.boxes.ctypes.data, jobs.ctypes.data, len(part))
+            chunks = chunk_edges(n, parts)
+            edges.append(chunks)
+            rows.append((fn, argv, chunks.ctypes.data, len(chunks) - 1, parts - 1))
+        table = np.array(rows, np.int64).reshape(len(rows), 5)
+        return LaunchTable(table, tuple(edges), max((r[4] for r in rows), default=0))
 
 
 _pool: NativePool | None = None

@@ -26,7 +26,7 @@ import numpy as np
 
 from quantir.compiler.backend.calling_convention import KernelSignature, kernel_argv
 from quantir.runtime.buffers import aligned_empty
-from quantir.runtime.cpu_pool import NativePool, pool
+from quantir.runtime.cpu_pool import LaunchTable, pool
 
 MAX_REPLAYS = 16
 """Shapes remembered per compiled module (least recently used go first)."""
@@ -45,13 +45,12 @@ class Replay:
 
     def __init__(
         self,
-        table: np.ndarray,
+        table: LaunchTable,
         argvs: list[np.ndarray],
         temps: list[np.ndarray],
         patches: list[tuple[np.ndarray, int, int]],
     ):
         self.table = table
-        self.helpers = int(table[:, 4].max()) if len(table) else 0
         self.temp_bytes = sum(t.nbytes for t in temps)
         self._argvs = argvs  # the table points into these
         self._temps = temps
@@ -68,7 +67,7 @@ class Replay:
                 addresses = [a.ctypes.data for a in args]
             for argv, slot, i in self._patches:
                 argv[slot] = addresses[i]
-            pool().run_table(self.table, self.helpers)
+            pool().run_table(self.table)
         finally:
             self._busy.release()
         return True
@@ -144,7 +143,7 @@ def build_replay(planner: PlanningDevice, addresses: dict[str, int], threads: in
                 slot += 1
         argvs.append(argv)
         rows.append((addresses[sig.name], argv.ctypes.data, n))
-    return Replay(NativePool.table(rows, threads), argvs, planner.temps, patches)
+    return Replay(LaunchTable.of(rows, threads), argvs, planner.temps, patches)
 
 
 class ReplayCache:

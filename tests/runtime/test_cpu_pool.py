@@ -74,7 +74,7 @@ def test_a_list_of_launches_runs_in_order_and_empty_ones_are_skipped(count_kerne
     fn, _ = count_kernel
     counts = np.zeros(100, np.int32)
     argvs = [np.array([counts.ctypes.data + 4 * start, 0], np.uint64) for start in (0, 50)]
-    table = cpu_pool.NativePool.table(
+    table = cpu_pool.LaunchTable.of(
         [
             (fn, argvs[0].ctypes.data, 50),
             (fn, argvs[1].ctypes.data, 0),
@@ -82,8 +82,9 @@ def test_a_list_of_launches_runs_in_order_and_empty_ones_are_skipped(count_kerne
         ],
         threads=2,
     )
-    assert len(table) == 2  # the launch over an empty range is left out
-    assert list(table[:, 2]) == [50, 50] and list(table[:, 4]) == [1, 1]
+    assert len(table.rows) == 2  # the launch over an empty range is left out
+    assert list(table.rows[:, 4]) == [1, 1] and table.helpers == 1
+    assert [int(e[-1]) for e in table.edges] == [50, 50]
     cpu_pool.pool().run_table(table)
     assert np.array_equal(counts, np.ones(100, np.int32))
 
@@ -135,6 +136,20 @@ def test_no_spinning_when_turned_off(count_kernel, monkeypatch: pytest.MonkeyPat
             assert np.array_equal(_launch(pool, fn, 40, 2), np.ones(40, np.int32))
     finally:
         pool.stop()
+
+
+@pytest.mark.parametrize("n", [1, 2, 7, 256, 100_000])
+@pytest.mark.parametrize("parts", [1, 2, 3, 16])
+def test_chunks_cover_the_range_and_shrink_to_single_items(n: int, parts: int) -> None:
+    edges = cpu_pool.chunk_edges(n, parts)
+    sizes = np.diff(edges)
+    assert edges[0] == 0 and edges[-1] == n and (sizes > 0).all()
+    if parts == 1:
+        assert len(sizes) == 1
+    else:
+        assert (np.diff(sizes) <= 0).all()  # never growing
+        assert sizes[-1] == 1 and sizes[0] <= -(-n // (2 * parts))
+        assert len(sizes) <= 2 * parts * (np.log(n) + 2)  # few claims
 
 
 @pytest.mark.parametrize("value", ["-1", "soon", "nan"])
