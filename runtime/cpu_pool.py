@@ -82,7 +82,12 @@ futex:
 nap:
   %nap.slot = getelementptr i64, ptr %cfg, i64 2
   %usleep = load ptr, ptr %nap.slot
+  %has.nap = icmp ne ptr %usleep, null
+  br i1 %has.nap, label %sleep, label %done
+sleep:
   %r2 = call i32 %usleep(i32 50)
+  br label %done
+done:
   ret void
 }
 
@@ -351,7 +356,7 @@ def _sleep_functions() -> tuple[int, int, int]:
 
     try:
         libc = ctypes.CDLL(None)
-    except OSError:  # no C library to call: threads wait by looking only
+    except (OSError, TypeError):  # no C library to call: threads wait by looking only
         return 0, 0, 0
 
     def address(name: str) -> int:

@@ -190,3 +190,21 @@ def test_exit_with_live_workers_and_fork_children_get_their_own_pool() -> None:
         """
     )
     assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr[-3000:]
+
+
+@pytest.mark.parametrize("libc", [True, False])
+def test_waiting_without_futexes_or_any_sleep_call(count_kernel, libc: bool) -> None:
+    """Where there is no futex (other systems), waits nap with usleep; with no
+    C library at all they only look and yield. Launches stay correct."""
+    fn, _ = count_kernel
+    pool = cpu_pool.NativePool()
+    try:
+        pool.cfg[1] = 0  # no futex
+        if not libc:
+            pool.cfg[2] = pool.cfg[3] = 0  # no usleep, no sched_yield
+        for round_ in range(30):
+            assert np.array_equal(_launch(pool, fn, 64, 3), np.ones(64, np.int32))
+            if round_ % 10 == 0:
+                time.sleep(0.002)
+    finally:
+        pool.stop()
