@@ -36,6 +36,7 @@ from xdsl.dialects.builtin import (
     SymbolRefAttr,
     VectorType,
     i8,
+    i16,
     i32,
     i64,
 )
@@ -73,6 +74,9 @@ empty for a CPU launch, `{threads_per_block, items_per_block}` for a GPU launch.
 
 DOT_U8I8_ATTR = "qrt.dot_u8i8"
 """On the last `arith.addi` of the upstream form of a `qrt.dot_u8i8`: `{code_bits = N}`."""
+
+DOT_U8I8_SCALED_ATTR = "qrt.dot_u8i8_scaled"
+"""On the `arith.addi` that ends the upstream form of a `qrt.dot_u8i8_scaled`: `{code_bits = N}`."""
 
 # Argument attributes of a bufferized graph function (the runtime's contract).
 INPUT_ATTR = "qrt.input"
@@ -303,4 +307,83 @@ class DotU8I8Op(IRDLOperation):
             raise VerifyException(f"qrt.dot_u8i8: code_bits must be in 1..8, got {bits}")
 
 
-Qrt = Dialect("qrt", [LaunchOp, CheckOp, WarpReduceOp, PrefetchOp, DotU8I8Op], [])
+@irdl_op_definition
+class DotU8I8ScaledOp(IRDLOperation):
+    """Byte dot products in groups of four, each lane's sum times a 16-bit scale.
+
+    `codes` and `values` are vectors of 4*L bytes, `scales` a vector of L
+    16-bit integers, `acc` and the result vectors of L 32-bit integers:
+
+        result[i] = acc[i] + sext(scales[i]) * sum_{j<4} zext(codes[4i+j]) * sext(values[4i+j])
+
+    exactly, modulo 2^32 (no saturation). `code_bits` is at most 7, so that
+    a pair of products fits a signed 16-bit integer: hosts apply the scale
+    to pair sums with one 16-bit multiply-add (`vpmaddubsw`, then `vpdpwssd`
+    with VNNI or `vpmaddwd` + `vpaddd`), which is how block formats with
+    integer sub-block scales accumulate a whole block in integers.
+
+    ```mlir
+    %r = qrt.dot_u8i8_scaled %acc, %codes, %values, %scales {code_bits = 6 : i64}
+        : vector<64xi8>, vector<16xi16> into vector<16xi32>
+    ```
+    """
+
+    name = "qrt.dot_u8i8_scaled"
+
+    ACC: ClassVar = VarConstraint("ACC", base(VectorType))
+    BYTES: ClassVar = VarConstraint("BYTES", base(VectorType))
+
+    acc = operand_def(ACC)
+    codes = operand_def(BYTES)
+    values = operand_def(BYTES)
+    scales = operand_def(VectorType)
+    code_bits = prop_def(IntegerAttr[I64])
+    result = result_def(ACC)
+
+    traits = traits_def(Pure())
+    irdl_options = (ParsePropInAttrDict(),)
+    assembly_format = (
+        "$acc `,` $codes `,` $values `,` $scales attr-dict `:` type($codes) `,` type($scales) "
+        "`into` type($acc)"
+    )
+
+    def __init__(
+        self,
+        acc: SSAValue | Operation,
+        codes: SSAValue | Operation,
+        values: SSAValue | Operation,
+        scales: SSAValue | Operation,
+        code_bits: int,
+    ):
+        acc_v = SSAValue.get(acc)
+        super().__init__(
+            operands=[acc_v, codes, values, scales],
+            result_types=[acc_v.type],
+            properties={"code_bits": IntegerAttr(code_bits, i64)},
+        )
+
+    def verify_(self) -> None:
+        name = self.name
+        acc_t, bytes_t, scales_t = self.acc.type, self.codes.type, self.scales.type
+        assert isinstance(acc_t, VectorType) and isinstance(bytes_t, VectorType)
+        assert isinstance(scales_t, VectorType)
+        if acc_t.element_type != i32 or acc_t.get_num_dims() != 1:
+            raise VerifyException(f"{name}: the accumulator must be vector<Lxi32>, got {acc_t}")
+        if bytes_t.element_type != i8 or bytes_t.get_num_dims() != 1:
+            raise VerifyException(f"{name}: codes and values must be vector<Nxi8>, got {bytes_t}")
+        lanes = acc_t.get_shape()[0]
+        if bytes_t.get_shape()[0] != 4 * lanes:
+            raise VerifyException(
+                f"{name}: {bytes_t} holds {bytes_t.get_shape()[0]} bytes, expected four per "
+                f"accumulator lane ({4 * lanes} for {acc_t})"
+            )
+        if scales_t != VectorType(i16, [lanes]):
+            raise VerifyException(
+                f"{name}: the scales must be vector<{lanes}xi16> (one per lane), got {scales_t}"
+            )
+        bits = self.code_bits.value.data
+        if not 1 <= bits <= 7:
+            raise VerifyException(f"{name}: code_bits must be in 1..7, got {bits}")
+
+
+Qrt = Dialect("qrt", [LaunchOp, CheckOp, WarpReduceOp, PrefetchOp, DotU8I8Op, DotU8I8ScaledOp], [])

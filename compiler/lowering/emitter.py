@@ -30,7 +30,7 @@ from xdsl.ir import Attribute, Block, Operation, SSAValue
 from xdsl.rewriter import InsertPoint, Rewriter
 
 from quantir.dialects import arith_vector
-from quantir.dialects.qrt import ALIGN_ATTR, DotU8I8Op
+from quantir.dialects.qrt import ALIGN_ATTR, DotU8I8Op, DotU8I8ScaledOp
 
 Value = SSAValue
 Operand = SSAValue | int | float
@@ -280,6 +280,12 @@ class Emitter:
     def dot_u8i8(self, acc: Value, codes: Value, values: Value, code_bits: int) -> Value:
         """acc + dot products of unsigned `codes` and signed `values`, four bytes per lane."""
         return self.v(DotU8I8Op(acc, codes, values, code_bits))
+
+    def dot_u8i8_scaled(
+        self, acc: Value, codes: Value, values: Value, scales: Value, code_bits: int
+    ) -> Value:
+        """acc + each lane's dot of `codes` and `values` times its i16 scale."""
+        return self.v(DotU8I8ScaledOp(acc, codes, values, scales, code_bits))
 
     # -- memory -----------------------------------------------------------
 

@@ -19,6 +19,9 @@ converter in `CONVERSIONS` (a new qrt op gets its entry there):
   `arith.muli`, then per lane group j four `vector.shuffle` (lanes 4i+j) and
   `arith.addi` into the accumulator, the last marked
   `qrt.dot_u8i8 = {code_bits = N}`;
+- `qrt.dot_u8i8_scaled %acc, %codes, %values, %scales`: that form from a zero
+  accumulator, `arith.extsi` of the scales to i32, `arith.muli`, and
+  `arith.addi` into %acc marked `qrt.dot_u8i8_scaled = {code_bits = N}`;
 - on weight arguments, `quant.encoding = #quant.encoding<q4_k>` becomes
   `quant.encoding = "q4_k"` and `quant.config = #quant.gptq<...>` a
   dictionary `{bits, group_size, desc_act, sym, format}`.
@@ -55,6 +58,7 @@ from xdsl.dialects import arith, cf, func, scf, vector
 from xdsl.dialects.builtin import (
     ArrayAttr,
     DenseArrayBase,
+    DenseIntOrFPElementsAttr,
     DictionaryAttr,
     IndexType,
     IntegerAttr,
@@ -71,11 +75,13 @@ from xdsl.rewriter import InsertPoint, Rewriter
 from quantir.dialects.arith_vector import ExtSIOp, ExtUIOp
 from quantir.dialects.qrt import (
     DOT_U8I8_ATTR,
+    DOT_U8I8_SCALED_ATTR,
     LAUNCH_ATTR,
     WEIGHT_CONFIG_ATTR,
     WEIGHT_ENCODING_ATTR,
     CheckOp,
     DotU8I8Op,
+    DotU8I8ScaledOp,
     LaunchOp,
     PrefetchOp,
     WarpReduceOp,
@@ -120,26 +126,47 @@ def _warp_reduce(op: WarpReduceOp) -> None:
     Rewriter.replace_op(op, SubgroupReduceOp(op.value, "add", uniform=True))
 
 
-def _dot_u8i8(op: DotU8I8Op) -> None:
-    """Widening multiply, then the four products of each lane summed into the accumulator."""
-    codes_t = op.codes.type
-    acc_t = op.acc.type
+def _dot_ops(
+    acc: SSAValue, codes: SSAValue, values: SSAValue, code_bits: IntegerAttr
+) -> tuple[list[Operation], SSAValue]:
+    """Widening multiply, then the four products of each lane summed into `acc`, the
+    last add marked as a dot (the upstream form of `qrt.dot_u8i8`)."""
+    codes_t = codes.type
+    acc_t = acc.type
     assert isinstance(codes_t, VectorType) and isinstance(acc_t, VectorType)
     nbytes, lanes = codes_t.get_shape()[0], acc_t.get_shape()[0]
     wide_t = VectorType(i32, [nbytes])
-    codes = ExtUIOp(op.codes, wide_t)
-    values = ExtSIOp(op.values, wide_t)
-    products = arith.MuliOp(codes.result, values.result)
-    ops: list[Operation] = [codes, values, products]
-    total: SSAValue = op.acc
+    wide_codes = ExtUIOp(codes, wide_t)
+    wide_values = ExtSIOp(values, wide_t)
+    products = arith.MuliOp(wide_codes.result, wide_values.result)
+    ops: list[Operation] = [wide_codes, wide_values, products]
+    total: SSAValue = acc
     for j in range(4):
         mask = DenseArrayBase.from_list(i64, [4 * i + j for i in range(lanes)])
         part = vector.ShuffleOp(products.result, products.result, mask, result_type=acc_t)
         add = arith.AddiOp(total, part.result)
         ops += [part, add]
         total = add.result
-    ops[-1].attributes[DOT_U8I8_ATTR] = DictionaryAttr({"code_bits": op.code_bits})
+    ops[-1].attributes[DOT_U8I8_ATTR] = DictionaryAttr({"code_bits": code_bits})
+    return ops, total
+
+
+def _dot_u8i8(op: DotU8I8Op) -> None:
+    ops, total = _dot_ops(op.acc, op.codes, op.values, op.code_bits)
     Rewriter.replace_op(op, ops, [total])
+
+
+def _dot_u8i8_scaled(op: DotU8I8ScaledOp) -> None:
+    """A dot from zero (the form above), times the sign-extended scales, added to acc."""
+    acc_t = op.acc.type
+    assert isinstance(acc_t, VectorType)
+    zero = arith.ConstantOp(DenseIntOrFPElementsAttr.from_list(acc_t, [0]))
+    ops, dot = _dot_ops(zero.result, op.codes, op.values, op.code_bits)
+    scales = ExtSIOp(op.scales, acc_t)
+    scaled = arith.MuliOp(dot, scales.result)
+    total = arith.AddiOp(op.acc, scaled.result)
+    total.attributes[DOT_U8I8_SCALED_ATTR] = DictionaryAttr({"code_bits": op.code_bits})
+    Rewriter.replace_op(op, [zero, *ops, scales, scaled, total], [total.result])
 
 
 CONVERSIONS: dict[type[Operation], Callable[[Operation], None]] = {
@@ -148,6 +175,7 @@ CONVERSIONS: dict[type[Operation], Callable[[Operation], None]] = {
     PrefetchOp: _prefetch,
     WarpReduceOp: _warp_reduce,
     DotU8I8Op: _dot_u8i8,
+    DotU8I8ScaledOp: _dot_u8i8_scaled,
 }
 """The upstream form of each qrt op: `converter(op)` replaces `op` in place."""
 

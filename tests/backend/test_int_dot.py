@@ -1,4 +1,5 @@
-"""qrt.dot_u8i8's instruction selection: every strategy computes the exact dot.
+"""qrt.dot_u8i8's (and qrt.dot_u8i8_scaled's) instruction selection: every strategy
+computes the exact dot.
 
 Each strategy is compiled for this host and run on byte patterns that
 include the extremes (codes up to 2^code_bits - 1, values -128 and 127);
@@ -17,8 +18,10 @@ from quantir.compiler.backend import cpu_codegen as cpu
 from quantir.compiler.backend.llvm.int_dot import (
     dot_strategy,
     emit_dot_u8i8,
+    emit_scaled_dot_u8i8,
     native_split,
     parse_features,
+    scaled_strategy,
 )
 
 HOST = parse_features(cpu.host_target().features)
@@ -106,3 +109,80 @@ def test_every_strategy_is_exact(nbytes, code_bits, features):
         got = _run(nbytes, code_bits, features, acc, codes, values.view(np.uint8))
         want = acc + (codes.astype(np.int64) * values).reshape(lanes, 4).sum(1)
         np.testing.assert_array_equal(got, want.astype(np.int32), err_msg=strategy)
+
+
+def _run_scaled(nbytes: int, features: frozenset[str], acc, codes, values, scales):
+    lanes = nbytes // 4
+    i8, i16, i32 = ir.IntType(8), ir.IntType(16), ir.IntType(32)
+    mod = ir.Module(name="scaled")
+    mod.triple = cpu.host_target().triple
+    mod.data_layout = cpu.data_layout()
+    ptr = ir.PointerType()
+    fn = ir.Function(mod, ir.FunctionType(ir.VoidType(), [ptr] * 5), "scaled")
+    b = ir.IRBuilder(fn.append_basic_block())
+    types = [ir.VectorType(i32, lanes), ir.VectorType(i8, nbytes), ir.VectorType(i8, nbytes)]
+    types.append(ir.VectorType(i16, lanes))
+    loaded = [b.load(arg, typ=t, align=1) for arg, t in zip(fn.args, types)]
+
+    def intrinsic(name, ret, args):
+        existing = mod.globals.get(name)
+        return existing or ir.Function(mod, ir.FunctionType(ret, args), name)
+
+    b.store(emit_scaled_dot_u8i8(b, intrinsic, *loaded, features), fn.args[4], align=1)
+    b.ret_void()
+    loaded_obj = cpu.LoadedObject(cpu.compile_object(mod))
+    call = ctypes.CFUNCTYPE(None, *[ctypes.c_void_p] * 5)(loaded_obj.address("scaled"))
+    out = np.empty(lanes, np.int32)
+    call(*(a.ctypes.data for a in (acc, codes, values, scales, out)))
+    return out
+
+
+def _scaled_host_runs(nbytes: int, features: frozenset[str]) -> bool:
+    strategy = scaled_strategy(nbytes, features)
+    if strategy == "split":
+        return _scaled_host_runs(nbytes // 2, features)
+    if strategy == "widen":
+        return True
+    needs = {64: {"avx512bw"}, 32: {"avx2"}, 16: {"ssse3"}}[nbytes]
+    if strategy == "vnni":
+        needs = needs | ({"avx512vnni"} if nbytes == 64 else set())
+        if nbytes < 64 and not ({"avx512vnni", "avx512vl"} <= HOST or "avxvnni" in HOST):
+            return False
+    return needs <= HOST
+
+
+def test_scaled_strategy_follows_features():
+    assert scaled_strategy(64, VNNI) == "vnni"
+    assert scaled_strategy(32, VNNI) == "vnni"
+    assert scaled_strategy(32, frozenset({"avxvnni", "avx2"})) == "vnni"
+    assert scaled_strategy(64, frozenset({"avxvnni", "avx2"})) == "split"
+    assert scaled_strategy(32, AVX2) == "madd" and scaled_strategy(64, AVX2) == "split"
+    assert scaled_strategy(64, frozenset({"avx512bw", "avx2"})) == "madd"
+    assert scaled_strategy(32, frozenset()) == "widen"
+
+
+@pytest.mark.parametrize(
+    "nbytes,features", [(n, f) for n in (16, 32, 64) for f in (VNNI, AVX2, frozenset())]
+)
+def test_every_scaled_strategy_is_exact(nbytes, features):
+    """acc + scale * dot for 7-bit codes, the extreme scales and the extreme values."""
+    if not _scaled_host_runs(nbytes, features):
+        pytest.skip(f"this host cannot run the scaled dot for {nbytes} bytes with {features}")
+    rng = np.random.default_rng(nbytes)
+    lanes = nbytes // 4
+    for trial in range(4):
+        codes = rng.integers(0, 128, nbytes).astype(np.uint8)
+        values = rng.integers(-128, 128, nbytes).astype(np.int8)
+        scales = rng.integers(-(2**15), 2**15, lanes).astype(np.int16)
+        if trial == 0:  # the largest products of both signs, the largest scales
+            codes[:] = 127
+            values[::2], values[1::2] = -128, 127
+            scales[::2], scales[1::2] = -(2**15), 2**15 - 1
+        if trial == 1:
+            codes[:], values[:] = 127, -128
+            scales[:] = -(2**15)
+        acc = rng.integers(-(2**20), 2**20, lanes).astype(np.int32)
+        got = _run_scaled(nbytes, features, acc, codes, values.view(np.uint8), scales)
+        dots = (codes.astype(np.int64) * values).reshape(lanes, 4).sum(1)
+        want = (acc + scales.astype(np.int64) * dots + 2**31) % 2**32 - 2**31
+        np.testing.assert_array_equal(got, want.astype(np.int32))

@@ -20,6 +20,11 @@ emits nothing for the ten and the host's dot instructions for the mark
 `qrt.dot_u8i8` translated to. A group that does not have this shape (an
 edited or re-optimized module) is translated op by op: the same integers,
 without the dot instructions.
+
+The upstream form of `qrt.dot_u8i8_scaled` is such a group from a zero
+accumulator, times `arith.extsi` of the 16-bit scales, added to the
+accumulator by an `arith.addi` marked `qrt.dot_u8i8_scaled`
+(`match_scaled_dot`); it translates to `int_dot.emit_scaled_dot_u8i8`.
 """
 
 from __future__ import annotations
@@ -27,14 +32,22 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from xdsl.dialects import arith, func, vector
-from xdsl.dialects.builtin import DictionaryAttr, IntegerAttr, VectorType, i8, i32
+from xdsl.dialects.builtin import (
+    DenseIntOrFPElementsAttr,
+    DictionaryAttr,
+    IntegerAttr,
+    VectorType,
+    i8,
+    i16,
+    i32,
+)
 from xdsl.ir import Operation, SSAValue
 
 from quantir.compiler.backend.llvm.context import FunctionContext
-from quantir.compiler.backend.llvm.int_dot import emit_dot_u8i8
+from quantir.compiler.backend.llvm.int_dot import emit_dot_u8i8, emit_scaled_dot_u8i8
 from quantir.compiler.backend.llvm.intrinsics import declare_intrinsic
 from quantir.dialects.arith_vector import ExtSIOp, ExtUIOp
-from quantir.dialects.qrt import DOT_U8I8_ATTR
+from quantir.dialects.qrt import DOT_U8I8_ATTR, DOT_U8I8_SCALED_ATTR
 
 Fused = Callable[[Operation, FunctionContext], None] | None
 """What a fused op translates to: a handler for the group's root, None for its other ops."""
@@ -99,6 +112,53 @@ def match_dot(root: arith.AddiOp) -> tuple[list[Operation], SSAValue, SSAValue, 
     return group, acc, codes, values
 
 
+def _is_zero(value: SSAValue) -> bool:
+    const = value.owner
+    if not isinstance(const, arith.ConstantOp):
+        return False
+    attr = const.value
+    return isinstance(attr, DenseIntOrFPElementsAttr) and all(v == 0 for v in attr.get_values())
+
+
+def match_scaled_dot(
+    root: arith.AddiOp,
+) -> tuple[list[Operation], SSAValue, SSAValue, SSAValue, SSAValue] | None:
+    """(the group's other ops, acc, codes, values, scales) of an `arith.addi` marked
+    `qrt.dot_u8i8_scaled`, or None: acc + muli(a dot from zero, extsi(scales))."""
+    scaled = root.rhs.owner
+    if not (isinstance(scaled, arith.MuliOp) and _only_use(root.rhs, root)):
+        return None
+    dot, ext = scaled.lhs.owner, scaled.rhs.owner
+    if not (
+        isinstance(dot, arith.AddiOp)
+        and isinstance(dot.attributes.get(DOT_U8I8_ATTR), DictionaryAttr)
+        and _only_use(scaled.lhs, scaled)
+        and isinstance(ext, ExtSIOp)
+    ):
+        return None
+    found = match_dot(dot)
+    lanes = root.result.type.get_shape()[0]
+    if found is None or not _is_zero(found[1]) or ext.input.type != VectorType(i16, [lanes]):
+        return None
+    group, _, codes, values = found
+    group += [dot, scaled]
+    if _only_use(ext.result, scaled):
+        group.append(ext)
+    return group, root.lhs, codes, values, ext.input
+
+
+def _scaled_handler(acc: SSAValue, codes: SSAValue, values: SSAValue, scales: SSAValue):
+    def translate(op: Operation, ctx: FunctionContext) -> None:
+        def intrinsic(name, ret, args):
+            return declare_intrinsic(ctx, name, args, ret=ret)
+
+        a, c, v, s = (ctx.get(x) for x in (acc, codes, values, scales))
+        dot = emit_scaled_dot_u8i8(ctx.builder, intrinsic, a, c, v, s, ctx.target.features)
+        ctx.set(op.results[0], dot)
+
+    return translate
+
+
 def _dot_handler(acc: SSAValue, codes: SSAValue, values: SSAValue, bits: int):
     def translate(op: Operation, ctx: FunctionContext) -> None:
         def intrinsic(name, ret, args):
@@ -115,8 +175,22 @@ def plan_fusions(f: func.FuncOp) -> dict[Operation, Fused]:
     """The ops of `f` that translate as part of a group (see the module docstring)."""
     plan: dict[Operation, Fused] = {}
     for op in f.walk():
-        mark = op.attributes.get(DOT_U8I8_ATTR)
+        mark = op.attributes.get(DOT_U8I8_SCALED_ATTR)
         if not isinstance(op, arith.AddiOp) or not isinstance(mark, DictionaryAttr):
+            continue
+        bits = mark.data.get("code_bits")
+        if not isinstance(bits, IntegerAttr) or not 1 <= bits.value.data <= 7:
+            continue
+        scaled = match_scaled_dot(op)
+        if scaled is None:
+            continue
+        group, acc, codes, values, scales = scaled
+        for member in group:
+            plan[member] = None
+        plan[op] = _scaled_handler(acc, codes, values, scales)
+    for op in f.walk():
+        mark = op.attributes.get(DOT_U8I8_ATTR)
+        if not isinstance(op, arith.AddiOp) or not isinstance(mark, DictionaryAttr) or op in plan:
             continue
         bits = mark.data.get("code_bits")
         if not isinstance(bits, IntegerAttr) or not 1 <= bits.value.data <= 8:

@@ -13,6 +13,10 @@ key, so code built for one host is never loaded on another):
   `vpmaddwd` by ones (pairs of 16-bit lanes into 32-bit lanes).
 - Otherwise (8-bit codes without VNNI, other CPUs, GPUs): widening
   multiplies and adds that LLVM vectorizes for whatever the target has.
+
+`qrt.dot_u8i8_scaled` (each lane's dot times a 16-bit scale, codes of at
+most 7 bits) is `vpmaddubsw` then `vpdpwssd` (VNNI) or `vpmaddwd` + `vpaddd`
+(AVX2): see `emit_scaled_dot_u8i8`.
 """
 
 from __future__ import annotations
@@ -108,6 +112,85 @@ def emit_dot_u8i8(
         )
         total = b.add(total, b.shuffle_vector(products, products, mask))
     return total
+
+
+_SCALED_NAMES = {
+    # bytes: (vpmaddubsw, vpmaddwd, vpdpwssd width)
+    64: ("llvm.x86.avx512.pmaddubs.w.512", "llvm.x86.avx512.pmaddw.d.512", "512"),
+    32: ("llvm.x86.avx2.pmadd.ub.sw", "llvm.x86.avx2.pmadd.wd", "256"),
+    16: ("llvm.x86.ssse3.pmadd.ub.sw.128", "llvm.x86.sse2.pmadd.wd", "128"),
+}
+
+
+def scaled_strategy(nbytes: int, features: frozenset[str]) -> str:
+    """How a `qrt.dot_u8i8_scaled` of `nbytes` bytes runs here: "vnni"
+    (`vpmaddubsw` + `vpdpwssd`), "madd" (`vpmaddubsw` + `vpmaddwd` + `vpaddd`),
+    "split" (two halves of 32 bytes) or "widen" (plain arithmetic)."""
+    vnni = {"avx512vnni", "avx512vl"} <= features or "avxvnni" in features
+    if nbytes == 64:
+        if {"avx512bw", "avx512vnni"} <= features:
+            return "vnni"
+        if "avx512bw" in features:
+            return "madd"
+        return "split" if "avx2" in features else "widen"
+    if (nbytes == 32 and "avx2" in features) or (nbytes == 16 and "ssse3" in features):
+        return "vnni" if vnni else "madd"
+    return "widen"
+
+
+def emit_scaled_dot_u8i8(
+    b: ir.IRBuilder,
+    intrinsic: Intrinsic,
+    acc: ir.Value,
+    codes: ir.Value,
+    values: ir.Value,
+    scales: ir.Value,
+    features: frozenset[str],
+) -> ir.Value:
+    """acc[i] + sext(scales[i]) * (4-byte dot of lane i), codes of at most 7 bits.
+
+    `vpmaddubsw` sums the products in pairs into 16-bit lanes (no saturation
+    below 128 x 128); each pair is then multiplied by its lane's scale and the
+    two pairs of a lane added into 32 bits by `vpmaddwd` / `vpdpwssd`, which
+    reads the scale twice per lane (a shuffle duplicates each one):
+    s * p0 + s * p1 = s * (p0 + p1), at most 2 * 2^15 * 32512 < 2^31.
+    """
+    nbytes = codes.type.count
+    lanes = nbytes // 4
+    strategy = scaled_strategy(nbytes, features)
+    if strategy == "split":
+        halves = []
+        for h in range(2):
+            byte_mask = _indices(range(h * nbytes // 2, (h + 1) * nbytes // 2))
+            lane_mask = _indices(range(h * lanes // 2, (h + 1) * lanes // 2))
+            halves.append(
+                emit_scaled_dot_u8i8(
+                    b,
+                    intrinsic,
+                    b.shuffle_vector(acc, acc, lane_mask),
+                    b.shuffle_vector(codes, codes, byte_mask),
+                    b.shuffle_vector(values, values, byte_mask),
+                    b.shuffle_vector(scales, scales, lane_mask),
+                    features,
+                )
+            )
+        return b.shuffle_vector(halves[0], halves[1], _indices(range(lanes)))
+    if strategy == "widen":
+        wide_t = ir.VectorType(I32, lanes)
+        zero = ir.Constant(wide_t, [ir.Constant(I32, 0)] * lanes)
+        dot = emit_dot_u8i8(b, intrinsic, zero, codes, values, 8, features)
+        return b.add(acc, b.mul(dot, b.sext(scales, wide_t)))
+    maddubs, maddwd, width = _SCALED_NAMES[nbytes]
+    bytes_t = ir.VectorType(I8, nbytes)
+    pairs_t = ir.VectorType(I16, nbytes // 2)
+    pairs = b.call(intrinsic(maddubs, pairs_t, [bytes_t, bytes_t]), [codes, values])
+    doubled = b.shuffle_vector(scales, scales, _indices(i // 2 for i in range(2 * lanes)))
+    acc_t = acc.type
+    if strategy == "vnni":
+        fn = intrinsic(f"llvm.x86.avx512.vpdpwssd.{width}", acc_t, [acc_t, pairs_t, pairs_t])
+        return b.call(fn, [acc, pairs, doubled])
+    quads = b.call(intrinsic(maddwd, acc_t, [pairs_t, pairs_t]), [pairs, doubled])
+    return b.add(acc, quads)
 
 
 def parse_features(flat: str) -> frozenset[str]:

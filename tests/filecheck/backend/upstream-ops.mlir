@@ -74,6 +74,45 @@ func.func @plain(%bytes: memref<64xi8>, %out: memref<8xi32>) {
 
 // -----
 
+// The upstream form of qrt.dot_u8i8_scaled (a dot from zero, times the
+// sign-extended scales, added to the accumulator), marked: vpmaddubsw, then
+// vpdpwssd with VNNI or vpmaddwd on AVX2; none of the widening arithmetic.
+func.func @scaled(%bytes: memref<64xi8>, %sc: memref<8xi16>, %out: memref<8xi32>) {
+  %c0 = arith.constant 0 : index
+  %c32 = arith.constant 32 : index
+  %acc = vector.load %out[%c0] : memref<8xi32>, vector<8xi32>
+  %c = vector.load %bytes[%c0] : memref<64xi8>, vector<32xi8>
+  %v = vector.load %bytes[%c32] : memref<64xi8>, vector<32xi8>
+  %s = vector.load %sc[%c0] : memref<8xi16>, vector<8xi16>
+  %d = arith.constant dense<0> : vector<8xi32>
+  %d_1 = arith.extui %c : vector<32xi8> to vector<32xi32>
+  %d_2 = arith.extsi %v : vector<32xi8> to vector<32xi32>
+  %d_3 = arith.muli %d_1, %d_2 : vector<32xi32>
+  %d_4 = vector.shuffle %d_3, %d_3 [0, 4, 8, 12, 16, 20, 24, 28] : vector<32xi32>, vector<32xi32>
+  %d_5 = arith.addi %d, %d_4 : vector<8xi32>
+  %d_6 = vector.shuffle %d_3, %d_3 [1, 5, 9, 13, 17, 21, 25, 29] : vector<32xi32>, vector<32xi32>
+  %d_7 = arith.addi %d_5, %d_6 : vector<8xi32>
+  %d_8 = vector.shuffle %d_3, %d_3 [2, 6, 10, 14, 18, 22, 26, 30] : vector<32xi32>, vector<32xi32>
+  %d_9 = arith.addi %d_7, %d_8 : vector<8xi32>
+  %d_10 = vector.shuffle %d_3, %d_3 [3, 7, 11, 15, 19, 23, 27, 31] : vector<32xi32>, vector<32xi32>
+  %d_11 = arith.addi %d_9, %d_10 {qrt.dot_u8i8 = {code_bits = 3 : i64}} : vector<8xi32>
+  %d_12 = arith.extsi %s : vector<8xi16> to vector<8xi32>
+  %d_13 = arith.muli %d_11, %d_12 : vector<8xi32>
+  %d_14 = arith.addi %acc, %d_13 {qrt.dot_u8i8_scaled = {code_bits = 3 : i64}} : vector<8xi32>
+  vector.store %d_14, %out[%c0] : memref<8xi32>, vector<8xi32>
+  func.return
+}
+
+// CHECK-LABEL: define void @"scaled"(
+// CHECK-NOT:     zext <32 x i8>
+// CHECK-NOT:     mul <8 x i32>
+// CHECK:         call <16 x i16> @"llvm.x86.avx2.pmadd.ub.sw"(<32 x i8> %{{.*}}, <32 x i8> %{{.*}})
+// CHECK:         call <8 x i32> @"llvm.x86.{{avx512.vpdpwssd.256|avx2.pmadd.wd}}"
+// CHECK-NOT:     mul <8 x i32>
+// CHECK:         ret void
+
+// -----
+
 // gpu.subgroup_reduce add (what qrt.warp_reduce becomes) on NVPTX: a
 // butterfly of five full-warp shuffles.
 builtin.module attributes {qrt.target = "nvptx"} {

@@ -147,3 +147,30 @@ func.func @f(%acc: vector<8xi32>, %a: vector<32xi8>) {
   %r = qrt.dot_u8i8 %acc, %a, %a {code_bits = 9 : i64} : vector<32xi8> into vector<8xi32>
   func.return
 }
+
+// -----
+
+// qrt.dot_u8i8_scaled takes one 16-bit scale per accumulator lane ...
+func.func @f(%acc: vector<8xi32>, %a: vector<32xi8>, %s: vector<8xi32>) {
+  // expected-error@+1 {{qrt.dot_u8i8_scaled: the scales must be vector<8xi16> (one per lane), got vector<8xi32>}}
+  %r = qrt.dot_u8i8_scaled %acc, %a, %a, %s {code_bits = 4 : i64} : vector<32xi8>, vector<8xi32> into vector<8xi32>
+  func.return
+}
+
+// -----
+
+// ... four bytes per lane ...
+func.func @f(%acc: vector<8xi32>, %a: vector<16xi8>, %s: vector<8xi16>) {
+  // expected-error@+1 {{qrt.dot_u8i8_scaled: vector<16xi8> holds 16 bytes, expected four per accumulator lane (32 for vector<8xi32>)}}
+  %r = qrt.dot_u8i8_scaled %acc, %a, %a, %s {code_bits = 4 : i64} : vector<16xi8>, vector<8xi16> into vector<8xi32>
+  func.return
+}
+
+// -----
+
+// ... and codes of at most 7 bits (pairs of products fit 16 bits).
+func.func @f(%acc: vector<8xi32>, %a: vector<32xi8>, %s: vector<8xi16>) {
+  // expected-error@+1 {{qrt.dot_u8i8_scaled: code_bits must be in 1..7, got 8}}
+  %r = qrt.dot_u8i8_scaled %acc, %a, %a, %s {code_bits = 8 : i64} : vector<32xi8>, vector<8xi16> into vector<8xi32>
+  func.return
+}

@@ -92,3 +92,15 @@ func.func @dot(%acc: vector<8xi32>, %codes: vector<32xi8>, %values: vector<32xi8
   %r2 = qrt.dot_u8i8 %wide, %wcodes, %wvalues {code_bits = 8 : i64} : vector<64xi8> into vector<16xi32>
   func.return %r : vector<8xi32>
 }
+
+// -----
+
+// Scaled dot products: each lane's four-byte dot times its 16-bit scale.
+// CHECK-LABEL: func.func @scaled_dot
+// CHECK:         %r = qrt.dot_u8i8_scaled %acc, %codes, %values, %scales {code_bits = 6 : i64} : vector<64xi8>, vector<16xi16> into vector<16xi32>
+// GENERIC-LABEL: "func.func"() <{sym_name = "scaled_dot"
+// GENERIC:         %r = "qrt.dot_u8i8_scaled"(%acc, %codes, %values, %scales) <{code_bits = 6 : i64}> : (vector<16xi32>, vector<64xi8>, vector<64xi8>, vector<16xi16>) -> vector<16xi32>
+func.func @scaled_dot(%acc: vector<16xi32>, %codes: vector<64xi8>, %values: vector<64xi8>, %scales: vector<16xi16>) -> vector<16xi32> {
+  %r = qrt.dot_u8i8_scaled %acc, %codes, %values, %scales {code_bits = 6 : i64} : vector<64xi8>, vector<16xi16> into vector<16xi32>
+  func.return %r : vector<16xi32>
+}

@@ -76,3 +76,25 @@ func.func @ops(%w: memref<?x144xi8>, %i: index, %p: f32, %acc: vector<8xi32>, %c
 // CHECK-NEXT:    [[P3:%.*]] = vector.shuffle [[P]], [[P]] [3, 7, 11, 15, 19, 23, 27, 31]
 // CHECK-NEXT:    [[D:%.*]] = arith.addi [[A2]], [[P3]] {qrt.dot_u8i8 = {code_bits = 4 : i64}} : vector<8xi32>
 // CHECK-NEXT:    func.return [[S]], [[D]] : f32, vector<8xi32>
+
+// -----
+
+// A scaled dot: the dot's form from a zero accumulator (marked as a dot), times
+// the sign-extended scales, added to the accumulator by the marked arith.addi.
+func.func @scaled(%acc: vector<8xi32>, %c: vector<32xi8>, %v: vector<32xi8>, %s: vector<8xi16>) -> vector<8xi32> {
+  %d = qrt.dot_u8i8_scaled %acc, %c, %v, %s {code_bits = 3 : i64} : vector<32xi8>, vector<8xi16> into vector<8xi32>
+  func.return %d : vector<8xi32>
+}
+
+// CHECK-LABEL: func.func @scaled(
+// CHECK-NEXT:    [[Z:%.*]] = arith.constant dense<0> : vector<8xi32>
+// CHECK-NEXT:    [[CW:%.*]] = arith.extui %c : vector<32xi8> to vector<32xi32>
+// CHECK-NEXT:    [[VW:%.*]] = arith.extsi %v : vector<32xi8> to vector<32xi32>
+// CHECK-NEXT:    [[P:%.*]] = arith.muli [[CW]], [[VW]] : vector<32xi32>
+// CHECK-NEXT:    [[P0:%.*]] = vector.shuffle [[P]], [[P]] [0, 4, 8, 12, 16, 20, 24, 28]
+// CHECK-NEXT:    [[A0:%.*]] = arith.addi [[Z]], [[P0]] : vector<8xi32>
+// CHECK:         [[DOT:%.*]] = arith.addi %{{.*}}, %{{.*}} {qrt.dot_u8i8 = {code_bits = 3 : i64}} : vector<8xi32>
+// CHECK-NEXT:    [[SW:%.*]] = arith.extsi %s : vector<8xi16> to vector<8xi32>
+// CHECK-NEXT:    [[M:%.*]] = arith.muli [[DOT]], [[SW]] : vector<8xi32>
+// CHECK-NEXT:    [[R:%.*]] = arith.addi %acc, [[M]] {qrt.dot_u8i8_scaled = {code_bits = 3 : i64}} : vector<8xi32>
+// CHECK-NEXT:    func.return [[R]] : vector<8xi32>
