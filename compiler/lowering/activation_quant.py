@@ -40,6 +40,8 @@ def lower_quantize_rows(
     x: Value,
     sum_run: int | None = None,
     permutation: Sequence[int] | None = None,
+    shared_scale: tuple[int, int | None] | None = None,
+    run_order: Sequence[int] | None = None,
 ) -> tuple[Value, Value, Value | None]:
     """Emit xq[m, k] (i8 codes), xd[m, k / 32] (f32 scales) for x [M, K], K % 32 == 0,
     and with `sum_run` qsum[m, k / sum_run], the sums of xd * xq over each run.
@@ -47,12 +49,34 @@ def lower_quantize_rows(
     With `permutation` (of range(32)), the codes of each block of 32 are stored
     permuted: xq[m, 32 b + p] is the code of x[m, 32 b + permutation[p]] (the
     order a weight layout's dot products consume them in). Scales and sums do
-    not depend on the order."""
+    not depend on the order.
+
+    With `shared_scale = (span, below)`, the blocks of each run of `span`
+    elements (a multiple of 32 dividing K) share one scale, max|x| / 127 over
+    the span, when x has fewer than `below` rows (always for None; a kernel
+    whose tile path takes the larger calls keeps its scales per 32 for those):
+    xd keeps one entry per
+    block of 32 (equal within a span), so every reader of xd is unchanged,
+    and a weight format whose integer sub-block scales span the run can sum a
+    whole weight block in integers. The error bound per element becomes half
+    the span's scale (ggml's Q8_K, 256 elements, does the same).
+
+    With `run_order` as well (a permutation of the span's runs of 32), the
+    codes of run `run_order[p]` of each span are stored at run position p
+    (under the same condition): the order a format's dots read them in.
+    Scales and sums stay at their runs' own positions."""
     xt = x.type
     assert isinstance(xt, MemRefType)
     k = xt.get_shape()[1]
     assert k % ACTIVATION_BLOCK == 0, k
     blocks = k // ACTIVATION_BLOCK
+    span = ACTIVATION_BLOCK if shared_scale is None else shared_scale[0]
+    assert span % ACTIVATION_BLOCK == 0 and k % span == 0, (span, k)
+    per_span = span // ACTIVATION_BLOCK
+    order = None  # order[i]: the stored position of run i of a span
+    if run_order is not None:
+        assert shared_scale is not None and sorted(run_order) == list(range(per_span)), run_order
+        order = [list(run_order).index(i) for i in range(per_span)]
     m = e.dim(x, 0)
     xq = e.v(memref.AllocOp([m], [], MemRefType(i8, [DYNAMIC_INDEX, k])))
     xd = e.v(memref.AllocOp([m], [], MemRefType(f32, [DYNAMIC_INDEX, blocks])))
@@ -70,11 +94,11 @@ def lower_quantize_rows(
 
     def row_body(e: Emitter, ivs: Sequence[Value]) -> None:
         (row,) = ivs
+        below = shared_scale[1] if shared_scale is not None else None
+        when = e.cmpi("ult", e.dim(x, 0), below) if below is not None else None
 
-        def block_body(e: Emitter, b: Value, _c) -> None:
+        def block(e: Emitter, b: Value, v: Value, amax: Value, at: Value | None = None) -> None:
             col = e.mul(b, ACTIVATION_BLOCK)
-            v = e.vload(x, [row, col], ACTIVATION_BLOCK)
-            amax = e.reduce_max(e.absf(v))
             d = e.divf(amax, 127.0)
             inv = e.select(e.cmpf("ogt", amax, 0.0), e.divf(127.0, amax), e.f32_const(0.0))
             scaled = e.mulf(v, e.broadcast(inv, vf))
@@ -84,7 +108,7 @@ def lower_quantize_rows(
             codes = e.trunci(wide, i8)
             if permutation is not None:
                 codes = e.shuffle(codes, codes, permutation)
-            e.vstore(codes, xq, [row, col])
+            e.vstore(codes, xq, [row, col if at is None else at])
             e.store(d, xd, [row, b])
             if qsum is not None:
                 runs = ACTIVATION_BLOCK // sum_run
@@ -95,7 +119,27 @@ def lower_quantize_rows(
                     total = e.mulf(e.sitofp(e.reduce_add(part)), d)
                     e.store(total, qsum, [row, e.add(e.mul(b, runs), r)])
 
-        e.for_(0, blocks, 1, block_body)
+        def span_body(e: Emitter, s: Value, _c) -> None:
+            first = e.mul(s, per_span)
+            if per_span == 1:
+                v = e.vload(x, [row, e.mul(s, span)], ACTIVATION_BLOCK)
+                block(e, first, v, e.reduce_max(e.absf(v)))
+                return
+            shared = e.reduce_max(e.absf(e.vload(x, [row, e.mul(s, span)], span)))
+            for i in range(per_span):
+                b = e.add(first, i)
+                v = e.vload(x, [row, e.mul(b, ACTIVATION_BLOCK)], ACTIVATION_BLOCK)
+                amax = shared
+                if when is not None:
+                    amax = e.select(when, shared, e.reduce_max(e.absf(v)))
+                at = None
+                if order is not None and order[i] != i:
+                    moved = e.mul(e.add(first, order[i]), ACTIVATION_BLOCK)
+                    natural = e.mul(b, ACTIVATION_BLOCK)
+                    at = moved if when is None else e.select(when, moved, natural)
+                block(e, b, v, amax, at)
+
+        e.for_(0, k // span, 1, span_body)
 
     e.parallel([0], [m], row_body, role("rows"))
     return xq, xd, qsum
