@@ -201,6 +201,21 @@ class BlockLayout:
     measured choice per format (it pays for Q6_K, Q3_K and Q2_K, whose unpacking
     is heavier, not for Q4_K and Q5_K)."""
 
+    int8_integer_blocks: bool = False
+    """Whether the integer-dot path sums each block in integers: dots scaled by
+    the integer sub-block scales (`int_scales`, `qrt.dot_u8i8_scaled`), one
+    conversion per block, x quantized with one scale per block (as ggml's
+    Q8_K). A measured choice per format: it pays for Q2_K and Q3_K (M=1:
+    about +15% and +6%), whose 16-weight sub-blocks otherwise take a
+    lane-scale shuffle, a conversion and an FMA per dot; Q6_K measured the
+    same either way (its M=1 calls are bound by reading its 210-byte blocks),
+    so it keeps x's scales per 32 and their smaller error."""
+
+    int8_unit_runs: tuple[tuple[int, int], ...] = ()
+    """With `int8_integer_blocks`: the pairs of 32-weight runs (by first element)
+    each 64-byte dot multiplies, in order; x's codes are stored in that order
+    so that each dot reads 64 contiguous bytes of x."""
+
     gpu_lane_width: int = 8
     """How many consecutive lanes one thread of the scalar (GPU) qmatmul handles,
     as vectors: its bytes of a source come in one wide load where the block's
@@ -243,6 +258,21 @@ class BlockLayout:
         order), so that vectorized and scalar code agree bit for bit.
         """
         return None
+
+    def int8_unit_codes(self, blk: BlockBytes, unit: int) -> Value:
+        """With `int8_integer_blocks`: the stored codes of the runs
+        `int8_unit_runs[unit]` as one vector<64xi8> (64-byte operations, which
+        LLVM does not form from two unpacked halves)."""
+        raise NotImplementedError(f"{self.encoding.name}: integer-block unit codes")
+
+    int_scales_signed: bool = True
+    """Whether `int_scales` are signed bytes (else unsigned)."""
+
+    def int_scales(self, blk: BlockBytes, hdr: dict[str, Value]) -> Value:
+        """With `int8_integer_blocks`: the sub-block scales as integers,
+        vector<sub_blocks x i8> (signed per `int_scales_signed`), such that the
+        scale of sub-block j is exactly `hdr["d"] * int_scales[j]`."""
+        raise NotImplementedError(f"{self.encoding.name}: integer sub-block scales")
 
     def check(self) -> None:
         """Sanity-check the static description (each element covered once)."""

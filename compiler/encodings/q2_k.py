@@ -26,6 +26,11 @@ def _code(j: int):
 class Q2_KLayout(BlockLayout):
     encoding = QuantizationEncoding.Q2_K
     int8_pairs_for_one_row = True
+    int8_integer_blocks = True
+    int_scales_signed = False
+    # Runs 128 weights apart share their code bytes' offset (qs[32n + l]):
+    # the pair is one 64-byte load shifted by 2j.
+    int8_unit_runs = tuple((32 * j, 128 + 32 * j) for j in range(4))
     code_bits = 2
     lanes = 32
     sub_blocks = 16
@@ -50,6 +55,14 @@ class Q2_KLayout(BlockLayout):
             e.mulf(hdr["d"], e.uitofp(e.andi(sc, 15))),
             e.mulf(hdr["dmin"], e.uitofp(e.shrui(sc, 4))),
         )
+
+    def int8_unit_codes(self, blk, unit):
+        e = blk.e
+        return e.andi(e.shrui(blk.bytes(QS, 64), 2 * unit), 3)
+
+    def int_scales(self, blk, hdr):
+        e = blk.e
+        return e.andi(blk.bytes(SCALES, 16), 15)
 
     def scale_vectors(self, blk, hdr):
         e = blk.e

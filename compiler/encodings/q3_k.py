@@ -33,6 +33,10 @@ def _code(n: int, j: int):
 class Q3_KLayout(BlockLayout):
     encoding = QuantizationEncoding.Q3_K
     int8_pairs_for_one_row = True
+    int8_integer_blocks = True
+    # Runs 128 weights apart share their code bytes' offset (qs[32n + l]):
+    # the pair is one 64-byte load shifted by 2j.
+    int8_unit_runs = tuple((32 * j, 128 + 32 * j) for j in range(4))
     code_bits = 3
     code_bias = 4
     lanes = 32
@@ -60,8 +64,29 @@ class Q3_KLayout(BlockLayout):
         sc = e.sub(e.ori(low, e.shli(high, 4)), 32)
         return SubBlockScale(e.mulf(hdr["d"], e.sitofp(sc)))
 
+    def int8_unit_codes(self, blk, unit):
+        """Runs (32j, 128 + 32j), j = unit: low bits from qs[0:64] >> 2j, plus 4
+        where bit j (first half) or 4 + j (second half) of hmask[l] is set."""
+        e = blk.e
+        low = e.andi(e.shrui(blk.bytes(QS, 64), 2 * unit), 3)
+        hm = blk.bytes(HMASK, 32)
+        hm2 = e.shuffle(hm, hm, [i % 32 for i in range(64)])
+        bits = e.vconst([1 << unit] * 32 + [1 << (4 + unit)] * 32, i8)
+        has_high = e.cmpi("ne", e.andi(hm2, bits), e.const(0, hm2.type))
+        return e.select(has_high, e.ori(low, 4), low)
+
+    def int_scales(self, blk, hdr):
+        return self._scale_bytes(blk)
+
     def scale_vectors(self, blk, hdr):
-        """The sixteen scales at once, by `scale`'s formula in 8-bit lanes.
+        e = blk.e
+        sc = self._scale_bytes(blk)
+        d = e.broadcast(hdr["d"], VectorType(hdr["d"].type, [16]))
+        return ScaleVectors(e.mulf(d, e.sitofp(sc)))
+
+    @staticmethod
+    def _scale_bytes(blk):
+        """The sixteen scales at once (vector<16xi8>), by `scale`'s formula in 8-bit lanes.
 
         Reads the 16 bytes ending just before d (the 12 scale bytes are the
         last 12 of them), so the read stays inside the block.
@@ -74,6 +99,4 @@ class Q3_KLayout(BlockLayout):
         low = e.andi(e.shrui(low_src, e.vconst([0] * 8 + [4] * 8, i8)), 15)
         high_src = e.shuffle(s, s, [at + 8 + j % 4 for j in range(16)])
         high = e.andi(e.shrui(high_src, e.vconst([2 * (j // 4) for j in range(16)], i8)), 3)
-        sc = e.sub(e.ori(low, e.shli(high, 4)), 32)
-        d = e.broadcast(hdr["d"], VectorType(hdr["d"].type, [16]))
-        return ScaleVectors(e.mulf(d, e.sitofp(sc)))
+        return e.sub(e.ori(low, e.shli(high, 4)), 32)

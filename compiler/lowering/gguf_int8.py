@@ -17,6 +17,15 @@ error is that of quantizing x. Lanes stay in vectors until the end of the
 row: per run, one dot, one int->float conversion and one fused multiply-add
 per row of x.
 
+Q2_K and Q3_K (`BlockLayout.int8_integer_blocks`) sum each block in
+integers instead: x takes one scale per block of 256 (`activation_quant`'s
+shared scale, on the calls these vector dots take), each dot is a
+`qrt.dot_u8i8_scaled` whose lanes are multiplied by their sub-block's integer
+scale, and a block costs one conversion and one FMA by d * xd, not one per
+dot: the 16-weight sub-blocks otherwise need a lane-scale shuffle, a
+conversion and an FMA per 64 weights. Their dots pair runs 128 weights apart
+(one 64-byte load of codes shifted by 2j; x stores its runs in that order).
+
 Unpacking a block is shared by `m_tile` rows of x (each gets its own dots);
 there, and for formats whose unpacking is heavy, two runs form one 64-byte
 dot. A task takes ROW_BLOCK weight rows and walks x in chunks that stay in
@@ -28,7 +37,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 from xdsl.dialects import memref
-from xdsl.dialects.builtin import MemRefType, VectorType, f32, i32
+from xdsl.dialects.builtin import MemRefType, VectorType, f32, i16, i32
 
 from quantir.compiler.encodings.base import (
     BlockBytes,
@@ -108,7 +117,21 @@ def lower_qmatmul_int8(
     nsub, sbs = layout.sub_blocks, layout.sub_block_size
     bias = layout.code_bias
     needs_offsets = layout.has_offsets or bias != 0
-    xq, xd, qsum = lower_quantize_rows(e, x, sbs if needs_offsets else None)
+    static_n = packed.type.get_shape()[0]
+    known_n = static_n if static_n >= 0 else None
+    use_amx = amx and gguf_amx.amx_supported(layout, k, known_n, amx_min_weights)
+    min_m = gguf_amx.min_rows(sbs) if use_amx else None
+    # Formats with integer sub-block scales sum each block in integers
+    # (`qrt.dot_u8i8_scaled`), which needs one x scale per block: x shares its
+    # scale over each block's span on the calls these vector dots take.
+    integer_blocks = layout.int8_integer_blocks
+    shared = (epb, min_m) if integer_blocks else None
+    int_units = layout.int8_unit_runs if integer_blocks else ()
+    # x's runs of 32 are stored in the order the units read them (64 bytes per dot).
+    x_order = [first // ACTIVATION_BLOCK for unit in int_units for first in unit]
+    xq, xd, qsum = lower_quantize_rows(
+        e, x, sbs if needs_offsets else None, shared_scale=shared, run_order=x_order or None
+    )
     vector_scales = layout.provides_scale_vectors
     x_blocks = epb // ACTIVATION_BLOCK
     m = e.dim(x, 0)
@@ -119,7 +142,7 @@ def lower_qmatmul_int8(
         # 64-byte dots halve the dot, conversion and FMA count but run on fewer
         # ports: they pay when several rows of x share the unpacked codes, and
         # for one row only where the layout says so (measured per format).
-        units = dot_units(layout, pair=t > 1 or layout.int8_pairs_for_one_row)
+        units = dot_units(layout, pair=(integer_blocks or t > 1 or layout.int8_pairs_for_one_row))
         runs_per_block = sum(len(r) for r in units.values())
         width = RUN * len(next(iter(units.values()))[0])  # bytes per dot: 32 or 64
         dot_lanes = width // 4
@@ -143,21 +166,41 @@ def lower_qmatmul_int8(
             scale = block_scales(layout, blk, hdr, vector_scales)
             col0 = e.mul(b, epb)
             rows = [e.add(m0, i) for i in range(t)]
-            lane_scales = _lane_scale_source(
-                e, layout, scale, xd, rows, b, col0, x_blocks, dot_lanes
-            )
             zero_dot = e.const(0, dot_t)
-            for group in layout.groups:
-                srcs = [blk.lane_bytes(off) for off in group.sources]
-                for unit in units[id(group)]:
-                    codes = concat(e, [stored_codes(e, blk, run, srcs, bias) for run in unit])
-                    first = unit[0][0].first
+            if integer_blocks:
+                # Each row's block sum in integers, one conversion and one FMA by
+                # d * (x's scale, shared by the block) per block.
+                int_scales = _scale_words(e, layout.int_scales(blk, hdr), layout.int_scales_signed)
+                sums = [zero_dot] * t
+                for at, unit in enumerate(int_units):
+                    codes = layout.int8_unit_codes(blk, at)
+                    subs = [(first + 4 * lane) // sbs for first in unit for lane in range(RUN // 4)]
+                    unit_scales = e.shuffle(int_scales, int_scales, subs)
                     for i in range(t):
-                        xv = e.vload(xq, [rows[i], e.add(col0, first)], width)
-                        dot = e.dot_u8i8(zero_dot, codes, xv, layout.code_bits)
-                        slot = i * parts + count % parts
-                        accs[slot] = e.fma(e.sitofp(dot), lane_scales(i, first), accs[slot])
-                    count += 1
+                        xv = e.vload(xq, [rows[i], e.add(col0, at * width)], width)
+                        sums[i] = e.dot_u8i8_scaled(
+                            sums[i], codes, xv, unit_scales, layout.code_bits
+                        )
+                for i in range(t):
+                    xds = e.load(xd, [rows[i], e.mul(b, x_blocks)])
+                    factor = e.broadcast(e.mulf(hdr["d"], xds), acc_t)
+                    slot = i * parts + u % parts
+                    accs[slot] = e.fma(e.sitofp(sums[i]), factor, accs[slot])
+            else:
+                lane_scales = _lane_scale_source(
+                    e, layout, scale, xd, rows, b, col0, x_blocks, dot_lanes
+                )
+                for group in layout.groups:
+                    srcs = [blk.lane_bytes(off) for off in group.sources]
+                    for unit in units[id(group)]:
+                        codes = concat(e, [stored_codes(e, blk, run, srcs, bias) for run in unit])
+                        first = unit[0][0].first
+                        for i in range(t):
+                            xv = e.vload(xq, [rows[i], e.add(col0, first)], width)
+                            dot = e.dot_u8i8(zero_dot, codes, xv, layout.code_bits)
+                            slot = i * parts + count % parts
+                            accs[slot] = e.fma(e.sitofp(dot), lane_scales(i, first), accs[slot])
+                        count += 1
             if needs_offsets:
                 slots = [i * parts + u % parts for i in range(t)]
                 picked = _accumulate_offsets(
@@ -234,11 +277,8 @@ def lower_qmatmul_int8(
 
     row_blocks = e.divui(e.add(n_rows, ROW_BLOCK - 1), ROW_BLOCK)
     tile_bufs: tuple[Value, ...] = ()
-    static_n = packed.type.get_shape()[0]
-    known_n = static_n if static_n >= 0 else None
-    if amx and gguf_amx.amx_supported(layout, k, known_n, amx_min_weights):
+    if min_m is not None:
         assert ROW_BLOCK == gguf_amx.TILE
-        min_m = gguf_amx.min_rows(sbs)
         xv, xd_t, qsum_t = gguf_amx.prepare_x_tiles(e, xq, xd, qsum, m, sbs)
         tile_bufs = (xv, xd_t, *([qsum_t] if qsum_t is not None else []))
 
@@ -253,6 +293,20 @@ def lower_qmatmul_int8(
         e.parallel([0], [row_blocks], block_rows, role("rows", "warp"))
     for buf in (xq, xd, *([qsum] if qsum is not None else []), *tile_bufs):
         e.op(memref.DeallocOp.get(buf))
+
+
+def _scale_words(e: Emitter, scales: Value, signed: bool) -> Value:
+    """vector<Nxi8> scales as vector<Nxi16>, each byte next to its sign byte.
+
+    The same integers as extsi / extui; built from bytes, the per-dot lane
+    shuffles of these words (and the backend's doubling) stay byte shuffles
+    that LLVM lowers as one `vpermb` per dot, not a shuffle plus an extension.
+    """
+    n = scales.type.get_shape()[0]
+    vt = scales.type
+    high = e.shrsi(scales, e.const(7, vt)) if signed else e.const(0, vt)
+    pairs = e.shuffle(scales, high, [i // 2 + (n if i % 2 else 0) for i in range(2 * n)])
+    return e.bitcast(pairs, VectorType(i16, [n]))
 
 
 def _lane_scale_source(

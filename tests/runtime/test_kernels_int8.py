@@ -1,7 +1,10 @@
 """The default CPU qmatmul path: int8 activations and integer dot products.
 
 x is quantized per run of 32 elements to xq in [-127, 127] with one scale
-xd = max|x| / 127, then multiplied with the weights' integer codes. So the
+xd = max|x| / 127 (for Q2_K and Q3_K on the vector-dot path, one scale per
+run of 256, the formats' blocks: `BlockLayout.int8_integer_blocks`; the bound
+below takes that larger scale on every path), then multiplied with the
+weights' integer codes. So the
 kernel computes y' = sum_k w_k * xh_k with xh_k = xd_k * xq_k, not
 y = sum_k w_k x_k. Two checks, both per output element against float64:
 
@@ -38,7 +41,9 @@ from test_kernels_gguf import (
 )
 
 from quantir.compiler.backend.cpu_codegen import amx_usable
+from quantir.compiler.encodings import layout_for
 from quantir.compiler.pipeline import cpu_lowering
+from quantir.dialects.encoding import QuantizationEncoding
 from quantir.runtime import api
 from quantir.runtime.quantize import quantize
 
@@ -63,16 +68,24 @@ ROWS = (1, 3, 16, 37, 64)
 """A lone row, a tail, one tile of 16 rows, tiles with a partial last one, full tiles."""
 
 
-def activation_scales(x: np.ndarray) -> np.ndarray:
-    """xd_k for every element of x [M, K]: max |x| of its run of 32, over 127."""
-    runs = np.abs(x.astype(np.float64)).reshape(*x.shape[:-1], -1, RUN)
-    return np.repeat(runs.max(-1) / 127.0, RUN, axis=-1)
+def activation_scales(x: np.ndarray, span: int = RUN) -> np.ndarray:
+    """xd_k for every element of x [M, K]: max |x| of its run of `span`, over 127."""
+    runs = np.abs(x.astype(np.float64)).reshape(*x.shape[:-1], -1, span)
+    return np.repeat(runs.max(-1) / 127.0, span, axis=-1)
 
 
-def check_int8_bound(y: np.ndarray, x: np.ndarray, w: np.ndarray, r: np.ndarray) -> None:
+def scale_span(name: str) -> int:
+    """The longest run of x that shares one scale for this encoding (on some path)."""
+    layout = layout_for(QuantizationEncoding.parse(name))
+    return layout.elements_per_block if layout.int8_integer_blocks else RUN
+
+
+def check_int8_bound(
+    y: np.ndarray, x: np.ndarray, w: np.ndarray, r: np.ndarray, span: int = RUN
+) -> None:
     k = x.shape[-1]
     x64, w64 = x.astype(np.float64), w.astype(np.float64)
-    xd = activation_scales(x)
+    xd = activation_scales(x, span)
     ref = x64 @ w64.T
     quantization = 0.5001 * (xd @ np.abs(w64).T)
     arithmetic = 4.0 * (k + 8) * EPS32 * ((np.abs(x64) + xd) @ r.T)
@@ -97,7 +110,28 @@ def test_int8_error_bound(name, which_k, pipeline):
     w, r = reference(lay, packed), range_magnitude(lay, packed)
     x = random_x(np.random.default_rng(7), (64, k))
     for m in ROWS:
-        check_int8_bound(api.qmatmul(name, x[:m], packed, pipeline=pipeline), x[:m], w, r)
+        y = api.qmatmul(name, x[:m], packed, pipeline=pipeline)
+        check_int8_bound(y, x[:m], w, r, scale_span(name))
+
+
+@pytest.mark.parametrize("name", ["q2_k", "q3_k"])
+def test_int8_integer_blocks_share_one_x_scale_per_block(name):
+    """Q2_K and Q3_K take one x scale per block of 256 on the vector-dot path: a
+    run of small values next to a large one is quantized on the large one's
+    scale (its error is then above the per-32 bound, below the per-256 one)."""
+    lay = LAYOUTS[name]
+    k = k_values(lay)[0]
+    rng = np.random.default_rng(5)
+    packed = quantize(name, rng.standard_normal((8, k)).astype(np.float32))
+    w = reference(lay, packed).astype(np.float64)
+    x = rng.standard_normal((1, k)).astype(np.float32) * 1e-3
+    x[0, ::256] = 100.0  # one large element in the first run of every block
+    y = api.qmatmul(name, x, packed, pipeline=cpu_lowering(int8=True, amx="off"))
+    ref = x.astype(np.float64) @ w.T
+    xh = np.round(x.astype(np.float64) / activation_scales(x, 256)) * activation_scales(x, 256)
+    np.testing.assert_allclose(y, xh @ w.T, rtol=1e-4, atol=1e-4 * np.abs(ref).max())
+    r = range_magnitude(lay, packed)
+    check_int8_bound(y, x, w, r, 256)
 
 
 @pytest.mark.parametrize("pipeline", INT8_PIPELINES)

@@ -224,3 +224,33 @@ func.func @gather_q8_0_twice(%t: memref<?x34xi8>, %a: memref<?xi32>, %b: memref<
 // CHECK:         "scf.parallel"
 // CHECK:           memref.load %b[%{{.*}}] : memref<?xi32>
 // CHECK:           vector.store %{{.*}}, %yb[%{{.*}}, %{{.*}}]
+
+// -----
+
+// Q2_K and Q3_K on the integer-dot path sum each block in integers: x takes one
+// scale per block of 256 (max over the block) and stores its runs of 32 in the
+// order the dots read them (runs 0, 4, 1, 5, ...: run j next to run j + 4); each
+// dot multiplies 64 codes unpacked from one 64-byte load with 64 bytes of x,
+// scaled per lane by the sub-block scales as 16-bit integers (a byte next to its
+// sign byte); one conversion and one FMA by d times x's scale per block.
+func.func @qmatmul_q2_k(%x: memref<?x256xf32>, %w: memref<?x84xi8>, %y: memref<?x?xf32>) {
+  quant.qmatmul #quant.encoding<q2_k> %x, %w outs(%y) : (memref<?x256xf32>, memref<?x84xi8>, memref<?x?xf32>) -> ()
+  func.return
+}
+
+// INT8-LABEL: func.func @qmatmul_q2_k(
+// INT8:         vector.reduction <maximumf>, %{{.*}} : vector<256xf32> into f32
+// INT8:         vector.store %{{.*}}, [[XQ:%.*]][%{{.*}}, %{{.*}}] : memref<?x256xi8>, vector<32xi8>
+// INT8:         scf.for
+// INT8:           [[PAIRS:%.*]] = vector.shuffle %{{.*}}, %{{.*}} [0, 16, 1, 17, {{.*}}] : vector<16xi8>, vector<16xi8>
+// INT8:           [[WORDS:%.*]] = vector.bitcast [[PAIRS]] : vector<32xi8> to vector<16xi16>
+// INT8:           [[QS:%.*]] = vector.load %w[%{{.*}}, %{{.*}}] : memref<?x84xi8>, vector<64xi8>
+// INT8:           [[C0:%.*]] = arith.andi [[QS]], %{{.*}} : vector<64xi8>
+// INT8:           [[S0:%.*]] = vector.shuffle [[WORDS]], [[WORDS]] [0, 0, 0, 0, 1, 1, 1, 1, 8, 8, 8, 8, 9, 9, 9, 9] : vector<16xi16>, vector<16xi16>
+// INT8:           [[X0:%.*]] = vector.load [[XQ]][%{{.*}}, %{{.*}}] : memref<?x256xi8>, vector<64xi8>
+// INT8-NEXT:      [[D0:%.*]] = qrt.dot_u8i8_scaled %{{.*}}, [[C0]], [[X0]], [[S0]] {code_bits = 2 : i64} : vector<64xi8>, vector<16xi16> into vector<16xi32>
+// INT8:           arith.shrui %{{.*}}, %{{.*}} : vector<64xi8>
+// INT8:           vector.shuffle [[WORDS]], [[WORDS]] [2, 2, 2, 2, 3, 3, 3, 3, 10, 10, 10, 10, 11, 11, 11, 11]
+// INT8:           qrt.dot_u8i8_scaled [[D0]], %{{.*}}, %{{.*}}, %{{.*}} {code_bits = 2 : i64}
+// INT8:           arith.sitofp %{{.*}} : vector<16xi32> to vector<16xf32>
+// INT8-NEXT:      vector.fma
