@@ -66,14 +66,19 @@ class Q3_KLayout(BlockLayout):
 
     def int8_unit_codes(self, blk, unit):
         """Runs (32j, 128 + 32j), j = unit: low bits from qs[0:64] >> 2j, plus 4
-        where bit j (first half) or 4 + j (second half) of hmask[l] is set."""
+        where bit j (first half) or 4 + j (second half) of hmask[l] is set.
+
+        The second half reads hmask >> 4, so that both halves take bit j and
+        one shift of all 64 bytes moves it to bit 2."""
         e = blk.e
         low = e.andi(e.shrui(blk.bytes(QS, 64), 2 * unit), 3)
         hm = blk.bytes(HMASK, 32)
-        hm2 = e.shuffle(hm, hm, [i % 32 for i in range(64)])
-        bits = e.vconst([1 << unit] * 32 + [1 << (4 + unit)] * 32, i8)
-        has_high = e.cmpi("ne", e.andi(hm2, bits), e.const(0, hm2.type))
-        return e.select(has_high, e.ori(low, 4), low)
+        both = e.shuffle(hm, e.shrui(hm, 4), list(range(64)))
+        if unit < 2:
+            both = e.shli(both, 2 - unit)
+        elif unit > 2:
+            both = e.shrui(both, unit - 2)
+        return e.ori(low, e.andi(both, 4))
 
     def int_scales(self, blk, hdr):
         return self._scale_bytes(blk)
