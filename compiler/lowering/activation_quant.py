@@ -31,6 +31,9 @@ from quantir.compiler.lowering.loop_roles import role
 ACTIVATION_BLOCK = 32
 """Elements of x that share one int8 scale."""
 
+TASK_ELEMENTS = 2048
+"""Elements of a row one task of the quantizing kernel takes (whole spans)."""
+
 _ROUNDING_MAGIC = 12582912.0  # 1.5 * 2^23
 _ROUNDING_MAGIC_BITS = 0x4B400000
 
@@ -92,8 +95,21 @@ def lower_quantize_rows(
         if permutation == sorted(permutation):
             permutation = None
 
+    # A row is cut into parts of about TASK_ELEMENTS: the launch range is
+    # rows x parts, so at M = 1 (decode) every thread quantizes a share of x
+    # instead of one thread all of it while the others wait.
+    spans = k // span
+    per_part = max(1, TASK_ELEMENTS // span)
+    parts = -(-spans // per_part)
+
     def row_body(e: Emitter, ivs: Sequence[Value]) -> None:
-        (row,) = ivs
+        (item,) = ivs
+        if parts == 1:
+            row, first_span, end_span = item, e.index(0), e.index(spans)
+        else:
+            row = e.divui(item, parts)
+            first_span = e.mul(e.remui(item, parts), per_part)
+            end_span = e.minui(e.add(first_span, per_part), spans)
         below = shared_scale[1] if shared_scale is not None else None
         when = e.cmpi("ult", e.dim(x, 0), below) if below is not None else None
 
@@ -139,7 +155,7 @@ def lower_quantize_rows(
                     at = moved if when is None else e.select(when, moved, natural)
                 block(e, b, v, amax, at)
 
-        e.for_(0, k // span, 1, span_body)
+        e.for_(first_span, end_span, 1, span_body)
 
-    e.parallel([0], [m], row_body, role("rows"))
+    e.parallel([0], [m if parts == 1 else e.mul(m, parts)], row_body, role("rows"))
     return xq, xd, qsum

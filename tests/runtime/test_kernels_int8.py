@@ -241,3 +241,20 @@ def test_auto_gives_tiles_to_large_or_dynamic_weights(n, tiles):
 }}"""
     text = str(lower(parse_source(source), "cpu"))
     assert ("amx.tile_muli" in text) == tiles
+
+
+@pytest.mark.parametrize(("name", "k"), [("q4_0", 6400), ("q2_k", 4352), ("q6_k", 2304)])
+def test_int8_rows_of_x_quantized_in_parts(name, k):
+    """Rows of x longer than one task of the quantizing kernel are cut into
+    parts (the last one short) that threads take separately: every run is
+    still quantized (the bound holds) and the result does not depend on the
+    thread count."""
+    lay = LAYOUTS[name]
+    rng = np.random.default_rng(3)
+    packed = quantize(name, rng.standard_normal((24, k)).astype(np.float32))
+    w, r = reference(lay, packed), range_magnitude(lay, packed)
+    x = random_x(rng, (3, k))
+    for m in (1, 3):
+        y = api.qmatmul(name, x[:m], packed, threads=1)
+        check_int8_bound(y, x[:m], w, r, scale_span(name))
+        assert_bits_equal(api.qmatmul(name, x[:m], packed, threads=3), y, f"{name} M={m}")
