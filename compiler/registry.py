@@ -57,6 +57,7 @@ _PASSES = {
     "lower-quant-to-loops": ("lower_quant_to_loops", "LowerQuantToLoopsPass"),
     "lower-qnn-to-loops": ("lower_qnn_to_loops", "LowerQnnToLoopsPass"),
     "outline-kernels": ("outline_kernels", "OutlineKernelsPass"),
+    "share-launches": ("share_launches", "ShareLaunchesPass"),
     "gpu-map-kernels": ("gpu_map_kernels", "GpuMapKernelsPass"),
     "convert-qrt-to-upstream": ("convert_qrt_to_upstream", "ConvertQrtToUpstreamPass"),
 }

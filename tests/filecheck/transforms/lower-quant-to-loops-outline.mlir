@@ -1,5 +1,6 @@
 // RUN: quantir-opt %s -p "lower-quant-to-loops{outline=true}" | filecheck %s
 // RUN: quantir-opt %s -p "lower-quant-to-loops{vectorize=false m_tile=1 outline=true}" | filecheck %s --check-prefix=SCALAR
+// RUN: quantir-opt %s -p "lower-quant-to-loops{outline=true},share-launches" | filecheck %s --check-prefix=SHARED
 
 // outline=true: the loops of each distinct op are built once and outlined;
 // the equal ops (same encoding and operand types, other buffers) launch the
@@ -29,6 +30,21 @@ func.func @layers(%x: memref<?x256xf32>, %a: memref<32x144xi8>, %b: memref<32x14
 // CHECK:       func.func @layers_kernel1({{.*}}) attributes {qrt.kernel}
 // CHECK:       func.func @layers_kernel0({{.*}}) attributes {qrt.kernel}
 // CHECK-NOT:   func.func
+
+// share-launches: the two q4_k ops quantize %x once (one launch of
+// @layers_kernel0, its buffers read by both matmul launches); the q6_k op's
+// x-quantizing kernel (sums per 16) is other work and stays.
+// SHARED-LABEL: func.func @layers(
+// SHARED:         qrt.launch @layers_kernel0(%x, [[XQ:%[0-9]+]], [[XD:%[0-9]+]], [[XS:%[0-9]+]])
+// SHARED-NEXT:    arith.constant
+// SHARED-NOT:     qrt.launch @layers_kernel0
+// SHARED:         qrt.launch @layers_kernel1({{.*}}, %a, [[XD]], [[XQ]], [[XS]], %ya)
+// SHARED-NEXT:    qrt.launch @layers_kernel1({{.*}}, %b, [[XD]], [[XQ]], [[XS]], %yb)
+// SHARED-NEXT:    memref.dealloc [[XQ]]
+// SHARED-NOT:     qrt.launch @layers_kernel0
+// SHARED:         qrt.launch @layers_kernel2(%x,
+// SHARED:         qrt.launch @layers_kernel3({{.*}}, %c,
+// SHARED:         func.return
 
 // SCALAR-LABEL: func.func @layers(
 // SCALAR-NOT:     scf.parallel
