@@ -2,6 +2,7 @@
 
     python benchmarks/bench_compile.py FILE.gguf [--json]
     python benchmarks/bench_compile.py --write-synthetic OUT.gguf [--vocab N] [--layers L]
+        [--like gemma-3-270m]
 
 For FILE it builds one graph holding a `quant.qmatmul` for every 2-D
 quantized matrix quantir supports (input xK [1, K] per distinct K; each
@@ -31,7 +32,8 @@ model's first step reads it. It reports, side by side:
 `--write-synthetic` writes a llama-like file with gguf-py's writer
 (through `write_gguf`): a tokenizer of N strings with scores and token types
 (like a real vocabulary) and L blocks of Q4_K/Q6_K matrices, for a run when
-no real model file is at hand.
+no real model file is at hand; `--like gemma-3-270m` gives the blocks
+gemma-3-270M's shapes and the Q5_0/Q8_0/Q4_K/Q6_K mix of its Q4_K_M file.
 """
 
 from __future__ import annotations
@@ -246,13 +248,31 @@ def _gather_row(r: dict) -> str:
     )
 
 
-def write_synthetic(path: Path, vocab: int, layers: int, dim: int = 512, ffn: int = 1536) -> None:
-    """A llama-like file: a `vocab`-token tokenizer, `layers` blocks of quantized matrices."""
+LAYOUTS = ("llama", "gemma-3-270m")
+"""Synthetic file layouts (`--like`)."""
+
+
+def write_synthetic(
+    path: Path, vocab: int, layers: int, dim: int = 512, ffn: int = 1536, like: str = "llama"
+) -> None:
+    """A model-like file: a `vocab`-token tokenizer, `layers` blocks of quantized matrices.
+
+    `like="llama"`: blocks of Q4_K/Q6_K matrices of width `dim` and `ffn`, a
+    Q4_K token embedding. `like="gemma-3-270m"`: gemma-3-270M's shapes (width
+    640, 4 query heads and 1 key/value head of 256, ffn 2048; `dim` and `ffn`
+    are ignored) with the types llama.cpp's Q4_K_M gives them: a width of 640
+    is no multiple of 256, so the matrices that K-quants cannot take fall back
+    (Q4_K to Q5_0, Q6_K to Q8_0) and only attn_output and ffn_down stay K-quants
+    (Q6_K on the layers llama.cpp gives more bits, else Q4_K); the tied token
+    embedding is Q6_K, so Q8_0.
+    """
     from gguf import GGUFValueType as V
 
     from quantir.dialects.encoding import QuantizationEncoding as E
     from quantir.runtime.gguf import MetadataValue, TensorToWrite, write_gguf
 
+    if like not in LAYOUTS:
+        raise ValueError(f"like must be one of {LAYOUTS}, got {like!r}")
     rng = np.random.default_rng(0)
 
     def blocks(encoding, n: int, k: int):
@@ -266,19 +286,38 @@ def write_synthetic(path: Path, vocab: int, layers: int, dim: int = 512, ffn: in
             name, encoding, (n, k), lambda: _zero_scales(encoding, blocks(encoding, n, k))
         )
 
-    tensors = [matrix("token_embd.weight", E.Q4_K, vocab, dim)]
+    if like == "gemma-3-270m":
+        dim, ffn, q_dim, kv_dim = 640, 2048, 1024, 256
+        tensors = [matrix("token_embd.weight", E.Q8_0, vocab, dim)]
+    else:
+        q_dim, kv_dim = dim, dim // 4
+        tensors = [matrix("token_embd.weight", E.Q4_K, vocab, dim)]
     for b in range(layers):
         p = f"blk.{b}."
-        tensors += [
-            matrix(p + "attn_q.weight", E.Q4_K, dim, dim),
-            matrix(p + "attn_k.weight", E.Q4_K, dim // 4, dim),
-            matrix(p + "attn_v.weight", E.Q6_K, dim // 4, dim),
-            matrix(p + "attn_output.weight", E.Q4_K, dim, dim),
-            matrix(p + "ffn_gate.weight", E.Q4_K, ffn, dim),
-            matrix(p + "ffn_up.weight", E.Q4_K, ffn, dim),
-            matrix(p + "ffn_down.weight", E.Q6_K, dim, ffn),
-            TensorToWrite(p + "attn_norm.weight", np.float32, (dim,), np.ones(dim, np.float32)),
-        ]
+        if like == "gemma-3-270m":
+            more = _more_bits(b, layers)
+            tensors += [
+                matrix(p + "attn_q.weight", E.Q5_0, q_dim, dim),
+                matrix(p + "attn_k.weight", E.Q5_0, kv_dim, dim),
+                matrix(p + "attn_v.weight", E.Q8_0 if more else E.Q5_0, kv_dim, dim),
+                matrix(p + "attn_output.weight", E.Q4_K, dim, q_dim),
+                matrix(p + "ffn_gate.weight", E.Q5_0, ffn, dim),
+                matrix(p + "ffn_up.weight", E.Q5_0, ffn, dim),
+                matrix(p + "ffn_down.weight", E.Q6_K if more else E.Q4_K, dim, ffn),
+            ]
+        else:
+            tensors += [
+                matrix(p + "attn_q.weight", E.Q4_K, q_dim, dim),
+                matrix(p + "attn_k.weight", E.Q4_K, kv_dim, dim),
+                matrix(p + "attn_v.weight", E.Q6_K, kv_dim, dim),
+                matrix(p + "attn_output.weight", E.Q4_K, dim, q_dim),
+                matrix(p + "ffn_gate.weight", E.Q4_K, ffn, dim),
+                matrix(p + "ffn_up.weight", E.Q4_K, ffn, dim),
+                matrix(p + "ffn_down.weight", E.Q6_K, dim, ffn),
+            ]
+        tensors.append(
+            TensorToWrite(p + "attn_norm.weight", np.float32, (dim,), np.ones(dim, np.float32))
+        )
     tokens = [f"<tok{i}>" if i % 7 else f"\u2581word{i}" for i in range(vocab)]
     metadata = {
         "llama.block_count": layers,
@@ -291,6 +330,11 @@ def write_synthetic(path: Path, vocab: int, layers: int, dim: int = 512, ffn: in
         "tokenizer.ggml.token_type": MetadataValue([1] * vocab, V.ARRAY, V.INT32),
     }
     write_gguf(path, tensors, metadata, arch="llama")
+
+
+def _more_bits(layer: int, layers: int) -> bool:
+    """llama.cpp's `use_more_bits`: the layers Q4_K_M gives attn_v and ffn_down Q6_K."""
+    return layer < layers // 8 or layer >= 7 * layers // 8 or (layer - layers // 8) % 3 == 2
 
 
 def _zero_scales(encoding, data: np.ndarray) -> np.ndarray:
@@ -317,10 +361,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--write-synthetic", metavar="OUT", help="write a synthetic GGUF file")
     parser.add_argument("--vocab", type=int, default=262144, help="synthetic vocabulary size")
     parser.add_argument("--layers", type=int, default=18, help="synthetic block count")
+    parser.add_argument(
+        "--like",
+        choices=LAYOUTS,
+        default="llama",
+        help="synthetic layout: llama-like Q4_K/Q6_K, or gemma-3-270M's shapes and Q4_K_M types",
+    )
     args = parser.parse_args(argv)
     if args.write_synthetic:
         start = time.perf_counter()
-        write_synthetic(Path(args.write_synthetic), args.vocab, args.layers)
+        write_synthetic(Path(args.write_synthetic), args.vocab, args.layers, like=args.like)
         print(f"wrote {args.write_synthetic} in {time.perf_counter() - start:.1f} s")
         if not args.file:
             return 0

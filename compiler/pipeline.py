@@ -27,10 +27,11 @@ from quantir.dialects.qrt import TARGET_ATTR
 # so the cleanup (most of the lowering's time) runs once per distinct kernel,
 # not once per op; share-launches before them leaves one quantization of each
 # x per activation format in the host function (fewer host ops to clean up,
-# fewer launches to run).
+# fewer launches to run), and hoist-loop-constants spares canonicalize one
+# sweep of the module per loop level.
 _SCALAR_LOWERING = (
     "quantir-bufferize,lower-quant-to-loops{vectorize=false m_tile=1 outline=true},"
-    "lower-qnn-to-loops{vectorize=false},outline-kernels,share-launches,canonicalize,cse"
+    "lower-qnn-to-loops{vectorize=false},outline-kernels,share-launches,hoist-loop-constants,canonicalize,cse"
 )
 
 UPSTREAM = "convert-qrt-to-upstream"
@@ -42,7 +43,8 @@ def cpu_lowering(int8: bool = True, amx: str = "auto") -> str:
     return (
         f"quantir-bufferize,lower-quant-to-loops{{int8={str(int8).lower()} amx={amx} "
         "outline=true},"
-        "lower-qnn-to-loops,outline-kernels,share-launches,canonicalize,cse," + UPSTREAM
+        "lower-qnn-to-loops,outline-kernels,share-launches,hoist-loop-constants,"
+        "canonicalize,cse," + UPSTREAM
     )
 
 

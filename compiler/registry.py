@@ -58,6 +58,7 @@ _PASSES = {
     "lower-qnn-to-loops": ("lower_qnn_to_loops", "LowerQnnToLoopsPass"),
     "outline-kernels": ("outline_kernels", "OutlineKernelsPass"),
     "share-launches": ("share_launches", "ShareLaunchesPass"),
+    "hoist-loop-constants": ("hoist_loop_constants", "HoistLoopConstantsPass"),
     "gpu-map-kernels": ("gpu_map_kernels", "GpuMapKernelsPass"),
     "convert-qrt-to-upstream": ("convert_qrt_to_upstream", "ConvertQrtToUpstreamPass"),
 }

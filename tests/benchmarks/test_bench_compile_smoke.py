@@ -40,3 +40,21 @@ def test_synthetic_file_graph_and_measurements(bench, tmp_path, monkeypatch):
     row = bench.format_row(result)
     assert "15 ops (6 distinct)" in row and "gguf-py" in row
     assert "+ gather of 8 ids from token_embd.weight (q4_k): cold" in row
+
+
+def test_gemma_like_synthetic_file_has_gemma_shapes_and_q4_k_m_types(bench, tmp_path):
+    from quantir.runtime.gguf import open_gguf
+
+    path = tmp_path / "gemma.gguf"
+    bench.write_synthetic(path, vocab=2048, layers=2, like="gemma-3-270m")
+    matrices = bench.quantized_matrices(open_gguf(path))
+    kinds = {t.name: (t.encoding.name.lower(), tuple(t.shape)) for t in matrices}
+    assert kinds["token_embd.weight"] == ("q8_0", (2048, 640))
+    assert kinds["blk.0.attn_q.weight"] == ("q5_0", (1024, 640))
+    assert kinds["blk.0.attn_output.weight"] == ("q4_k", (640, 1024))
+    # llama.cpp's use_more_bits gives the last layer of two Q6_K (here: Q8_0 for attn_v).
+    assert kinds["blk.0.attn_v.weight"] == ("q5_0", (256, 640))
+    assert kinds["blk.1.attn_v.weight"] == ("q8_0", (256, 640))
+    assert kinds["blk.0.ffn_down.weight"] == ("q4_k", (640, 2048))
+    assert kinds["blk.1.ffn_down.weight"] == ("q6_k", (640, 2048))
+    assert len(matrices) == 15 and len(bench.distinct(matrices)) == 8
