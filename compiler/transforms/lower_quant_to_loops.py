@@ -65,6 +65,7 @@ from xdsl.dialects.builtin import ModuleOp, TensorType
 from xdsl.ir import Operation, SSAValue
 from xdsl.passes import ModulePass
 from xdsl.rewriter import InsertPoint, Rewriter
+from xdsl.traits import is_side_effect_free
 from xdsl.utils.exceptions import PassFailedException
 
 from quantir.compiler.encodings import layout_for
@@ -96,8 +97,21 @@ def _ops_between(first_exclusive: Operation | None, last_exclusive: Operation) -
 
 
 def _clone_before(anchor: Operation, ops: list[Operation], mapping: dict) -> None:
-    """Clone `ops` (a lowering) before `anchor`, their outside values renamed by `mapping`."""
+    """Clone `ops` (a lowering) before `anchor`, their outside values renamed by `mapping`.
+
+    An op without effects or regions whose operands the renaming leaves alone
+    (a constant, a size of the same x) would compute the value it already has
+    earlier in the block: the clones use that one instead of a copy, which
+    spares making the copy and erasing it again (share-launches, cse)."""
+    block = anchor.parent_block()
     for o in ops:
+        if (
+            o.parent_block() is block
+            and not o.regions
+            and all(mapping.get(v, v) is v for v in o.operands)
+            and is_side_effect_free(o)
+        ):
+            continue
         Rewriter.insert_op(o.clone(value_mapper=mapping), InsertPoint.before(anchor))
 
 

@@ -44,7 +44,7 @@ from xdsl.dialects import arith, func, scf
 from xdsl.dialects.builtin import IndexType, IntegerAttr, ModuleOp, UnitAttr
 from xdsl.ir import Block, Operation, Region, SSAValue
 from xdsl.passes import ModulePass
-from xdsl.rewriter import Rewriter
+from xdsl.rewriter import InsertPoint, Rewriter
 from xdsl.utils.exceptions import PassFailedException
 
 from quantir.dialects.qrt import KERNEL_ATTR, LaunchOp
@@ -159,16 +159,21 @@ def _outline(nest: _Nest, name: str) -> tuple[LaunchOp, func.FuncOp]:
         clone = c.owner.clone()
         block.add_op(clone)
         value_map[c] = clone.results[0]
-    body = loop.clone(value_mapper=value_map)
-    body.operands[0] = lo  # lower bound of dimension 0
-    body.operands[len(loop.lowerBound)] = hi  # its upper bound
-    block.add_op(body)
+    launch = LaunchOp(name, passed, nest.range)
+    Rewriter.insert_op(launch, InsertPoint.before(loop))
+    # The nest itself moves into the kernel (a copy would cost as much as
+    # building it): its uses of host values become uses of the kernel's.
+    loop.detach()
+    inside = set(loop.walk())
+    for value, replacement in value_map.items():
+        value.replace_uses_with_if(replacement, lambda use: use.operation in inside)
+    loop.operands[0] = lo  # lower bound of dimension 0
+    loop.operands[len(loop.lowerBound)] = hi  # its upper bound
+    block.add_op(loop)
     block.add_op(func.ReturnOp())
 
     kernel = func.FuncOp(name, ([a.type for a in block.args], []), Region(block))
     kernel.attributes[KERNEL_ATTR] = UnitAttr()
-    launch = LaunchOp(name, passed, nest.range)
-    Rewriter.replace_op(loop, launch)
     return launch, kernel
 
 
