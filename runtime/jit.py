@@ -15,6 +15,7 @@ import os
 import re
 import struct
 import threading
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from importlib.metadata import version
 
@@ -376,12 +377,12 @@ def _load_cached(key: str, target: str, functions: frozenset[str]) -> CompiledMo
 
 def _build(module: ModuleOp, target: str, gpu_arch: str, pipeline: str | None) -> CompiledModule:
     lowered = lower(module, "cpu" if target == "cpu" else "gpu", pipeline=pipeline)
-    plans = host_plans(lowered)
     try:
         if target == "cpu":
-            return _build_cpu(lowered, plans)
+            return _build_cpu(lowered)
         from quantir.compiler.backend import nvptx
 
+        plans = host_plans(lowered)
         ir_module, sigs = translate_module(lowered, nvptx.target_info(gpu_arch))
     except TranslationError as e:
         # A custom pipeline left ops this target's code generator cannot take
@@ -399,9 +400,10 @@ _PLACEHOLDER = "quantir_kernel_placeholder"
 _kernel_objects: dict[str, bytes] = {}  # kernel cache key -> object code, in this process
 
 
-def _build_cpu(lowered: ModuleOp, plans: dict[str, HostPlan | str]) -> CompiledModule:
-    """Object code for the kernels of a lowered module, one object file per
-    distinct kernel, each found in the per-kernel cache or compiled (and stored).
+def _build_cpu(lowered: ModuleOp) -> CompiledModule:
+    """Host plans, and object code for the kernels of a lowered module, one
+    object file per distinct kernel, each found in the per-kernel cache or
+    compiled (and stored).
 
     A kernel's cache key hashes its LLVM IR (translated under a fixed name),
     the host target and the compiler's versions; its symbol is derived from
@@ -416,29 +418,32 @@ def _build_cpu(lowered: ModuleOp, plans: dict[str, HostPlan | str]) -> CompiledM
     ]
     if not kernels:
         ir_module, sigs = translate_module(lowered, info)
-        return CompiledModule("cpu", plans, sigs, (cpu_backend.compile_object(ir_module),))
+        code = (cpu_backend.compile_object(ir_module),)
+        return CompiledModule("cpu", host_plans(lowered), sigs, code)
     signatures: dict[str, KernelSignature] = {}
     symbols: dict[str, str] = {}
     objects: dict[str, bytes | None] = {}  # by symbol, in kernel order
-    missing: dict[str, tuple[str, str]] = {}  # symbol -> (key, LLVM IR)
-    for kernel in kernels:
-        name = kernel.sym_name.data
-        ir_module, signature = translate_kernel(kernel, info, _PLACEHOLDER)
-        text = str(ir_module)
-        key = kernel_key(text)
-        symbol = f"qk_{key[:32]}"
-        signatures[name] = KernelSignature(name, signature.params)
-        symbols[name] = symbol
-        if symbol not in objects:
-            objects[symbol] = _known_kernel_object(key, symbol)
-            if objects[symbol] is None:
-                missing[symbol] = (key, text.replace(_PLACEHOLDER, symbol))
-    if missing:
-        # Independent kernels compile in parallel, each in an LLVM context of its own.
-        built = cpu_backend.compile_objects(
-            [llvm_ir for _, llvm_ir in missing.values()], compile_threads()
-        )
-        for (symbol, (key, _)), obj in zip(missing.items(), built, strict=True):
+    missing: dict[str, tuple[str, Future[bytes]]] = {}  # symbol -> (key, its compile)
+    # Independent kernels compile in parallel, each in an LLVM context of its
+    # own, from the moment each is translated: LLVM works while Python
+    # translates the next kernels and builds the host plans.
+    with cpu_backend.ObjectCompiler(compile_threads()) as compiler:
+        for kernel in kernels:
+            name = kernel.sym_name.data
+            ir_module, signature = translate_kernel(kernel, info, _PLACEHOLDER)
+            text = str(ir_module)
+            key = kernel_key(text)
+            symbol = f"qk_{key[:32]}"
+            signatures[name] = KernelSignature(name, signature.params)
+            symbols[name] = symbol
+            if symbol not in objects:
+                objects[symbol] = _known_kernel_object(key, symbol)
+                if objects[symbol] is None:
+                    llvm_ir = text.replace(_PLACEHOLDER, symbol)
+                    missing[symbol] = (key, compiler.submit(llvm_ir))
+        plans = host_plans(lowered)
+        for symbol, (key, compiling) in missing.items():
+            obj = compiling.result()
             cache.store(key, _kernel_entry(symbol, obj), cache.KERNELS)
             with _lock:
                 _kernel_objects[key] = obj

@@ -10,6 +10,7 @@ bit-identical to ggml, while matmul kernels opt in per instruction.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import cache
 
@@ -150,15 +151,40 @@ def _compile_isolated(module: ir.Module | str) -> bytes:
     return tm.emit_object(ref)
 
 
+class ObjectCompiler:
+    """Compiles modules to object files as they are handed over.
+
+    With `threads` > 1, up to that many compile at once in worker threads,
+    each in an LLVM context of its own, while the caller goes on (translating
+    the next kernel: llvmlite's calls release the GIL); else each compiles at
+    once in the caller's thread. The objects are the same either way. Leaving
+    the `with` block waits for the compiles still running.
+    """
+
+    def __init__(self, threads: int = 1) -> None:
+        self._pool = ThreadPoolExecutor(threads) if threads > 1 else None
+
+    def submit(self, module: ir.Module | str) -> Future[bytes]:
+        if self._pool is not None:
+            return self._pool.submit(_compile_isolated, module)
+        done: Future[bytes] = Future()
+        done.set_result(compile_object(module))
+        return done
+
+    def __enter__(self) -> ObjectCompiler:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+
+
 def compile_objects(modules: Sequence[ir.Module | str], threads: int = 1) -> list[bytes]:
     """`compile_object` of each module, up to `threads` at a time (each in an
     LLVM context of its own); the objects are the same as one at a time."""
-    if threads <= 1 or len(modules) <= 1:
-        return [compile_object(m) for m in modules]
-    from concurrent.futures import ThreadPoolExecutor
-
-    with ThreadPoolExecutor(min(threads, len(modules))) as pool:
-        return list(pool.map(_compile_isolated, modules))
+    with ObjectCompiler(min(threads, len(modules))) as compiler:
+        futures = [compiler.submit(m) for m in modules]
+        return [f.result() for f in futures]
 
 
 class LoadedObject:
