@@ -177,7 +177,8 @@ def lower(
     lowered = module.clone()
     default = default_pipeline(target)
     run_pipeline(ctx, lowered, pipeline or default)
-    convert_to_upstream(lowered)  # a custom pass list ends in upstream MLIR too
+    if not expand_pipeline_spec(pipeline or default).endswith(UPSTREAM):
+        convert_to_upstream(lowered)  # a custom pass list ends in upstream MLIR too
     lowered.attributes[TARGET_ATTR] = StringAttr(_TARGETS[default])
     lowered.verify()  # a lowering bug must fail here, not in the LLVM translation
     return lowered
