@@ -212,7 +212,7 @@ class _HostSharing:
             return
         inputs = tuple(a for i, a in enumerate(args) if i not in written)
         buffers = [a for i, a in enumerate(args) if i in written]
-        key = (op.kernel.string_value(), op.range, inputs)
+        key = (tuple(sorted(op.properties.items())), op.range, inputs)
         earlier = launched.get(key)
         if earlier is not None and self._share(op, buffers, earlier, last_write):
             return
