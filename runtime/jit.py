@@ -8,13 +8,16 @@ result is cached in this process and on disk (see `runtime.cache`).
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import gc
 import hashlib
 import json
 import os
 import re
 import struct
 import threading
+from collections.abc import Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from importlib.metadata import version
@@ -311,8 +314,9 @@ def compile_source(
         with _lock:
             _memory[key] = compiled
         return compiled
-    module = parse_source(source, name)
-    compiled = _build(module, target, gpu_arch, pipeline)
+    with _collector_paused():
+        module = parse_source(source, name)
+        compiled = _build(module, target, gpu_arch, pipeline)
     cache.store(key, compiled.to_bytes())
     with _lock:
         _memory[key] = compiled
@@ -326,6 +330,36 @@ def in_memory(
     in memory now (nothing is compiled or read from disk)."""
     key = _keys.get((source, target, gpu_arch, pipeline))
     return None if key is None else _memory.get(key)
+
+
+_collector_lock = threading.Lock()
+_collector_pauses = 0  # compiles running with the collector paused
+_collector_was_enabled = False
+
+
+@contextlib.contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Python's cyclic garbage collector stays off while a module compiles.
+
+    A compile allocates hundreds of thousands of IR objects, most of which
+    live until it ends; the collector's full passes over them (and over the
+    caller's heap) cost 5-10% of a model's cold compile (70-180 ms of about
+    1.8 s for a 127-op graph). The garbage the compile leaves is collected
+    once the collector is back on. Nested and concurrent compiles turn it back
+    on when the last one ends (if it was on before the first)."""
+    global _collector_pauses, _collector_was_enabled
+    with _collector_lock:
+        if _collector_pauses == 0:
+            _collector_was_enabled = gc.isenabled()
+            gc.disable()
+        _collector_pauses += 1
+    try:
+        yield
+    finally:
+        with _collector_lock:
+            _collector_pauses -= 1
+            if _collector_pauses == 0 and _collector_was_enabled:
+                gc.enable()
 
 
 def check_pipeline_target(pipeline: str | None, target: str) -> None:
