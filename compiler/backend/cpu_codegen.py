@@ -154,9 +154,11 @@ def _compile_isolated(module: ir.Module | str) -> bytes:
 class ObjectCompiler:
     """Compiles modules to object files as they are handed over.
 
-    With `threads` > 1, up to that many compile at once in worker threads,
-    each in an LLVM context of its own, while the caller goes on (translating
-    the next kernel: llvmlite's calls release the GIL); else each compiles at
+    With `threads` > 1 they compile in worker threads, each in an LLVM context
+    of its own, while the caller goes on (translating the next kernel, which
+    is pure Python: llvmlite's calls release the GIL). llvmlite runs one call
+    into LLVM at a time (a lock of its own), so the workers take turns; the
+    gain is the overlap with the caller. With `threads` <= 1 each compiles at
     once in the caller's thread. The objects are the same either way. Leaving
     the `with` block waits for the compiles still running.
     """

@@ -4,8 +4,11 @@ llvmlite's parsing, pass managers and code emission use LLVM's global
 context, which is not thread-safe: every backend takes `LLVM_LOCK` around
 them, so a CPU compile and a GPU compile in two threads never overlap. Work
 in an LLVM context and target machine of its own (the CPU backend's
-`compile_objects`) needs no lock: such compiles run in parallel (llvmlite's
-calls release the GIL).
+`ObjectCompiler`) needs no lock of ours. llvmlite itself still serializes
+every call into LLVM through one lock of its own (`llvmlite.binding.ffi`),
+so two such compiles do not run at once either; what runs meanwhile is the
+caller's Python work, since a call releases the GIL (building `llvmlite.ir`
+modules is pure Python).
 """
 
 from __future__ import annotations
