@@ -123,11 +123,11 @@ class Program:
         self.plan = plan
         self.signatures = signatures
         self.device = device
-        # Replays of earlier checked calls, by their buffers' shapes and dtypes
-        # (CPU programs with no row indices: those need their values checked).
-        self._known: dict[tuple, Replay] | None = None
+        # Shapes and dtypes of earlier calls that `bind` checked (CPU programs
+        # with no row indices: those need their values checked every call).
+        self._known: set[tuple] | None = None
         if isinstance(device, CpuProgramDevice) and not plan.row_indices:
-            self._known = {}
+            self._known = set()
         self._input_slots = [(s.index, s.position) for s in plan.inputs]
         self._output_slots = [(s.index, s.position) for s in plan.outputs]
 
@@ -249,9 +249,9 @@ class Program:
         if known and self._call_known(inputs, outputs):  # type: ignore[arg-type]
             return list(outputs)  # type: ignore[arg-type]
         args = self.bind(inputs, weights, outputs)
-        replay = self.execute(args)
-        if known and replay is not None and len(self._known) < 64:  # type: ignore[arg-type]
-            self._known[tuple((a.shape, a.dtype) for a in args)] = replay  # type: ignore[index]
+        self.execute(args)
+        if known and len(self._known) < 64:  # type: ignore[arg-type]
+            self._known.add(tuple((a.shape, a.dtype) for a in args))  # type: ignore[union-attr]
         return [args[s.index] for s in self.plan.outputs]
 
     def _call_known(self, inputs: Sequence[object], outputs: Sequence[object]) -> bool:
@@ -269,7 +269,9 @@ class Program:
         for a in args:
             if type(a) is not np.ndarray or not a.flags.c_contiguous:
                 return False
-        replay = self._known.get(tuple((a.shape, a.dtype) for a in args))  # type: ignore[union-attr]
+        if tuple((a.shape, a.dtype) for a in args) not in self._known:  # type: ignore[operator]
+            return False
+        replay = self.device.replays.find(self._replay_key(args))  # type: ignore[attr-defined]
         if replay is None:
             return False
         addresses = [a.ctypes.data for a in args]
@@ -288,14 +290,16 @@ class Program:
                     return False
         return replay.run(args, addresses)
 
-    def execute(self, args: list) -> Replay | None:
-        """Run the plan on bound arguments; returns the CPU replay it used, if any."""
+    def _replay_key(self, args: list) -> tuple:
+        return (self.plan.name, self.device.threads, *((a.shape, a.dtype) for a in args))  # type: ignore[attr-defined]
+
+    def execute(self, args: list) -> None:
+        """Run the plan on bound arguments."""
         dev = self.device
         if isinstance(dev, CpuProgramDevice):
-            key = (self.plan.name, dev.threads, *((a.shape, a.dtype.char) for a in args))
-            replay = dev.replays.get(key, lambda: self._plan_replay(args, dev))
+            replay = dev.replays.get(self._replay_key(args), lambda: self._plan_replay(args, dev))
             if replay is not None and replay.run(args):
-                return replay
+                return
         regs: list[Any] = [None] * self.plan.registers
         on_host = isinstance(dev, CpuProgramDevice)
         outputs = {s.index for s in self.plan.outputs}
@@ -319,7 +323,6 @@ class Program:
         finally:
             for buffer in staged:  # the GPU's workspace: reused by the next call
                 dev.free(buffer)
-        return None
 
     def _plan_replay(self, args: list, dev: CpuProgramDevice) -> Replay:
         """Interpret the plan once for these argument shapes, recording its launches."""

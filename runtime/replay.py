@@ -154,6 +154,14 @@ class ReplayCache:
         self._replays: OrderedDict[tuple, Replay | None] = OrderedDict()
         self._lock = threading.Lock()
 
+    def find(self, key: tuple) -> Replay | None:
+        """The replay for `key` if one is kept (nothing is planned)."""
+        with self._lock:
+            replay = self._replays.get(key)
+            if replay is not None:
+                self._replays.move_to_end(key)
+            return replay
+
     def get(self, key: tuple, plan: Callable[[], Replay]) -> Replay | None:
         """The replay for `key`, planned by `plan()` the first time (None: not
         replayable). Errors `plan` raises (a failing check) propagate."""

@@ -160,6 +160,11 @@ def test_replays_per_module_are_bounded(weight) -> None:
         assert y.shape == (m, N)
     replays = program.device.replays  # type: ignore[attr-defined]
     assert len(replays._replays) <= replays.limit
+    x1 = rng.standard_normal((1, K)).astype(np.float32)  # M=1's replay is long gone
+    out = np.empty((1, N), np.float32)
+    program([x1, weight], outputs=[out])
+    program([x1, weight], outputs=[out])  # a shape bind checked, replayed again
+    assert np.array_equal(_bits(out), _bits(qmatmul("q4_k", x1, weight, threads=1)))
 
 
 def _one_op(weight: np.ndarray) -> tuple[str, str]:
