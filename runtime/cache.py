@@ -2,7 +2,8 @@
 
 Entries live in QUANTIR_CACHE_DIR (default ~/.cache/quantir; QUANTIR_CACHE=0
 turns the disk cache off), one file per key: compiled graphs at the top,
-the object code of single kernels under `kernels/` (runtime/jit.py). A key hashes everything the
+the object code of single kernels under `kernels/` (runtime/jit.py), the
+thread pool's under `runtime/` (runtime/cpu_pool.py). A key hashes everything the
 generated code depends on: the input IR, the target (CPU name and features,
 or GPU architecture), and the versions of quantir, xDSL and llvmlite.
 
@@ -51,6 +52,9 @@ def make_key(*parts: str | bytes) -> str:
 
 KERNELS = "kernels"
 """The subdirectory of per-kernel entries (object code of one kernel each)."""
+
+RUNTIME = "runtime"
+"""The subdirectory of the runtime's own compiled code (the thread pool)."""
 
 
 def _path(key: str, subdir: str = "") -> Path | None:

@@ -367,6 +367,19 @@ def _sleep_functions() -> tuple[int, int, int]:
     return address("syscall") if futex else 0, address("usleep"), address("sched_yield")
 
 
+def _pool_object(source: str, target_key: str) -> bytes:
+    """The pool's object code, from the compile cache when it is there: building
+    it takes LLVM about 80 ms, a noticeable part of a short process."""
+    from quantir.runtime import cache
+
+    key = cache.make_key("thread-pool", target_key, source)
+    obj = cache.load(key, cache.RUNTIME)
+    if obj is None:
+        obj = cpu_codegen.compile_object(source)
+        cache.store(key, obj, cache.RUNTIME)
+    return obj
+
+
 _Worker = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int32)
 _Run = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64)
 _Spin = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_int64)
@@ -381,7 +394,7 @@ class NativePool:
 
         host = cpu_codegen.host_target()
         self._code = cpu_codegen.LoadedObject(
-            cpu_codegen.compile_object(pool_source(host.triple, platform.machine()))
+            _pool_object(pool_source(host.triple, platform.machine()), host.key)
         )
         self._run = _Run(self._code.address("quantir_pool_run"))
         self._worker = _Worker(self._code.address("quantir_pool_worker"))

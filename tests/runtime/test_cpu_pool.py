@@ -208,3 +208,31 @@ def test_waiting_without_futexes_or_any_sleep_call(count_kernel, libc: bool) -> 
                 time.sleep(0.002)
     finally:
         pool.stop()
+
+
+def test_the_pool_code_comes_from_the_compile_cache(
+    count_kernel, tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Built once per cache directory; a corrupt entry is rebuilt, not loaded."""
+    fn, _ = count_kernel
+    monkeypatch.setenv("QUANTIR_CACHE_DIR", str(tmp_path))
+    compiles = [0]
+    real = cpu_codegen.compile_object
+
+    def counting(source):
+        compiles[0] += 1
+        return real(source)
+
+    monkeypatch.setattr(cpu_codegen, "compile_object", counting)
+    for expected in (1, 1):
+        pool = cpu_pool.NativePool()
+        try:
+            assert np.array_equal(_launch(pool, fn, 100, 2), np.ones(100, np.int32))
+        finally:
+            pool.stop()
+        assert compiles[0] == expected
+    (entry,) = (tmp_path / "runtime").glob("*.qbin")
+    entry.write_bytes(entry.read_bytes()[:-9] + b"corrupted")
+    pool = cpu_pool.NativePool()
+    pool.stop()
+    assert compiles[0] == 2
