@@ -23,6 +23,7 @@ from quantir.dialects.errors import QuantirError
 from quantir.runtime.buffers import BufferError
 from quantir.runtime.cpu_threads import resolve_threads
 from quantir.runtime.device_names import parse_device
+from quantir.runtime.gguf import GGUFModel
 from quantir.runtime.jit import CompiledModule, compile_source, in_memory, load_program
 from quantir.runtime.program import Program
 from quantir.runtime.weight_binding import (
@@ -141,6 +142,10 @@ class CompiledGraph:
         self.output_types = tuple(output_types)
         self.weight_declarations = tuple(declarations)
         self.device = device
+        # The GGUF model bound last and its binding: a model passed call after
+        # call (a decode loop) is bound once. Its tensors are views of the
+        # read-only mapping, valid as long as they are held.
+        self._last_model: tuple[object, dict[str, object]] = (None, {})
 
     @property
     def weight_names(self) -> list[str]:
@@ -180,7 +185,12 @@ class CompiledGraph:
 
     def __call__(self, *inputs: np.ndarray, weights: object = None) -> list[np.ndarray]:
         self._check_inputs(inputs)
-        bound = self.bind_weights(weights)
+        if isinstance(weights, GGUFModel) and self._last_model[0] is weights:
+            bound = self._last_model[1]  # a mapped file's tensors do not change
+        else:
+            bound = self.bind_weights(weights)
+            if isinstance(weights, GGUFModel):
+                self._last_model = (weights, bound)
         return self.program(list(inputs), bound)
 
     execute = __call__

@@ -130,6 +130,12 @@ class Program:
             self._known = set()
         self._input_slots = [(s.index, s.position) for s in plan.inputs]
         self._output_slots = [(s.index, s.position) for s in plan.outputs]
+        self._output_indices = frozenset(s.index for s in plan.outputs)
+        # (name, index) of each weight; a weight of several parts (GPTQ) is
+        # gathered by `bind`, so such programs check every call in full.
+        self._weight_slots = [(s.weight_name, s.index) for s in plan.weights]
+        if any(s.weight_part for s in plan.weights):
+            self._known = None
 
     @property
     def name(self) -> str:
@@ -245,50 +251,78 @@ class Program:
         weights: Mapping[str, object] | None = None,
         outputs: Sequence[np.ndarray] | None = None,
     ) -> list[np.ndarray]:
-        known = self._known is not None and not weights and outputs is not None
-        if known and self._call_known(inputs, outputs):  # type: ignore[arg-type]
-            return list(outputs)  # type: ignore[arg-type]
+        if self._known is not None:
+            known = self._call_known(inputs, weights, outputs)
+            if known is not None:
+                return [known[s.index] for s in self.plan.outputs]
         args = self.bind(inputs, weights, outputs)
         self.execute(args)
-        if known and len(self._known) < 64:  # type: ignore[arg-type]
-            self._known.add(tuple((a.shape, a.dtype) for a in args))  # type: ignore[union-attr]
+        if self._known is not None and len(self._known) < 64:
+            self._known.add(self._signature(args, outputs is not None))
         return [args[s.index] for s in self.plan.outputs]
 
-    def _call_known(self, inputs: Sequence[object], outputs: Sequence[object]) -> bool:
+    def _signature(self, args: list, outputs_given: bool) -> tuple:
+        """Shapes and dtypes of a call's buffers (outputs only when the caller gave them)."""
+        return tuple(
+            (a.shape, a.dtype) if outputs_given or i not in self._output_indices else None
+            for i, a in enumerate(args)
+        )
+
+    def _call_known(
+        self,
+        inputs: Sequence[object],
+        weights: Mapping[str, object] | None,
+        outputs: Sequence[object] | None,
+    ) -> list | None:
         """Run a call whose buffers have the shapes and dtypes of an earlier call
-        that `bind` checked: only what can differ between such calls is checked
-        here (type, layout, writability, overlap). False: nothing ran, and the
-        call is left to `bind`, which says what is wrong, and `execute`."""
-        if len(inputs) != len(self._input_slots) or len(outputs) != len(self._output_slots):
-            return False
+        that `bind` checked, and return its arguments: only what can differ
+        between such calls is checked here (type, layout, writability,
+        overlap). None: nothing ran, and the call is left to `bind`, which says
+        what is wrong, and `execute`."""
+        given = outputs is not None
+        if len(inputs) != len(self._input_slots):
+            return None
+        if given and len(outputs) != len(self._output_slots):  # type: ignore[arg-type]
+            return None
         args: list = [None] * len(self.plan.args)
         for index, position in self._input_slots:
             args[index] = inputs[position]
-        for index, position in self._output_slots:
-            args[index] = outputs[position]
+        if self._weight_slots:
+            if weights is None:
+                return None
+            for name, index in self._weight_slots:
+                args[index] = weights.get(name)
+        if given:
+            for index, position in self._output_slots:
+                args[index] = outputs[position]  # type: ignore[index]
         for a in args:
-            if type(a) is not np.ndarray or not a.flags.c_contiguous:
-                return False
-        if tuple((a.shape, a.dtype) for a in args) not in self._known:  # type: ignore[operator]
-            return False
+            if a is not None and (not isinstance(a, np.ndarray) or not a.flags.c_contiguous):
+                return None
+        signature = tuple((a.shape, a.dtype) if a is not None else None for a in args)
+        if signature not in self._known:  # type: ignore[operator]
+            return None
+        if not given:  # shapes follow from the arguments', as bind found them
+            for spec in self.plan.outputs:
+                args[spec.index] = aligned_empty(self.output_shape(spec, args), spec.spec.dtypes[0])
         replay = self.device.replays.find(self._replay_key(args))  # type: ignore[attr-defined]
         if replay is None:
-            return False
+            return None
         addresses = [a.ctypes.data for a in args]
-        for index, _ in self._output_slots:
-            out = args[index]
-            if not out.flags.writeable:
-                return False
-            lo, hi = addresses[index], addresses[index] + out.nbytes
-            for j, other in enumerate(args):
-                if (
-                    j != index
-                    and other.nbytes
-                    and lo < addresses[j] + other.nbytes
-                    and addresses[j] < hi
-                ):
-                    return False
-        return replay.run(args, addresses)
+        if given:
+            for index, _ in self._output_slots:
+                out = args[index]
+                if not out.flags.writeable:
+                    return None
+                lo, hi = addresses[index], addresses[index] + out.nbytes
+                for j, other in enumerate(args):
+                    if (
+                        j != index
+                        and other.nbytes
+                        and lo < addresses[j] + other.nbytes
+                        and addresses[j] < hi
+                    ):
+                        return None
+        return args if replay.run(args, addresses) else None
 
     def _replay_key(self, args: list) -> tuple:
         return (self.plan.name, self.device.threads, *((a.shape, a.dtype) for a in args))  # type: ignore[attr-defined]

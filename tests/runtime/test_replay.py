@@ -216,3 +216,68 @@ def test_a_remembered_gptq_call_checks_g_idx_values_every_time() -> None:
     with pytest.raises(BufferError, match=r"g_idx\[5\] = 1000"):
         qmatmul(layer, x, out=out)
     assert not out.any()
+
+
+def _weighted_graph():
+    """y = qmatmul(x, w1) + qmatmul(x, w2), the weights by name."""
+    from quantir.compiler.graph import Weight
+    from quantir.runtime.compiled_graph import compile_graph
+
+    enc = QuantizationEncoding.Q4_K
+    with Graph("two_weights", input_types=[TensorType(DType.float32, ["m", K])]) as g:
+        (x,) = g.inputs
+        w1 = g.add_weight(Weight("w1", DType.uint8, [N, K], quantization_encoding=enc))
+        w2 = g.add_weight(Weight("w2", DType.uint8, [N, K], quantization_encoding=enc))
+        g.output(ops.qmatmul(enc, None, x, w1) + ops.qmatmul(enc, None, x, w2))
+    return compile_graph(g, threads=2)
+
+
+def test_graph_calls_with_weights_replay_and_still_check_them(weight) -> None:
+    compiled = _weighted_graph()
+    rng = np.random.default_rng(9)
+    x = rng.standard_normal((1, K)).astype(np.float32)
+    other = quantize("q4_k", rng.standard_normal((N, K)).astype(np.float32))
+    (first,) = compiled(x, weights={"w1": weight, "w2": other})
+    (again,) = compiled(x, weights={"w1": weight, "w2": other})
+    assert np.array_equal(_bits(first), _bits(again)) and again is not first
+    (swapped,) = compiled(x, weights={"w1": other, "w2": other})  # new arrays, same shapes
+    np.testing.assert_allclose(swapped, 2 * qmatmul("q4_k", x, other), rtol=1e-5, atol=1e-4)
+    with pytest.raises(ValueError, match="w2"):
+        compiled(x, weights={"w1": weight})
+    with pytest.raises(ValueError, match="w2"):
+        compiled(x, weights={"w1": weight, "w2": other[:, :100]})
+    wide = np.zeros((N, 288), np.uint8)
+    wide[:, ::2] = other
+    with pytest.raises(ValueError, match="w2"):
+        compiled(x, weights={"w1": weight, "w2": wide[:, ::2]})
+
+
+def test_a_gguf_model_passed_call_after_call_is_bound_once(monkeypatch) -> None:
+    from pathlib import Path
+
+    from quantir.runtime.compiled_graph import CompiledGraph, compile_graph
+    from quantir.runtime.gguf import open_gguf
+
+    path = Path(__file__).parents[2] / "examples" / "tiny-llama-q4_k_m.gguf"
+    model = open_gguf(path)
+    t = next(t for t in model.tensors if t.encoding is QuantizationEncoding.Q4_K)
+    with Graph("one", input_types=[TensorType(DType.float32, [1, t.shape[1]])]) as g:
+        g.output(ops.qmatmul(t.encoding, None, g.inputs[0], g.add_weight(t.as_weight())))
+    compiled = compile_graph(g, threads=2)
+    binds = [0]
+    real = CompiledGraph.bind_weights
+
+    def counting(self, weights=None):
+        binds[0] += 1
+        return real(self, weights)
+
+    monkeypatch.setattr(CompiledGraph, "bind_weights", counting)
+    x = np.random.default_rng(10).standard_normal((1, t.shape[1])).astype(np.float32)
+    results = [compiled(x, weights=model)[0] for _ in range(3)]
+    assert binds[0] == 1
+    assert all(np.array_equal(_bits(r), _bits(results[0])) for r in results)
+    np.testing.assert_allclose(
+        results[0], qmatmul(t, x), rtol=1e-6, atol=1e-6 * np.abs(results[0]).max()
+    )
+    compiled(x, weights=open_gguf(path))  # another model object: bound again
+    assert binds[0] == 2
