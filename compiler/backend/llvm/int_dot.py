@@ -73,22 +73,13 @@ def emit_dot_u8i8(
     acc_t = acc.type
     bytes_t = ir.VectorType(I8, nbytes)
     if native_split(nbytes, code_bits, features):
-        halves = []
-        for h in range(2):
-            byte_mask = _indices(range(h * nbytes // 2, (h + 1) * nbytes // 2))
-            lane_mask = _indices(range(h * lanes // 2, (h + 1) * lanes // 2))
-            halves.append(
-                emit_dot_u8i8(
-                    b,
-                    intrinsic,
-                    b.shuffle_vector(acc, acc, lane_mask),
-                    b.shuffle_vector(codes, codes, byte_mask),
-                    b.shuffle_vector(values, values, byte_mask),
-                    code_bits,
-                    features,
-                )
-            )
-        return b.shuffle_vector(halves[0], halves[1], _indices(range(lanes)))
+        return _in_halves(
+            b,
+            acc,
+            (codes, values),
+            (),
+            lambda a, bs, _: emit_dot_u8i8(b, intrinsic, a, *bs, code_bits, features),
+        )
     strategy = dot_strategy(nbytes, code_bits, features)
     if strategy == "vnni":
         fn = intrinsic(f"llvm.x86.avx512.vpdpbusd.{nbytes * 8}", acc_t, [acc_t, bytes_t, bytes_t])
@@ -138,6 +129,30 @@ def scaled_strategy(nbytes: int, features: frozenset[str]) -> str:
     return "widen"
 
 
+def _in_halves(
+    b: ir.IRBuilder,
+    acc: ir.Value,
+    byte_vectors: tuple[ir.Value, ...],
+    lane_vectors: tuple[ir.Value, ...],
+    dot: Callable[[ir.Value, list[ir.Value], list[ir.Value]], ir.Value],
+) -> ir.Value:
+    """A dot too wide for the host as two dots of half the lanes, joined: `dot`
+    gets each half of `acc`, of the byte vectors and of the per-lane vectors."""
+    lanes = acc.type.count
+    halves = []
+    for h in range(2):
+        byte_mask = _indices(range(h * 2 * lanes, (h + 1) * 2 * lanes))
+        lane_mask = _indices(range(h * lanes // 2, (h + 1) * lanes // 2))
+        halves.append(
+            dot(
+                b.shuffle_vector(acc, acc, lane_mask),
+                [b.shuffle_vector(v, v, byte_mask) for v in byte_vectors],
+                [b.shuffle_vector(v, v, lane_mask) for v in lane_vectors],
+            )
+        )
+    return b.shuffle_vector(halves[0], halves[1], _indices(range(lanes)))
+
+
 def emit_scaled_dot_u8i8(
     b: ir.IRBuilder,
     intrinsic: Intrinsic,
@@ -159,22 +174,13 @@ def emit_scaled_dot_u8i8(
     lanes = nbytes // 4
     strategy = scaled_strategy(nbytes, features)
     if strategy == "split":
-        halves = []
-        for h in range(2):
-            byte_mask = _indices(range(h * nbytes // 2, (h + 1) * nbytes // 2))
-            lane_mask = _indices(range(h * lanes // 2, (h + 1) * lanes // 2))
-            halves.append(
-                emit_scaled_dot_u8i8(
-                    b,
-                    intrinsic,
-                    b.shuffle_vector(acc, acc, lane_mask),
-                    b.shuffle_vector(codes, codes, byte_mask),
-                    b.shuffle_vector(values, values, byte_mask),
-                    b.shuffle_vector(scales, scales, lane_mask),
-                    features,
-                )
-            )
-        return b.shuffle_vector(halves[0], halves[1], _indices(range(lanes)))
+        return _in_halves(
+            b,
+            acc,
+            (codes, values),
+            (scales,),
+            lambda a, bs, ls: emit_scaled_dot_u8i8(b, intrinsic, a, *bs, *ls, features),
+        )
     if strategy == "widen":
         wide_t = ir.VectorType(I32, lanes)
         zero = ir.Constant(wide_t, [ir.Constant(I32, 0)] * lanes)
