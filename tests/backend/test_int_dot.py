@@ -44,31 +44,39 @@ def test_strategy_follows_features_and_code_width():
     assert not native_split(64, 4, VNNI) and not native_split(32, 4, AVX2)
 
 
-def _run(nbytes: int, code_bits: int, features: frozenset[str], acc, codes, values):
-    lanes = nbytes // 4
-    i8, i32 = ir.IntType(8), ir.IntType(32)
-    mod = ir.Module(name="dot")
+def _jit_dot(name: str, types: list, emit, inputs: tuple, lanes: int) -> np.ndarray:
+    """Compile `out = emit(builder, intrinsic, *inputs loaded as types)` for the
+    host and run it on `inputs`; the i32 result has `lanes` lanes."""
+    mod = ir.Module(name=name)
     mod.triple = cpu.host_target().triple
     mod.data_layout = cpu.data_layout()
     ptr = ir.PointerType()
-    fn = ir.Function(mod, ir.FunctionType(ir.VoidType(), [ptr] * 4), "dot")
+    fn = ir.Function(mod, ir.FunctionType(ir.VoidType(), [ptr] * (len(types) + 1)), name)
     b = ir.IRBuilder(fn.append_basic_block())
-    acc_t, bytes_t = ir.VectorType(i32, lanes), ir.VectorType(i8, nbytes)
-    loaded = [b.load(fn.args[0], typ=acc_t, align=1), b.load(fn.args[1], typ=bytes_t, align=1)]
-    loaded.append(b.load(fn.args[2], typ=bytes_t, align=1))
+    loaded = [b.load(arg, typ=t, align=1) for arg, t in zip(fn.args, types)]
 
     def intrinsic(name, ret, args):
         existing = mod.globals.get(name)
         return existing or ir.Function(mod, ir.FunctionType(ret, args), name)
 
-    result = emit_dot_u8i8(b, intrinsic, *loaded, code_bits, features)
-    b.store(result, fn.args[3], align=1)
+    b.store(emit(b, intrinsic, *loaded), fn.args[len(types)], align=1)
     b.ret_void()
     loaded_obj = cpu.LoadedObject(cpu.compile_object(mod))
-    call = ctypes.CFUNCTYPE(None, *[ctypes.c_void_p] * 4)(loaded_obj.address("dot"))
+    call = ctypes.CFUNCTYPE(None, *[ctypes.c_void_p] * (len(types) + 1))
     out = np.empty(lanes, np.int32)
-    call(acc.ctypes.data, codes.ctypes.data, values.ctypes.data, out.ctypes.data)
+    call(loaded_obj.address(name))(*(a.ctypes.data for a in (*inputs, out)))
     return out
+
+
+def _run(nbytes: int, code_bits: int, features: frozenset[str], acc, codes, values):
+    lanes = nbytes // 4
+    bytes_t = ir.VectorType(ir.IntType(8), nbytes)
+    types = [ir.VectorType(ir.IntType(32), lanes), bytes_t, bytes_t]
+
+    def emit(b, intrinsic, *loaded):
+        return emit_dot_u8i8(b, intrinsic, *loaded, code_bits, features)
+
+    return _jit_dot("dot", types, emit, (acc, codes, values), lanes)
 
 
 def _host_runs(strategy: str, nbytes: int) -> bool:
@@ -113,28 +121,14 @@ def test_every_strategy_is_exact(nbytes, code_bits, features):
 
 def _run_scaled(nbytes: int, features: frozenset[str], acc, codes, values, scales):
     lanes = nbytes // 4
-    i8, i16, i32 = ir.IntType(8), ir.IntType(16), ir.IntType(32)
-    mod = ir.Module(name="scaled")
-    mod.triple = cpu.host_target().triple
-    mod.data_layout = cpu.data_layout()
-    ptr = ir.PointerType()
-    fn = ir.Function(mod, ir.FunctionType(ir.VoidType(), [ptr] * 5), "scaled")
-    b = ir.IRBuilder(fn.append_basic_block())
-    types = [ir.VectorType(i32, lanes), ir.VectorType(i8, nbytes), ir.VectorType(i8, nbytes)]
-    types.append(ir.VectorType(i16, lanes))
-    loaded = [b.load(arg, typ=t, align=1) for arg, t in zip(fn.args, types)]
+    bytes_t = ir.VectorType(ir.IntType(8), nbytes)
+    types = [ir.VectorType(ir.IntType(32), lanes), bytes_t, bytes_t]
+    types.append(ir.VectorType(ir.IntType(16), lanes))
 
-    def intrinsic(name, ret, args):
-        existing = mod.globals.get(name)
-        return existing or ir.Function(mod, ir.FunctionType(ret, args), name)
+    def emit(b, intrinsic, *loaded):
+        return emit_scaled_dot_u8i8(b, intrinsic, *loaded, features)
 
-    b.store(emit_scaled_dot_u8i8(b, intrinsic, *loaded, features), fn.args[4], align=1)
-    b.ret_void()
-    loaded_obj = cpu.LoadedObject(cpu.compile_object(mod))
-    call = ctypes.CFUNCTYPE(None, *[ctypes.c_void_p] * 5)(loaded_obj.address("scaled"))
-    out = np.empty(lanes, np.int32)
-    call(*(a.ctypes.data for a in (acc, codes, values, scales, out)))
-    return out
+    return _jit_dot("scaled", types, emit, (acc, codes, values, scales), lanes)
 
 
 def _scaled_host_runs(nbytes: int, features: frozenset[str]) -> bool:
