@@ -15,7 +15,8 @@ Waiting: a worker that finished a job watches its mailbox for a bounded
 time (QUANTIR_SPIN_US, default 200 microseconds) with `pause` between
 looks, then sleeps in the kernel (a Linux futex; elsewhere it naps 50
 microseconds at a time); the calling thread waits for its helpers the same
-way. Nothing spins longer than that after its last job.
+way. Every 32 looks a waiting thread yields its core, in case the thread it
+waits for is queued on it. Nothing spins longer than that after its last job.
 
 Memory shared with the workers (mailboxes, job slots, settings) is owned
 by the pool for the life of the process, so a late reader never touches
@@ -26,6 +27,7 @@ from __future__ import annotations
 
 import atexit
 import ctypes
+import functools
 import os
 import sys
 import threading
@@ -50,9 +52,9 @@ MAX_JOBS = 64
 # Byte layout of the memory the pool shares with its workers. Fields written
 # by different threads sit on different 64-byte lines.
 BOX_BYTES = 64  # per worker: i32 gen @0, i32 sleeping @4, ptr job @8
-JOB_BYTES = (
-    192  # i64 next @0 | i32 done @64, i32 main_sleeping @68 | fn @128, argv, n, chunks, helpers
-)
+# per launch: i64 next @0 | i32 done @64, i32 main_sleeping @68 | fn @128, argv, edges, chunks,
+# helpers
+JOB_BYTES = 192
 JOB_FIELDS = 128 // 8  # i64 index of `fn`: fn, argv, edges, chunks, helpers follow
 CFG_SLOTS = 4  # i64: spin looks, then the addresses of syscall, usleep, sched_yield (0: none)
 
@@ -467,6 +469,7 @@ class NativePool:
                 self._run(self.cfg.ctypes.data, self.boxes.ctypes.data, jobs.ctypes.data, len(part))
 
 
+@functools.lru_cache(maxsize=256)
 def chunk_edges(n: int, parts: int) -> np.ndarray:
     """Where the chunks of a launch over `[0, n)` on `parts` threads begin and end.
 
@@ -474,13 +477,15 @@ def chunk_edges(n: int, parts: int) -> np.ndarray:
     the first chunks are large (few claims) and the last are single items:
     threads that claim until none is left finish within about one item of
     each other. One chunk for one thread."""
-    if parts <= 1:
-        return np.array([0, n], np.int64)
-    edges = [0]
-    while edges[-1] < n:
-        left = n - edges[-1]
-        edges.append(edges[-1] + max(1, -(-left // (GUIDED_SHARE * parts))))
-    return np.array(edges, np.int64)
+    edges = [0, n]
+    if parts > 1:
+        edges = [0]
+        while edges[-1] < n:
+            left = n - edges[-1]
+            edges.append(edges[-1] + max(1, -(-left // (GUIDED_SHARE * parts))))
+    array = np.array(edges, np.int64)
+    array.flags.writeable = False  # shared: kept by this cache and by launch tables
+    return array
 
 
 @dataclass(frozen=True)
